@@ -1,0 +1,119 @@
+"""Clustering of criteria embeddings into semantic modes.
+
+UMAP (cosine, seeded) reduces to a few dimensions where HDBSCAN finds dense modes without being
+told how many there are. Both are seeded: `random_state` makes UMAP single-threaded and exactly
+reproducible, and HDBSCAN is deterministic given its input. Below `small_set_threshold` examples
+UMAP's neighbour graph and HDBSCAN's density estimates are too unstable, so small sets use
+average-linkage agglomerative clustering with a fixed cosine-distance threshold, which is fully
+deterministic and needs no seed.
+
+HDBSCAN marks points that belong to no dense mode as noise (label -1). Noise points are kept,
+not dropped: the score counts each as a cluster of its own (a mode with one member), because an
+example unlike all others adds diversity. Reports show how many there were.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+NOISE = -1
+
+
+class ClusterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["auto", "umap_hdbscan", "agglomerative"] = "auto"
+    small_set_threshold: int = Field(default=50, ge=3)
+    umap_components: int = Field(default=5, ge=2)
+    umap_neighbors: int = Field(default=15, ge=2)
+    umap_min_dist: float = Field(default=0.0, ge=0.0)
+    min_cluster_size: int = Field(default=3, ge=2)
+    min_samples: int = Field(default=3, ge=1)
+    cluster_selection_method: Literal["eom", "leaf"] = "eom"
+    distance_threshold: float = Field(default=0.3, gt=0.0, lt=2.0)
+
+
+class Clustering(BaseModel):
+    """Labels per input row (NOISE = -1) and how they were obtained."""
+
+    labels: list[int]
+    method: Literal["umap_hdbscan", "agglomerative", "trivial"]
+    n_clusters: int
+    n_noise: int
+    reduced: list[list[float]] | None = Field(default=None, repr=False)
+
+
+def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Cluster ids ordered by size (0 = largest, ties by first occurrence) so ids are stable and readable."""
+    ids = [lab for lab in dict.fromkeys(labels.tolist()) if lab != NOISE]
+    sizes = {lab: int((labels == lab).sum()) for lab in ids}
+    order = sorted(ids, key=lambda lab: (-sizes[lab], ids.index(lab)))
+    mapping = {old: new for new, old in enumerate(order)}
+    mapping[NOISE] = NOISE
+    return np.array([mapping[lab] for lab in labels.tolist()], dtype=int)
+
+
+def _agglomerative(X: np.ndarray, params: ClusterParams) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=params.distance_threshold, metric="cosine", linkage="average"
+    )
+    return model.fit_predict(X)
+
+
+def _umap_hdbscan(X: np.ndarray, params: ClusterParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    import hdbscan
+    import umap
+
+    n = X.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs overridden by random_state: that is what we want
+        reducer = umap.UMAP(
+            n_components=min(params.umap_components, n - 2),
+            n_neighbors=min(params.umap_neighbors, n - 1),
+            min_dist=params.umap_min_dist,
+            metric="cosine",
+            random_state=seed,
+            n_jobs=1,
+        )
+        reduced = reducer.fit_transform(X)
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=params.min_cluster_size,
+        min_samples=params.min_samples,
+        cluster_selection_method=params.cluster_selection_method,
+    )
+    return clusterer.fit_predict(reduced), reduced
+
+
+def cluster_vectors(X: np.ndarray, *, params: ClusterParams | None = None, seed: int = 0,
+                    keep_reduced: bool = False) -> Clustering:
+    params = params or ClusterParams()
+    n = int(X.shape[0])
+    if n == 0:
+        return Clustering(labels=[], method="trivial", n_clusters=0, n_noise=0)
+    if n < 3:
+        labels = _agglomerative(X, params) if n == 2 else np.zeros(1, dtype=int)
+        method: Literal["umap_hdbscan", "agglomerative", "trivial"] = "trivial"
+        reduced = None
+    else:
+        use_umap = params.method == "umap_hdbscan" or (
+            params.method == "auto" and n >= params.small_set_threshold
+        )
+        if use_umap:
+            labels, reduced = _umap_hdbscan(X, params, seed)
+            method = "umap_hdbscan"
+        else:
+            labels, reduced, method = _agglomerative(X, params), None, "agglomerative"
+    labels = _relabel_by_size(np.asarray(labels))
+    return Clustering(
+        labels=labels.tolist(),
+        method=method,
+        n_clusters=len(set(labels.tolist()) - {NOISE}),
+        n_noise=int((labels == NOISE).sum()),
+        reduced=reduced.tolist() if (keep_reduced and reduced is not None) else None,
+    )

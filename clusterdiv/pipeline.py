@@ -1,0 +1,247 @@
+"""The scoring pipeline, top to bottom: load -> extract -> embed -> cluster -> score -> report.
+
+Each stage is a plain typed function (list in, list out, keyword-only `model=`/`cache=`), so a
+notebook can run them one at a time; `score()` is only the composition plus timings.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from clusterdiv import __version__
+from clusterdiv.cache import ModelCache
+from clusterdiv.cluster import NOISE, ClusterParams, Clustering, cluster_vectors
+from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
+from clusterdiv.errors import ClusterdivError, InputError
+from clusterdiv.extract import criteria_text, extract_criteria
+from clusterdiv.llm.plugins import get_registry
+from clusterdiv.llm.structured import CallStats, LLMSettings
+from clusterdiv.progress import NullProgress, ProgressReporter
+from clusterdiv.prompts import PromptTemplate
+from clusterdiv.records import ClusterAssignment, EmbeddedExample, Example, Extraction
+from clusterdiv.report import (
+    ClusterSummary,
+    FailureRecord,
+    Failures,
+    Report,
+    RunConfig,
+    SkippedInput,
+    Timings,
+    ValueCount,
+)
+from clusterdiv.scoring import DiversityScore, score_labels
+
+
+class ScoreConfig(BaseModel):
+    """Everything that defines a scoring run; recorded in the report's `config`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    prompt_file: str | None = None
+    criteria: list[str] | None = None  # which criteria to embed; None = the prompt file's `embed`
+    clustering: ClusterParams = Field(default_factory=ClusterParams)
+    seed: int = 0
+    sample: int | None = Field(default=None, ge=1)
+    reference_size: int = Field(default=100, ge=2)
+    bootstrap: int = Field(default=200, ge=0)
+    top_clusters: int = Field(default=10, ge=1)
+    examples_per_cluster: int = Field(default=5, ge=1)
+
+
+# ---------------------------------------------------------------- stages
+
+
+def sample_examples(examples: Sequence[Example], *, n: int | None, seed: int) -> list[Example]:
+    """A seeded subsample in original order (order matters for nothing but readability)."""
+    if n is None or n >= len(examples):
+        return list(examples)
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
+
+
+def embed_extractions(extractions: Sequence[Extraction], *, model: Embedder, cache: ModelCache,
+                      fields: Sequence[str], progress: ProgressReporter | None = None
+                      ) -> list[EmbeddedExample]:
+    """Embed the chosen criteria of every successful extraction; failed ones have nothing to embed."""
+    progress = progress or NullProgress()
+    ok = [e for e in extractions if e.ok]
+    texts = [criteria_text(e.criteria or {}, fields) for e in ok]
+    empty = [e.example_id for e, t in zip(ok, texts, strict=True) if not t]
+    if empty:
+        raise InputError(f"criteria {list(fields)} are empty for {len(empty)} examples, e.g. {empty[0]}")
+    progress.start("embed", len(texts))
+    try:
+        vectors = embed_texts(texts, model=model, cache=cache,
+                              progress=lambda k: progress.advance("embed", k))
+    finally:
+        progress.finish("embed")
+    return [
+        EmbeddedExample(example_id=e.example_id, embedded_text=t, vector=v.tolist())
+        for e, t, v in zip(ok, texts, vectors, strict=True)
+    ]
+
+
+def cluster_examples(embedded: Sequence[EmbeddedExample], *, params: ClusterParams, seed: int
+                     ) -> tuple[list[ClusterAssignment], Clustering]:
+    X = np.asarray([e.vector for e in embedded], dtype=np.float32).reshape(len(embedded), -1)
+    clustering = cluster_vectors(X, params=params, seed=seed)
+    assignments = [
+        ClusterAssignment(example_id=e.example_id, cluster=label)
+        for e, label in zip(embedded, clustering.labels, strict=True)
+    ]
+    return assignments, clustering
+
+
+def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Sequence[Extraction], *,
+                       top: int, per_cluster: int) -> list[ClusterSummary]:
+    """The largest clusters with their share, a few example ids and their most common criteria."""
+    by_id = {e.example_id: e for e in extractions}
+    members: dict[int, list[str]] = {}
+    for a in assignments:
+        if a.cluster != NOISE:
+            members.setdefault(a.cluster, []).append(a.example_id)
+    n = len(assignments)
+    summaries = []
+    for cluster_id, ids in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:top]:
+        top_values: dict[str, list[ValueCount]] = {}
+        for name in (by_id[ids[0]].criteria or {}):
+            counts = Counter((by_id[i].criteria or {}).get(name, "") for i in ids)
+            top_values[name] = [ValueCount(value=v, count=c) for v, c in counts.most_common(3)]
+        summary = "; ".join(
+            f"{name}: " + ", ".join(f"{vc.value} ({vc.count})" for vc in vals[:2])
+            for name, vals in top_values.items()
+        )
+        summaries.append(ClusterSummary(
+            cluster_id=cluster_id, size=len(ids), share=len(ids) / n, example_ids=ids[:per_cluster],
+            criteria_summary=summary, top_values=top_values,
+        ))
+    return summaries
+
+
+# ---------------------------------------------------------------- composition
+
+
+def _as_examples(data: Any, *, load_options: dict[str, Any]) -> tuple[list[Example], Any]:
+    from clusterdiv.corpus import LoadedCorpus, examples_from_texts, load_corpus
+
+    if isinstance(data, LoadedCorpus):
+        return list(data.examples), data
+    if isinstance(data, (str, Path)) and not (isinstance(data, str) and "\n" in data):
+        corpus = load_corpus(data, **load_options)
+        return list(corpus.examples), corpus
+    if isinstance(data, Sequence) and all(isinstance(x, Example) for x in data):
+        return list(data), None
+    if isinstance(data, Sequence) and all(isinstance(x, str) for x in data):
+        return examples_from_texts(list(data)), None
+    raise InputError("score() takes a path, a list of texts, a list of Examples or a LoadedCorpus")
+
+
+def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | None = None,
+          progress: ProgressReporter | None = None, load_options: dict[str, Any] | None = None,
+          **overrides: Any) -> Report:
+    """Score the diversity of `data` (path, texts, Examples or a LoadedCorpus); see README."""
+    config = (config or ScoreConfig()).model_copy(update=overrides) if overrides else (config or ScoreConfig())
+    config = ScoreConfig.model_validate(config.model_dump())
+    own_cache = cache is None
+    cache = cache or ModelCache()
+    progress = progress or NullProgress()
+    timings = Timings()
+    started = time.perf_counter()
+    try:
+        t = time.perf_counter()
+        examples, corpus = _as_examples(data, load_options=load_options or {})
+        examples = sample_examples(examples, n=config.sample, seed=config.seed)
+        if not examples:
+            raise InputError("no examples to score")
+        timings.load_s = time.perf_counter() - t
+
+        prompt = PromptTemplate.load(config.prompt_file)
+        fields = config.criteria or prompt.spec.embed
+        unknown = [f for f in fields if f not in prompt.criteria_names]
+        if unknown:
+            raise InputError(f"unknown criteria {unknown}; the prompt defines {prompt.criteria_names}")
+        embedder = Embedder(config.embedding_model)
+
+        t = time.perf_counter()
+        stats = CallStats()
+        extractions = extract_criteria(examples, model=config.llm, cache=cache, prompt=prompt,
+                                       stats=stats, progress=progress)
+        timings.extract_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        hits_before = cache.hits["embedding"]
+        embedded = embed_extractions(extractions, model=embedder, cache=cache, fields=fields,
+                                     progress=progress)
+        timings.embed_s = time.perf_counter() - t
+        if not embedded:
+            raise ClusterdivError(f"every example failed extraction, e.g. {extractions[0].error}")
+
+        t = time.perf_counter()
+        assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+        timings.cluster_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        result: DiversityScore = score_labels(
+            [a.cluster for a in assignments], reference_size=config.reference_size,
+            n_boot=config.bootstrap, seed=config.seed,
+        )
+        clusters = summarize_clusters(assignments, extractions, top=config.top_clusters,
+                                      per_cluster=config.examples_per_cluster)
+        timings.score_s = time.perf_counter() - t
+
+        failures = [FailureRecord(example_id=e.example_id, reason=e.error or "unknown")
+                    for e in extractions if not e.ok]
+        timings.llm_calls = stats.calls
+        timings.llm_cache_hits = stats.cache_hits
+        timings.prompt_tokens = stats.prompt_tokens
+        timings.completion_tokens = stats.completion_tokens
+        timings.embedding_calls = embedder.calls
+        timings.embedding_cache_hits = cache.hits["embedding"] - hits_before
+        timings.total_s = time.perf_counter() - started
+        skipped_rows = [s.model_dump() for s in corpus.skipped] if corpus is not None else []
+        return Report(
+            source=corpus.path if corpus is not None else None,
+            content_hash=corpus.content_hash if corpus is not None else None,
+            n_input=len(examples),
+            n_samples=result.n_samples,
+            n_clusters=result.n_clusters,
+            n_noise=result.n_noise,
+            n_modes=result.n_modes,
+            score=result.score,
+            score_normalized=result.score_normalized,
+            ci95=result.ci95,
+            ci95_normalized=result.ci95_normalized,
+            normalization=result.normalization,
+            clusters=clusters,
+            failed=Failures(count=len(failures), reasons=failures),
+            skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
+            config=RunConfig(
+                model=config.llm.model,
+                model_fingerprint=get_registry().fingerprint(config.llm.model),
+                embedding_model=embedder.spec.name,
+                embedding_fingerprint=embedder.spec.fingerprint,
+                prompt_file=prompt.source if config.prompt_file else "bundled:extract_criteria.yaml",
+                prompt_sha256=prompt.content_hash,
+                embedded_criteria=list(fields),
+                seed=config.seed,
+                sample=config.sample,
+                reference_size=config.reference_size,
+                clustering=config.clustering.model_dump(),
+                clustering_method=clustering.method,
+                clusterdiv_version=__version__,
+            ),
+            timings=timings,
+        )
+    finally:
+        if own_cache:
+            cache.close()

@@ -1,0 +1,187 @@
+"""The report every command produces: one pydantic model, rendered as JSON, a table or markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ValueCount(BaseModel):
+    value: str
+    count: int
+
+
+class ClusterSummary(BaseModel):
+    cluster_id: int
+    size: int
+    share: float
+    example_ids: list[str]
+    criteria_summary: str
+    top_values: dict[str, list[ValueCount]] = Field(default_factory=dict)
+
+
+class FailureRecord(BaseModel):
+    example_id: str
+    reason: str
+
+
+class Failures(BaseModel):
+    count: int = 0
+    reasons: list[FailureRecord] = Field(default_factory=list)
+
+
+class SkippedInput(BaseModel):
+    count: int = 0
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RunConfig(BaseModel):
+    model: str
+    model_fingerprint: str
+    embedding_model: str
+    embedding_fingerprint: str
+    prompt_file: str
+    prompt_sha256: str
+    embedded_criteria: list[str]
+    seed: int
+    sample: int | None
+    reference_size: int
+    clustering: dict[str, Any]
+    clustering_method: str
+    clusterdiv_version: str
+
+
+class Timings(BaseModel):
+    """Measurements of this run; the only section that differs between two identical runs."""
+
+    load_s: float = 0.0
+    extract_s: float = 0.0
+    embed_s: float = 0.0
+    cluster_s: float = 0.0
+    score_s: float = 0.0
+    metrics_s: float = 0.0
+    total_s: float = 0.0
+    llm_calls: int = 0
+    llm_cache_hits: int = 0
+    embedding_calls: int = 0
+    embedding_cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Report(BaseModel):
+    source: str | None = None
+    content_hash: str | None = None
+    n_input: int
+    n_samples: int
+    n_clusters: int
+    n_noise: int
+    n_modes: int
+    score: float
+    score_normalized: float
+    ci95: tuple[float, float]
+    ci95_normalized: tuple[float, float]
+    normalization: str
+    clusters: list[ClusterSummary]
+    failed: Failures
+    skipped: SkippedInput
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    config: RunConfig
+    timings: Timings
+
+    def to_json(self, *, indent: int | None = 2, exclude_timings: bool = False) -> str:
+        data = self.model_dump(mode="json", exclude={"timings"} if exclude_timings else None)
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+
+
+def render_markdown(report: Report, *, top: int = 10) -> str:
+    lo, hi = report.ci95_normalized
+    lines = [
+        "# clusterdiv report",
+        "",
+        f"- source: `{report.source}`" if report.source else "- source: (in-memory texts)",
+        f"- samples scored: **{report.n_samples}** of {report.n_input} "
+        f"({report.failed.count} failed extraction, {report.skipped.count} skipped on load)",
+        f"- distinct modes: **{report.n_modes}** ({report.n_clusters} clusters + {report.n_noise} noise singletons)",
+        f"- score (modes / samples): **{report.score:.3f}** "
+        f"(95% CI {report.ci95[0]:.3f}-{report.ci95[1]:.3f})",
+        f"- normalised score: **{report.score_normalized:.3f}** (95% CI {lo:.3f}-{hi:.3f}); "
+        f"{report.normalization}",
+        f"- model `{report.config.model}`, embeddings `{report.config.embedding_model}`, "
+        f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
+        f"clustering {report.config.clustering_method}",
+        "",
+        "## Largest clusters",
+        "",
+        "| cluster | size | share | criteria | example ids |",
+        "| ---: | ---: | ---: | --- | --- |",
+    ]
+    for c in report.clusters[:top]:
+        lines.append(
+            f"| {c.cluster_id} | {c.size} | {c.share:.1%} | {c.criteria_summary} | {', '.join(c.example_ids)} |"
+        )
+    if report.metrics:
+        lines += ["", "## Set metrics", "", "| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
+        for name, m in report.metrics.items():
+            ci = m.get("ci95")
+            ci_text = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
+            value = m.get("value")
+            value_text = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+            lines.append(f"| {name} | {value_text} | {ci_text} | {m.get('meaning', '')} |")
+    if report.failed.count:
+        lines += ["", f"## Failed extractions ({report.failed.count})", ""]
+        lines += [f"- `{f.example_id}`: {f.reason}" for f in report.failed.reasons[:20]]
+    t = report.timings
+    lines += [
+        "",
+        f"_timings: total {t.total_s:.1f}s (extract {t.extract_s:.1f}s, embed {t.embed_s:.1f}s, "
+        f"cluster {t.cluster_s:.1f}s); LLM calls {t.llm_calls}, LLM cache hits {t.llm_cache_hits}, "
+        f"embeddings computed {t.embedding_calls}, embedding cache hits {t.embedding_cache_hits}_",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_table(report: Report, console: Any, *, top: int = 10) -> None:
+    """Rich terminal view: headline, largest clusters, metrics, failures, cost."""
+    from rich.table import Table
+
+    lo, hi = report.ci95_normalized
+    console.print(
+        f"[bold]diversity score[/bold] {report.score:.3f} "
+        f"(95% CI {report.ci95[0]:.3f}-{report.ci95[1]:.3f})   "
+        f"[bold]normalised[/bold] {report.score_normalized:.3f} (95% CI {lo:.3f}-{hi:.3f})"
+    )
+    console.print(
+        f"{report.n_modes} distinct modes = {report.n_clusters} clusters + {report.n_noise} noise singletons, "
+        f"over {report.n_samples} samples ({report.failed.count} failed, {report.skipped.count} skipped); "
+        f"{report.normalization}"
+    )
+    table = Table(title="Largest clusters", show_lines=False)
+    for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
+                         ("criteria", "left"), ("example ids", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for c in report.clusters[:top]:
+        table.add_row(str(c.cluster_id), str(c.size), f"{c.share:.1%}", c.criteria_summary,
+                      ", ".join(c.example_ids[:3]))
+    console.print(table)
+    if report.metrics:
+        mt = Table(title="Set metrics")
+        for col in ("metric", "value", "95% CI", "meaning"):
+            mt.add_column(col)
+        for name, m in report.metrics.items():
+            ci = m.get("ci95")
+            value = m.get("value")
+            mt.add_row(name, f"{value:.4f}" if isinstance(value, (int, float)) else str(value),
+                       f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "", m.get("meaning", ""))
+        console.print(mt)
+    if report.failed.count:
+        console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "
+                      + "; ".join(f"{f.example_id}: {f.reason}" for f in report.failed.reasons[:3]))
+    t = report.timings
+    console.print(
+        f"[dim]total {t.total_s:.1f}s | LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}) | "
+        f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits}) | "
+        f"model {report.config.model} | prompt {report.config.prompt_sha256[:12]}[/dim]"
+    )
