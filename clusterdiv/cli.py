@@ -102,6 +102,8 @@ def score(
     api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")] = None,
     concurrency: Annotated[int, typer.Option(help="Concurrent LLM requests")] = 4,
     reference_size: Annotated[int, typer.Option(help="Sample size the normalised score refers to")] = 100,
+    metrics: Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")] = "all",
+    reference: Annotated[Path | None, typer.Option(help="Real data to compare against (MAUVE, recall, shares)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars on stderr")] = True,
     debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
@@ -109,6 +111,7 @@ def score(
     """Score the diversity of a dataset and print the report."""
     try:
         from clusterdiv.cache import ModelCache
+        from clusterdiv.errors import InputError
         from clusterdiv.llm.structured import LLMSettings
         from clusterdiv.pipeline import ScoreConfig
         from clusterdiv.pipeline import score as run_score
@@ -122,15 +125,26 @@ def score(
             seed=seed,
             sample=sample,
             reference_size=reference_size,
+            metrics=metrics,
         )
+        if metrics not in ("all", "none"):
+            from clusterdiv.metrics.registry import resolve_selection
+
+            try:
+                resolve_selection(metrics)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
                         "skip_invalid": skip_invalid}
+        ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
         with ModelCache(cache_dir) as cache:
             if progress and stderr.is_terminal or progress and os.environ.get("CLUSTERDIV_FORCE_PROGRESS"):
                 with RichProgress() as bars:
-                    report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options)
+                    report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options,
+                                       reference=reference, reference_load_options=ref_options)
             else:
-                report = run_score(file, config=config, cache=cache, load_options=load_options)
+                report = run_score(file, config=config, cache=cache, load_options=load_options,
+                                   reference=reference, reference_load_options=ref_options)
         if output_format is OutputFormat.json:
             text = report.to_json()
         elif output_format is OutputFormat.markdown:
@@ -155,6 +169,77 @@ def score(
         stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached; rerun to resume")
         raise typer.Exit(130) from None
     except Exception as exc:  # one line per error; traceback only with --debug
+        _fail(exc, debug)
+
+
+@app.command("metrics")
+def metrics_command(
+    file: Annotated[Path, typer.Argument(help="Dataset file or folder")],
+    metrics: Annotated[str, typer.Option(help="all, lexical, semantic, reference, or metric names")] = "all",
+    reference: Annotated[Path | None, typer.Option(help="Real data for MAUVE / precision / recall")] = None,
+    embedding_model: Annotated[str, typer.Option(help="sentence-transformers name or path")] = "all-MiniLM-L6-v2",
+    text_field: Annotated[str | None, typer.Option(help="Field holding the text")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Skip and count malformed rows")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for bootstrap and sampling")] = 0,
+    self_bleu_sample: Annotated[int | None, typer.Option(help="Hypotheses sampled for self-BLEU")] = 2000,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="Report format")] = OutputFormat.table,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
+) -> None:
+    """Only the standard set metrics (no LLM); `--metrics lexical` needs no model at all."""
+    try:
+        import json
+
+        from clusterdiv.corpus import load_corpus
+        from clusterdiv.errors import InputError
+        from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+
+        try:
+            selected = resolve_selection(None if metrics == "all" else metrics)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        if reference is None:
+            selected -= set(METRIC_GROUPS["reference"])
+        corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid)
+        texts = [e.text for e in corpus.examples]
+        vectors = ref_vectors = None
+        needs_vectors = selected - set(METRIC_GROUPS["lexical"])
+        if needs_vectors:
+            from clusterdiv.cache import ModelCache
+            from clusterdiv.embed import Embedder, embed_texts
+
+            embedder = Embedder(embedding_model)
+            with ModelCache(cache_dir) as cache:
+                vectors = embed_texts(texts, model=embedder, cache=cache)
+                if reference is not None:
+                    ref = load_corpus(reference, text_field=text_field, skip_invalid=skip_invalid)
+                    ref_vectors = embed_texts([e.text for e in ref.examples], model=embedder, cache=cache)
+        values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
+                                     select=selected, seed=seed, self_bleu_sample=self_bleu_sample)
+        payload = {"source": corpus.path, "n_samples": len(texts), "skipped": len(corpus.skipped),
+                   "metrics": {k: v.model_dump(mode="json") for k, v in values.items()}}
+        if output_format is OutputFormat.json:
+            sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+            return
+        from rich.table import Table
+
+        table = Table(title=f"Set metrics: {corpus.path} ({len(texts)} texts)")
+        for col in ("metric", "value", "95% CI", "meaning"):
+            table.add_column(col)
+        for name, v in values.items():
+            table.add_row(name, "n/a" if v.value is None else f"{v.value:.4f}",
+                          f"{v.ci95[0]:.3f}-{v.ci95[1]:.3f}" if v.ci95 else "", v.meaning)
+        if output_format is OutputFormat.markdown:
+            lines = ["| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
+            lines += [f"| {n} | {'n/a' if v.value is None else f'{v.value:.4f}'} | "
+                      f"{f'{v.ci95[0]:.3f}-{v.ci95[1]:.3f}' if v.ci95 else ''} | {v.meaning} |"
+                      for n, v in values.items()]
+            sys.stdout.write("\n".join(lines) + "\n")
+            return
+        Console().print(table)
+    except typer.Exit:
+        raise
+    except Exception as exc:
         _fail(exc, debug)
 
 

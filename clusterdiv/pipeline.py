@@ -54,6 +54,8 @@ class ScoreConfig(BaseModel):
     sample: int | None = Field(default=None, ge=1)
     reference_size: int = Field(default=100, ge=2)
     bootstrap: int = Field(default=200, ge=0)
+    metrics: str | None = "all"  # metric names/groups for the `metrics` section; "none" to skip
+    self_bleu_sample: int | None = Field(default=2000, ge=2)
     top_clusters: int = Field(default=10, ge=1)
     examples_per_cluster: int = Field(default=5, ge=1)
 
@@ -128,6 +130,74 @@ def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Se
     return summaries
 
 
+def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Example] | None, *,
+                           config: ScoreConfig, embedder: Embedder, cache: ModelCache,
+                           prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
+                           progress: ProgressReporter | None = None) -> dict[str, Any]:
+    """The `metrics` section: set metrics on the raw texts, and against `reference` when given.
+
+    Embedding metrics use the raw texts (the usual definition), embedded with the same model and
+    cache as the criteria. `cluster_shares` re-uses the criteria pipeline on the reference so both
+    sets are clustered together.
+    """
+    from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+
+    selection = (config.metrics or "all")
+    selected = resolve_selection(None if selection in ("all", "none") else selection)
+    if selection == "none":
+        selected = set(METRIC_GROUPS["reference"])
+    if reference is None:
+        selected -= set(METRIC_GROUPS["reference"])
+    texts = [e.text for e in examples]
+    needs_vectors = bool(selected & (set(METRIC_GROUPS["semantic"]) | set(METRIC_GROUPS["reference"])))
+    vectors = embed_texts(texts, model=embedder, cache=cache) if needs_vectors else None
+    reference_vectors = None
+    if reference is not None and selected & set(METRIC_GROUPS["reference"]):
+        reference_vectors = embed_texts([e.text for e in reference], model=embedder, cache=cache)
+    values = compute_set_metrics(
+        texts, embeddings=vectors, reference_embeddings=reference_vectors, select=selected,
+        seed=config.seed, bootstrap=config.bootstrap, self_bleu_sample=config.self_bleu_sample,
+    )
+    out: dict[str, Any] = {name: v.model_dump(mode="json") for name, v in values.items()}
+    if reference is not None:
+        out["cluster_shares"] = shared_cluster_shares(
+            examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt,
+            fields=fields, stats=stats, progress=progress,
+        )
+    return out
+
+
+def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Example], *,
+                          config: ScoreConfig, embedder: Embedder, cache: ModelCache,
+                          prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
+                          progress: ProgressReporter | None = None) -> dict[str, Any]:
+    """Cluster batch and reference together; report each mode's share in both."""
+    from clusterdiv.shares import cluster_shares
+
+    batch_ex = extract_criteria(examples, model=config.llm, cache=cache, prompt=prompt, stats=stats)
+    ref_ex = extract_criteria(reference, model=config.llm, cache=cache, prompt=prompt, stats=stats,
+                              progress=progress)
+    ref_ex = [e.model_copy(update={"example_id": f"ref:{e.example_id}"}) for e in ref_ex]
+    both = list(batch_ex) + list(ref_ex)
+    embedded = embed_extractions(both, model=embedder, cache=cache, fields=fields)
+    assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+    summaries = {c.cluster_id: c.criteria_summary for c in summarize_clusters(
+        assignments, both, top=10**6, per_cluster=1)}
+    rows = cluster_shares(
+        [a.cluster for a in assignments], [not a.example_id.startswith("ref:") for a in assignments],
+        [a.example_id for a in assignments], summaries=summaries,
+    )
+    return {
+        "method": clustering.method,
+        "n_batch": sum(1 for a in assignments if not a.example_id.startswith("ref:")),
+        "n_reference": sum(1 for a in assignments if a.example_id.startswith("ref:")),
+        "n_shared_clusters": clustering.n_clusters,
+        "under_covered": [r.cluster_id for r in rows if r.flag in ("missing", "under")],
+        "over_produced": [r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
+        "clusters": [r.model_dump(mode="json") for r in rows],
+    }
+
+
 # ---------------------------------------------------------------- composition
 
 
@@ -148,8 +218,13 @@ def _as_examples(data: Any, *, load_options: dict[str, Any]) -> tuple[list[Examp
 
 def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | None = None,
           progress: ProgressReporter | None = None, load_options: dict[str, Any] | None = None,
+          reference: Any = None, reference_load_options: dict[str, Any] | None = None,
           **overrides: Any) -> Report:
-    """Score the diversity of `data` (path, texts, Examples or a LoadedCorpus); see README."""
+    """Score the diversity of `data` (path, texts, Examples or a LoadedCorpus); see README.
+
+    With `reference` (real data, same accepted types) the report adds MAUVE, k-NN
+    precision/recall/density/coverage and per-cluster shares in one shared clustering.
+    """
     config = (config or ScoreConfig()).model_copy(update=overrides) if overrides else (config or ScoreConfig())
     config = ScoreConfig.model_validate(config.model_dump())
     own_cache = cache is None
@@ -199,6 +274,18 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
                                       per_cluster=config.examples_per_cluster)
         timings.score_s = time.perf_counter() - t
 
+        t = time.perf_counter()
+        metrics: dict[str, Any] = {}
+        if (config.metrics or "none") != "none" or reference is not None:
+            reference_examples = None
+            if reference is not None:
+                reference_examples, _ = _as_examples(reference, load_options=reference_load_options or {})
+            metrics = compute_report_metrics(
+                examples, reference_examples, config=config, embedder=embedder, cache=cache,
+                prompt=prompt, fields=fields, stats=stats, progress=progress,
+            )
+        timings.metrics_s = time.perf_counter() - t
+
         failures = [FailureRecord(example_id=e.example_id, reason=e.error or "unknown")
                     for e in extractions if not e.ok]
         timings.llm_calls = stats.calls
@@ -225,6 +312,7 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
             clusters=clusters,
             failed=Failures(count=len(failures), reasons=failures),
             skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
+            metrics=metrics,
             config=RunConfig(
                 model=config.llm.model,
                 model_fingerprint=get_registry().fingerprint(config.llm.model),

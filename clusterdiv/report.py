@@ -125,11 +125,20 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     if report.metrics:
         lines += ["", "## Set metrics", "", "| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
         for name, m in report.metrics.items():
+            if name == "cluster_shares":
+                continue
             ci = m.get("ci95")
             ci_text = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
             value = m.get("value")
             value_text = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
             lines.append(f"| {name} | {value_text} | {ci_text} | {m.get('meaning', '')} |")
+    shares = report.metrics.get("cluster_shares")
+    if shares:
+        lines += ["", "## Modes versus the reference (shared clustering)", "",
+                  "| cluster | batch share | reference share | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
+        for row in shares["clusters"][:top]:
+            lines.append(f"| {row['cluster_id']} | {row['batch_share']:.1%} | {row['reference_share']:.1%} | "
+                         f"{row['flag']} | {row['criteria_summary']} |")
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- `{f.example_id}`: {f.reason}" for f in report.failed.reasons[:20]]
@@ -171,11 +180,22 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         for col in ("metric", "value", "95% CI", "meaning"):
             mt.add_column(col)
         for name, m in report.metrics.items():
+            if name == "cluster_shares":
+                continue
             ci = m.get("ci95")
             value = m.get("value")
             mt.add_row(name, f"{value:.4f}" if isinstance(value, (int, float)) else str(value),
                        f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "", m.get("meaning", ""))
         console.print(mt)
+    shares = report.metrics.get("cluster_shares")
+    if shares:
+        st = Table(title="Modes versus the reference (most discrepant first)")
+        for col in ("cluster", "batch", "reference", "flag", "criteria"):
+            st.add_column(col)
+        for row in shares["clusters"][:top]:
+            st.add_row(str(row["cluster_id"]), f"{row['batch_share']:.1%}", f"{row['reference_share']:.1%}",
+                       row["flag"], row["criteria_summary"])
+        console.print(st)
     if report.failed.count:
         console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "
                       + "; ".join(f"{f.example_id}: {f.reason}" for f in report.failed.reasons[:3]))

@@ -170,3 +170,44 @@ def test_killed_run_resumes_without_repeating_paid_calls(tmp_path, subprocess_en
     texts_called = [json.loads(line)["text"] for line in Path(env["FAKE_LLM_CALL_LOG"]).read_text().splitlines()]
     assert len(texts_called) - len(set(texts_called)) <= 1
     assert report["n_samples"] == 40
+
+
+def test_report_carries_named_set_metrics_and_reference_shares(corpus_file, tmp_path, subprocess_env):
+    real_rows = [{"text": t} for t, _ in intent_corpus(["weather", "alarm", "music", "joke", "recipe",
+                                                        "flight"], 30, seed=5)]
+    real = write_jsonl(tmp_path / "real.jsonl", real_rows)
+    result = run_cli(["score", str(corpus_file), "--model", "fake/echo", "--format", "json",
+                      "--reference", str(real)], subprocess_env)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    expected = {f"distinct_{n}" for n in range(1, 5)} | {
+        "self_bleu", "compression_ratio", "embedding_mean_cosine", "vendi", "mauve", "precision", "recall",
+        "cluster_shares"}
+    assert expected <= set(metrics)
+    assert all(0.0 <= metrics[name]["value"] <= 1.0 for name in ("distinct_2", "self_bleu", "mauve", "recall"))
+    shares = metrics["cluster_shares"]
+    assert shares["n_batch"] == 24 and shares["n_reference"] == 30
+    assert abs(sum(c["batch_share"] for c in shares["clusters"]) - 1.0) < 0.2  # noise excluded
+    # recipe/flight exist only in the reference: some shared modes must be flagged as missing from the batch
+    assert shares["under_covered"], shares
+
+
+def test_lexical_metrics_need_no_model_and_no_torch(corpus_file, subprocess_env):
+    code = (
+        "import sys\n"
+        "from clusterdiv import cli\n"
+        f"sys.argv = ['clusterdiv', 'metrics', {str(corpus_file)!r}, '--metrics', 'lexical', '--format', 'json']\n"
+        "try:\n    cli.main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules and 'litellm' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload["metrics"]) == {"distinct_1", "distinct_2", "distinct_3", "distinct_4", "self_bleu",
+                                       "compression_ratio"}
+
+
+def test_unknown_metric_name_is_bad_input(corpus_file, subprocess_env):
+    result = run_cli(["metrics", str(corpus_file), "--metrics", "lexicall"], subprocess_env)
+    assert result.returncode == 2 and "unknown metric" in result.stderr

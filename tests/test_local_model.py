@@ -36,3 +36,45 @@ def test_local_model_answers_follow_the_schema_even_for_injection_attempts(cache
     assert report.timings.llm_calls >= 2
     rerun = score(examples_from_texts(texts), config=ScoreConfig(bootstrap=0), cache=cache)
     assert rerun.timings.llm_calls == 0 and rerun.timings.llm_cache_hits == 2
+
+
+PARAPHRASES_OF_TWO_INTENTS = [
+    "what's the weather forecast for tomorrow", "will it rain later this afternoon",
+    "do i need an umbrella today", "how cold is it going to get tonight",
+    "is there snow expected over the weekend", "tell me if it'll be sunny on saturday",
+    "what temperature should i expect in the morning", "any storms coming this week",
+    "how humid will it be outside today", "should i wear a jacket because of the weather",
+    "is it going to be windy at the beach", "give me the five day outlook",
+    "wake me up at six thirty", "set an alarm for 7am", "i need an alarm at noon",
+    "please ring at quarter past eight", "alarm for tomorrow morning at five",
+    "could you buzz me at 9 pm", "make sure i get up by 6 tomorrow",
+    "schedule a wake-up call for dawn", "new alarm: 10:45", "set my alarm clock to midnight",
+    "rouse me at half past seven", "i want an alarm before sunrise",
+]
+REPETITIVE_MANY_INTENTS = [
+    f"i want to {task} right now please" for task in [
+        "check my bank balance", "book a flight to paris", "play some jazz music", "order a pizza",
+        "translate a sentence into spanish", "hear a joke", "find a recipe for lasagna",
+        "set a timer", "pay my electricity bill", "call my mom", "learn the capital of peru",
+        "track my package", "cancel my gym membership", "reset my password", "rent a car",
+        "know how many calories are in an apple", "get directions to the airport",
+        "report a lost credit card", "buy movie tickets", "schedule a dentist appointment",
+        "change the thermostat", "read the news headlines", "convert dollars to euros",
+        "find a nearby gas station",
+    ]
+]
+
+
+def test_ngram_metrics_mislead_where_the_headline_score_does_not(cache):
+    """Paraphrases of two intents look lexically diverse; many intents in one frame look repetitive.
+
+    distinct-2 and self-BLEU rank the two-intent set as MORE diverse; the semantic headline score
+    ranks the 24-intent set as more diverse, which is the truth.
+    """
+    config = ScoreConfig(bootstrap=50, metrics="lexical")
+    paraphrased = score(examples_from_texts(PARAPHRASES_OF_TWO_INTENTS), config=config, cache=cache)
+    repetitive = score(examples_from_texts(REPETITIVE_MANY_INTENTS), config=config, cache=cache)
+
+    assert paraphrased.metrics["distinct_2"]["value"] > repetitive.metrics["distinct_2"]["value"]
+    assert paraphrased.metrics["self_bleu"]["value"] < repetitive.metrics["self_bleu"]["value"]
+    assert repetitive.score_normalized > paraphrased.score_normalized + 0.1
