@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clusterdiv import __version__
 from clusterdiv.cache import ModelCache
-from clusterdiv.cluster import NOISE, ClusterParams, Clustering, cluster_vectors
+from clusterdiv.cluster import NOISE, Clustering, ClusterParams, cluster_vectors
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import ClusterdivError, InputError
 from clusterdiv.extract import criteria_text, extract_criteria

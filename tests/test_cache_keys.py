@@ -49,8 +49,8 @@ def test_prompt_content_not_file_name_is_the_identity(tmp_path: Path):
 
 
 def test_local_model_identity_includes_weights_hash():
-    from clusterdiv.llm.plugins import get_registry
     from clusterdiv.llm.local import SMOLLM2_SHA256
+    from clusterdiv.llm.plugins import get_registry
 
     assert get_registry().fingerprint("local/smollm2") == f"local/smollm2@sha256:{SMOLLM2_SHA256}"
 
