@@ -8,6 +8,8 @@ Model names choose a behaviour:
   fake/auth        raises AuthenticationError (a fatal configuration error)
   fake/picky       valid, except for texts containing "#junk", which always get invalid JSON
   fake/slow        like echo but sleeps FAKE_LLM_DELAY seconds per call (for kill/resume tests)
+  fake/judge       tail-membership judge: member = "yes" when a keyword of the category description
+                   (a word of 4+ letters, not a stopword) appears in the text; echo for other prompts
 Every call appends one line to $FAKE_LLM_CALL_LOG when set, so subprocess tests can count calls.
 """
 
@@ -33,6 +35,16 @@ def _message_text(messages: list[dict[str, Any]]) -> str:
             if found:
                 return found.group(1)
     return ""
+
+
+_DESCRIPTION = re.compile(r"^Category description: (.*)$", re.MULTILINE)
+_STOPWORDS = {"about", "with", "from", "that", "this", "into", "asking", "requests", "request", "questions",
+              "question", "someone", "something", "their", "what", "when", "which", "where", "wants", "user"}
+
+
+def judge_member(description: str, text: str) -> str:
+    keywords = {w for w in re.findall(r"[a-z]+", description.lower()) if len(w) >= 4 and w not in _STOPWORDS}
+    return "yes" if keywords & set(re.findall(r"[a-z]+", text.lower())) else "no"
 
 
 def echo_criteria(text: str) -> dict[str, str]:
@@ -71,6 +83,8 @@ class FakeLLM(CustomLLM):
             time.sleep(float(os.environ.get("FAKE_LLM_DELAY", "0.05")))
         if model == "junk" or (model == "picky" and "#junk" in text) or (model == "flaky" and messages[-1]["content"].startswith("Message")):
             content = "Sure! Here is the JSON you asked for: {intent: oops"
+        elif model == "judge" and (found := _DESCRIPTION.search(messages[-1]["content"])):
+            content = json.dumps({"member": judge_member(found.group(1), text)})
         else:
             content = json.dumps(echo_criteria(text))
         model_response.choices[0].message.content = content

@@ -1,0 +1,333 @@
+"""Shelf life: is a synthetic batch still a good stand-in for fresh real data?
+
+Real traffic moves (new products, new phrasing, new intents), so a batch generated to match last
+quarter's data goes stale even though nothing in it changed. `drift` compares the batch with a
+fresh real sample on three kinds of evidence and gives one verdict:
+
+* MAUVE (distributional closeness), k-NN recall and coverage (how much of the fresh real data
+  the batch still reaches), precision and density for context: the reference metrics of
+  `clusterdiv.metrics.registry`, on MiniLM embeddings of the raw texts;
+* per-mode share shifts in one shared clustering of batch + fresh data (`pipeline.
+  shared_cluster_shares`: LLM criteria -> embeddings -> clusters), summarised as the total
+  variation distance between the two share vectors (noise points pooled as one bin), with the
+  modes the batch misses or over-produces; `cluster_on="text"` clusters the raw text embeddings
+  instead (no LLM), `cluster_on=None` skips it;
+* an optional `expires_after` date: past it, the verdict is `stale` whatever the metrics say.
+
+Verdict thresholds (`VERDICT_THRESHOLDS`; the verdict is the worst of the indicators):
+
+==================  ========  ==========  =====================================================
+indicator           fresh if  drifting if stale otherwise
+==================  ========  ==========  =====================================================
+mauve               >= 0.80   >= 0.40     same-distribution samples of a few hundred score
+                                          0.9-1.0; a quarter of the batch off-distribution
+                                          drops MAUVE well below 0.8
+coverage            >= 0.70   >= 0.40     share of fresh real examples with a batch example
+                                          among their 5 nearest neighbours
+recall              >= 0.60   >= 0.30     k-NN recall of the fresh real manifold
+share_shift (TV)    <= 0.20   <= 0.40     half the summed absolute share differences per mode
+==================  ========  ==========  =====================================================
+
+MAUVE is noisy on small sets (it k-means-quantises both sets; the seed is recorded); below 50
+examples on either side its verdict is only advisory and the note says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from clusterdiv.anchoring._common import get_embedder, load_examples
+from clusterdiv.cache import ModelCache
+from clusterdiv.cluster import ClusterParams
+from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
+from clusterdiv.errors import InputError
+from clusterdiv.llm.structured import LLMSettings
+from clusterdiv.report import Report, Timings
+
+Verdict = Literal["fresh", "drifting", "stale"]
+# name: (fresh bound, drifting bound, higher_is_better)
+VERDICT_THRESHOLDS: dict[str, tuple[float, float, bool]] = {
+    "mauve": (0.90, 0.50, True),
+    "precision": (0.70, 0.40, True),
+    "coverage": (0.70, 0.40, True),
+    "recall": (0.60, 0.30, True),
+    "share_shift": (0.08, 0.25, False),
+}
+NULL_PERMUTATIONS = 200
+MIN_FOR_MAUVE = 50
+_RANK = {"fresh": 0, "drifting": 1, "stale": 2}
+
+
+class Indicator(BaseModel):
+    name: str
+    value: float | None
+    status: Verdict | Literal["n/a"]
+    fresh_if: str
+    stale_if: str
+    meaning: str = ""
+
+
+class ShareShift(BaseModel):
+    cluster_id: int
+    batch_share: float
+    reference_share: float
+    shift: float = Field(description="batch share - reference share")
+    flag: str
+    criteria_summary: str = ""
+
+
+class Drift(BaseModel):
+    """The `drift` section of the report."""
+
+    verdict: Verdict
+    reasons: list[str]
+    n_batch: int
+    n_reference: int
+    reference: str
+    embedding_model: str
+    seed: int
+    indicators: list[Indicator]
+    metrics: dict[str, Any] = Field(description="the registry's reference metrics, as in `score --reference`")
+    share_shift: float | None = Field(description="excess share distance over its null level, 0..1")
+    share_tv: float | None = Field(default=None, description="total variation distance of per-mode shares")
+    share_tv_null: float | None = Field(default=None, description="mean TV of random splits of the pooled set")
+    clustering: str | None
+    shifts: list[ShareShift] = Field(default_factory=list, description="modes by |shift|, largest first")
+    missing_modes: list[int] = Field(default_factory=list)
+    over_produced_modes: list[int] = Field(default_factory=list)
+    expires_after: str | None = None
+    as_of: str
+    expired: bool = False
+    days_left: int | None = None
+    thresholds: dict[str, dict[str, Any]]
+    notes: list[str] = Field(default_factory=list)
+
+
+def _status(name: str, value: float | None) -> Verdict | Literal["n/a"]:
+    if value is None:
+        return "n/a"
+    fresh, drifting, higher = VERDICT_THRESHOLDS[name]
+    if higher:
+        return "fresh" if value >= fresh else "drifting" if value >= drifting else "stale"
+    return "fresh" if value <= fresh else "drifting" if value <= drifting else "stale"
+
+
+def _bounds(name: str) -> tuple[str, str]:
+    fresh, drifting, higher = VERDICT_THRESHOLDS[name]
+    return ((f">= {fresh}", f"< {drifting}") if higher else (f"<= {fresh}", f"> {drifting}"))
+
+
+def _parse_date(value: Any, what: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InputError(f"{what} must be a date like 2027-01-31, got {value!r}") from exc
+
+
+def share_shift(batch_counts: np.ndarray, reference_counts: np.ndarray, *, seed: int = 0
+                ) -> tuple[float, float, float]:
+    """Total variation distance of per-mode shares, its null level, and the excess over the null.
+
+    Counts are per shared mode (noise pooled as one bin). Two samples of the SAME distribution
+    already differ by sampling noise, more so with many small modes, so the raw distance is
+    compared with its value when the pooled points are split at random into sets of the same
+    sizes (mean over `NULL_PERMUTATIONS` seeded multivariate-hypergeometric splits). The
+    indicator is the excess, tv - null, floored at 0.
+    """
+    b = np.asarray(batch_counts, dtype=np.int64)
+    r = np.asarray(reference_counts, dtype=np.int64)
+    nb, nr = int(b.sum()), int(r.sum())
+    if nb == 0 or nr == 0:
+        raise ValueError("both sets need at least one clustered example")
+    tv = float(0.5 * np.abs(b / nb - r / nr).sum())
+    rng = np.random.default_rng(seed)
+    pooled = b + r
+    null = []
+    for _ in range(NULL_PERMUTATIONS):
+        draw = rng.multivariate_hypergeometric(pooled, nb)
+        null.append(0.5 * np.abs(draw / nb - (pooled - draw) / nr).sum())
+    null_tv = float(np.mean(null))
+    excess = max(0.0, tv - null_tv)
+    return tv, null_tv, excess
+
+
+def _counts_from_rows(rows: list[dict[str, Any]], n_batch: int, n_reference: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mode counts from `cluster_shares` rows, with the noise points as one extra bin."""
+    b = [r["batch_count"] for r in rows]
+    r_ = [r["reference_count"] for r in rows]
+    return np.array(b + [n_batch - sum(b)]), np.array(r_ + [n_reference - sum(r_)])
+
+
+def _text_clusters(X: np.ndarray, R: np.ndarray, batch_texts: list[str], reference_texts: list[str], seed: int,
+                   params: ClusterParams) -> tuple[list[dict[str, Any]], str]:
+    from clusterdiv.cluster import cluster_vectors
+    from clusterdiv.shares import cluster_shares
+
+    both = np.vstack([X, R])
+    clustering = cluster_vectors(both, params=params, seed=seed)
+    labels = clustering.labels
+    is_batch = [True] * X.shape[0] + [False] * R.shape[0]
+    ids = [f"b{i}" for i in range(X.shape[0])] + [f"ref{i}" for i in range(R.shape[0])]
+    texts = list(batch_texts) + list(reference_texts)
+    first: dict[int, str] = {}
+    for label, text in zip(labels, texts, strict=True):
+        first.setdefault(label, text if len(text) <= 60 else text[:57] + "...")
+    rows = cluster_shares(labels, is_batch, ids, summaries={k: f"e.g. {v!r}" for k, v in first.items()})
+    how = (f"raw text embeddings of batch + reference, {clustering.method} ({clustering.n_clusters} shared "
+           "clusters; no LLM)")
+    return [r.model_dump(mode="json") for r in rows], how
+
+
+def drift(
+    batch: Any,
+    reference: Any,
+    *,
+    expires_after: dt.date | str | None = None,
+    as_of: dt.date | str | None = None,
+    cluster_on: Literal["criteria", "text"] | None = "criteria",
+    cluster_params: ClusterParams | None = None,
+    model: LLMSettings | str | None = None,
+    embedding_model: str | Embedder = DEFAULT_EMBEDDING_MODEL,
+    seed: int = 0,
+    top_shifts: int = 10,
+    cache: ModelCache | None = None,
+    load_options: dict[str, Any] | None = None,
+    reference_load_options: dict[str, Any] | None = None,
+) -> Report:
+    """Compare a batch with fresh real data and say whether it is fresh, drifting or stale.
+
+    See the module docstring for the indicators and thresholds. `as_of` (default: today) is the
+    date the expiry is checked against; pass it for a reproducible report.
+    """
+    if cluster_on not in ("criteria", "text", None):
+        raise InputError(f"cluster_on must be 'criteria', 'text' or None, got {cluster_on!r}")
+    expiry = _parse_date(expires_after, "expires_after")
+    today = _parse_date(as_of, "as_of") or dt.date.today()
+    started = time.perf_counter()
+    own_cache = cache is None
+    cache = cache or ModelCache()
+    timings = Timings()
+    try:
+        t = time.perf_counter()
+        loaded = load_examples(batch, role="batch", load_options=load_options)
+        ref = load_examples(reference, role="reference", load_options=reference_load_options)
+        timings.load_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        embedder = get_embedder(embedding_model)
+        hits_before = cache.hits["embedding"]
+        X = embed_texts(loaded.texts, model=embedder, cache=cache)
+        R = embed_texts(ref.texts, model=embedder, cache=cache)
+        timings.embed_s = time.perf_counter() - t
+
+        from clusterdiv.metrics.registry import compute_set_metrics
+
+        t = time.perf_counter()
+        values = compute_set_metrics(
+            loaded.texts, embeddings=X, reference_embeddings=R,
+            select={"mauve", "precision", "recall", "density", "coverage"}, seed=seed, bootstrap=0,
+        )
+        metrics = {name: v.model_dump(mode="json") for name, v in values.items()}
+        timings.metrics_s = time.perf_counter() - t
+
+        notes: list[str] = []
+        shifts: list[ShareShift] = []
+        tv = null_tv = excess = None
+        n_clustered: tuple[int, int] | None = None
+        how: str | None = None
+        missing: list[int] = []
+        over: list[int] = []
+        stats = None
+        t = time.perf_counter()
+        if cluster_on == "text":
+            rows, how = _text_clusters(X, R, loaded.texts, ref.texts, seed, cluster_params or ClusterParams())
+            n_clustered = (len(loaded.examples), len(ref.examples))
+        elif cluster_on == "criteria":
+            from clusterdiv.llm.structured import CallStats
+            from clusterdiv.pipeline import ScoreConfig, shared_cluster_shares
+            from clusterdiv.prompts import PromptTemplate
+
+            settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
+            config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
+                                 clustering=cluster_params or ClusterParams())
+            prompt = PromptTemplate.load(None)
+            stats = CallStats()
+            shares = shared_cluster_shares(loaded.examples, ref.examples, config=config, embedder=embedder,
+                                           cache=cache, prompt=prompt, fields=prompt.spec.embed, stats=stats)
+            rows = shares["clusters"]
+            n_clustered = (shares["n_batch"], shares["n_reference"])
+            how = (f"shared clustering of LLM criteria ({settings.model}), {shares['method']}, "
+                   f"{shares['n_shared_clusters']} shared clusters")
+            if stats.failures:
+                notes.append(f"{stats.failures} examples failed criteria extraction and are left out of the shares")
+        else:
+            rows = []
+        if n_clustered is not None and min(n_clustered) > 0:
+            tv, null_tv, excess = share_shift(*_counts_from_rows(rows, *n_clustered), seed=seed)
+        timings.cluster_s = time.perf_counter() - t
+        for r in rows:
+            shifts.append(ShareShift(cluster_id=r["cluster_id"], batch_share=r["batch_share"],
+                                     reference_share=r["reference_share"],
+                                     shift=r["batch_share"] - r["reference_share"], flag=r["flag"],
+                                     criteria_summary=r.get("criteria_summary", "")))
+            if r["flag"] in ("missing", "under"):
+                missing.append(r["cluster_id"])
+            elif r["flag"] in ("over", "batch_only"):
+                over.append(r["cluster_id"])
+        shifts.sort(key=lambda s: -abs(s.shift))
+
+        indicators: list[Indicator] = []
+        for name in ("mauve", "precision", "coverage", "recall"):
+            value = metrics.get(name, {}).get("value")
+            fresh_if, stale_if = _bounds(name)
+            indicators.append(Indicator(name=name, value=value, status=_status(name, value), fresh_if=fresh_if,
+                                        stale_if=stale_if, meaning=metrics.get(name, {}).get("meaning", "")))
+        fresh_if, stale_if = _bounds("share_shift")
+        indicators.append(Indicator(
+            name="share_shift", value=excess, status=_status("share_shift", excess), fresh_if=fresh_if,
+            stale_if=stale_if,
+            meaning="per-mode share distance beyond sampling noise: TV - mean TV of random splits"))
+        if min(len(loaded.examples), len(ref.examples)) < MIN_FOR_MAUVE:
+            notes.append(f"fewer than {MIN_FOR_MAUVE} examples on one side: MAUVE is noisy at this size")
+        counted = [i for i in indicators if i.status != "n/a"]
+        verdict: Verdict = max((i.status for i in counted), key=lambda s: _RANK[s], default="fresh")  # type: ignore
+        reasons = [f"{i.name} {i.value:.3f} is {i.status} (fresh if {i.fresh_if}, stale if {i.stale_if})"
+                   for i in sorted(counted, key=lambda i: -_RANK[i.status]) if i.status != "fresh"]
+        if not counted:
+            notes.append("no indicator could be computed; the verdict says nothing about the data")
+        expired = bool(expiry is not None and today > expiry)
+        if expired:
+            verdict = "stale"
+            reasons.insert(0, f"expired: past its expires_after date {expiry.isoformat()} (as of {today.isoformat()})")
+        if not reasons:
+            reasons = ["every indicator is within its fresh bound"]
+        section = Drift(
+            verdict=verdict, reasons=reasons, n_batch=len(loaded.examples), n_reference=len(ref.examples),
+            reference=ref.name, embedding_model=embedder.spec.name, seed=seed, indicators=indicators,
+            metrics=metrics, share_shift=excess, share_tv=tv, share_tv_null=null_tv, clustering=how, shifts=shifts[:top_shifts],
+            missing_modes=missing, over_produced_modes=over,
+            expires_after=expiry.isoformat() if expiry else None, as_of=today.isoformat(), expired=expired,
+            days_left=(expiry - today).days if expiry else None,
+            thresholds={k: {"fresh": f, "drifting": d, "higher_is_better": h}
+                        for k, (f, d, h) in VERDICT_THRESHOLDS.items()},
+            notes=notes,
+        )
+        if stats is not None:
+            timings.llm_calls = stats.calls
+            timings.llm_cache_hits = stats.cache_hits
+        timings.embedding_calls = embedder.calls
+        timings.embedding_cache_hits = cache.hits["embedding"] - hits_before
+        timings.total_s = time.perf_counter() - started
+        return Report(command="drift", source=loaded.source, content_hash=loaded.content_hash,
+                      n_input=len(loaded.examples), skipped=loaded.skipped, drift=section.model_dump(mode="json"),
+                      timings=timings)
+    finally:
+        if own_cache:
+            cache.close()

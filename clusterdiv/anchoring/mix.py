@@ -1,0 +1,251 @@
+"""Mix budget: how much of a training mix is real, overall and in each label or mode.
+
+A mix can hit its overall real/synthetic target and still be all-synthetic inside some modes:
+the generator filled the cheap modes and real data only survives in a few. Per-group shares show
+where real data no longer anchors the mix. Shares are given by example count and by token count
+(tokens under the one rule of `clusterdiv.metrics.tokenize`), because synthetic texts are often
+longer and a count ratio then understates how much of the training signal is synthetic.
+
+Groups are the values of a label field when given; otherwise the pipeline's semantic clusters of
+the whole mix (LLM criteria -> embeddings -> clustering, cached like `score`), so that "synthetic
+dominates this mode" is about a mode real and synthetic examples share.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from clusterdiv.anchoring._common import load_examples
+from clusterdiv.cache import ModelCache
+from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL
+from clusterdiv.errors import InputError
+from clusterdiv.llm.structured import LLMSettings
+from clusterdiv.metrics.tokenize import tokenize_all
+from clusterdiv.records import Example
+from clusterdiv.report import Report, Timings
+
+DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
+DEFAULT_DOMINANCE = 0.8
+DEFAULT_TOLERANCE = 0.05
+UNCLUSTERED = "(unclustered)"
+FAILED = "(extraction failed)"
+
+
+class MixCounts(BaseModel):
+    n: int
+    real: int
+    synthetic: int
+    real_share: float = Field(description="real / all, by example count")
+    real_tokens: int
+    synthetic_tokens: int
+    real_token_share: float = Field(description="real / all, by token count")
+
+
+class MixGroup(MixCounts):
+    group: str
+    share_of_mix: float
+    synthetic_share: float
+    flag: Literal["synthetic_only", "synthetic_dominates", "real_only", "ok"]
+    summary: str = ""
+
+
+class MixBudget(BaseModel):
+    """The `mix` section of the report."""
+
+    source_field: str
+    real_values: list[str]
+    source_values: dict[str, int] = Field(description="every value of the source field and its count")
+    target_real_share: float | None
+    tolerance: float
+    status: Literal["on_target", "too_synthetic", "too_real", "no_target"]
+    to_reach_target: str
+    add_real_for_target: int | None
+    drop_synthetic_for_target: int | None
+    overall: MixCounts
+    group_by: str
+    dominance_threshold: float
+    n_groups: int
+    dominated: list[str] = Field(description="groups whose synthetic share is above the dominance threshold")
+    groups: list[MixGroup]
+    token_rule: str = "clusterdiv.metrics.tokenize (NFKC, lower-case, word runs, CJK per character)"
+
+
+def _counts(is_real: Sequence[bool], tokens: Sequence[int]) -> dict[str, Any]:
+    n = len(is_real)
+    real = sum(is_real)
+    real_tokens = sum(t for t, r in zip(tokens, is_real, strict=True) if r)
+    all_tokens = sum(tokens)
+    return {
+        "n": n, "real": real, "synthetic": n - real, "real_share": real / n if n else 0.0,
+        "real_tokens": real_tokens, "synthetic_tokens": all_tokens - real_tokens,
+        "real_token_share": real_tokens / all_tokens if all_tokens else 0.0,
+    }
+
+
+def _source_value(example: Example, field: str) -> str:
+    if field not in example.meta:
+        raise InputError(f"example {example.id!r} has no {field!r} field; every example needs one "
+                         f"(or pick the field with --source-field)")
+    value = example.meta[field]
+    if value is None or isinstance(value, (dict, list)):
+        raise InputError(f"example {example.id!r}: {field!r} must be a string, got {value!r}")
+    return str(value).strip().lower()
+
+
+def _label_value(example: Example, field: str) -> str:
+    value = example.label if example.label is not None else example.meta.get(field)
+    if value is None:
+        raise InputError(f"example {example.id!r} has no {field!r} label")
+    return str(value)
+
+
+def _cluster_groups(examples: list[Example], *, settings: LLMSettings, embedding_model: Any, seed: int,
+                    cache: ModelCache) -> tuple[list[str], dict[str, str], str]:
+    from clusterdiv.anchoring._common import get_embedder
+    from clusterdiv.extract import extract_criteria
+    from clusterdiv.pipeline import ClusterParams, cluster_examples, embed_extractions, summarize_clusters
+    from clusterdiv.prompts import PromptTemplate
+
+    prompt = PromptTemplate.load(None)
+    fields = prompt.spec.embed
+    extractions = extract_criteria(examples, model=settings, cache=cache, prompt=prompt)
+    embedded = embed_extractions(extractions, model=get_embedder(embedding_model), cache=cache, fields=fields)
+    assignments, clustering = cluster_examples(embedded, params=ClusterParams(), seed=seed)
+    summaries = {f"cluster {c.cluster_id}": c.criteria_summary for c in summarize_clusters(
+        assignments, extractions, top=10**6, per_cluster=1)}
+    by_id = {a.example_id: a.cluster for a in assignments}
+    groups = []
+    for e in examples:
+        cluster = by_id.get(e.id)
+        groups.append(FAILED if cluster is None else UNCLUSTERED if cluster < 0 else f"cluster {cluster}")
+    how = (f"semantic clusters of the whole mix ({clustering.method}, {clustering.n_clusters} clusters; "
+           f"criteria by {settings.model}; noise points pooled as {UNCLUSTERED!r})")
+    return groups, summaries, how
+
+
+def mix_budget(
+    data: Any,
+    *,
+    source_field: str = "source",
+    real_values: Sequence[str] = DEFAULT_REAL_VALUES,
+    target_real_share: float | None = 0.5,
+    tolerance: float = DEFAULT_TOLERANCE,
+    label_field: str | None = None,
+    dominance_threshold: float = DEFAULT_DOMINANCE,
+    model: LLMSettings | str | None = None,
+    embedding_model: Any = DEFAULT_EMBEDDING_MODEL,
+    seed: int = 0,
+    cache: ModelCache | None = None,
+    load_options: dict[str, Any] | None = None,
+) -> Report:
+    """Real versus synthetic counts and token shares of a mix, overall and per label or cluster.
+
+    An example is real when its `source_field` value (case-insensitive) is one of `real_values`,
+    synthetic otherwise; every distinct value is listed with its count so a typo shows. A group
+    is flagged `synthetic_dominates` when its synthetic share (by count) exceeds
+    `dominance_threshold`, `synthetic_only` when it has no real example at all.
+    """
+    if target_real_share is not None and not 0.0 <= target_real_share <= 1.0:
+        raise InputError(f"target real share must be within 0..1, got {target_real_share}")
+    if not 0.0 < dominance_threshold <= 1.0:
+        raise InputError(f"dominance threshold must be within (0, 1], got {dominance_threshold}")
+    options = dict(load_options or {})
+    if label_field is not None:
+        options["label_field"] = label_field
+    started = time.perf_counter()
+    own_cache = cache is None
+    timings = Timings()
+    try:
+        t = time.perf_counter()
+        loaded = load_examples(data, role="dataset", load_options=options)
+        examples = loaded.examples
+        real_set = {v.strip().lower() for v in real_values}
+        values = [_source_value(e, source_field) for e in examples]
+        is_real = [v in real_set for v in values]
+        tokens = [len(tok) for tok in tokenize_all(loaded.texts)]
+        timings.load_s = time.perf_counter() - t
+
+        summaries: dict[str, str] = {}
+        if label_field is not None:
+            groups = [_label_value(e, label_field) for e in examples]
+            group_by = f"label field {label_field!r}"
+        else:
+            cache = cache or ModelCache()
+            settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
+            t = time.perf_counter()
+            groups, summaries, group_by = _cluster_groups(examples, settings=settings,
+                                                          embedding_model=embedding_model, seed=seed, cache=cache)
+            timings.cluster_s = time.perf_counter() - t
+
+        overall = MixCounts(**_counts(is_real, tokens))
+        status: Literal["on_target", "too_synthetic", "too_real", "no_target"] = "no_target"
+        add_real = drop_synth = None
+        to_reach = "no target given"
+        if target_real_share is not None:
+            gap = overall.real_share - target_real_share
+            if abs(gap) <= tolerance:
+                status, to_reach = "on_target", (f"real share {overall.real_share:.1%} is within "
+                                                 f"{tolerance:.0%} of the {target_real_share:.0%} target")
+            elif gap < 0:
+                status = "too_synthetic"
+                # real / (real + synth) >= target  <=>  real >= target * synth / (1 - target)
+                if target_real_share < 1.0:
+                    add_real = max(0, math.ceil(target_real_share * overall.synthetic / (1 - target_real_share)
+                                                - overall.real - 1e-9))
+                drop_synth = (max(0, overall.synthetic - math.floor(
+                    overall.real * (1 - target_real_share) / target_real_share + 1e-9))
+                    if overall.real > 0 else None)
+                to_reach = (f"add {add_real} real examples" if add_real is not None else "only real data can")
+                if drop_synth is not None:
+                    to_reach += f" or drop {drop_synth} synthetic examples"
+                to_reach += f" to reach {target_real_share:.0%} real"
+            else:
+                status = "too_real"
+                if target_real_share > 0:
+                    add_synth = math.ceil(overall.real * (1 - target_real_share) / target_real_share
+                                          - overall.synthetic - 1e-9)
+                    to_reach = f"room for {max(0, add_synth)} more synthetic examples at {target_real_share:.0%} real"
+                else:
+                    to_reach = "the target is 0% real: drop the real examples"
+
+        order: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            order.setdefault(g, []).append(i)
+        rows: list[MixGroup] = []
+        for group, idx in order.items():
+            counts = _counts([is_real[i] for i in idx], [tokens[i] for i in idx])
+            synthetic_share = counts["synthetic"] / counts["n"]
+            if counts["real"] == 0:
+                flag: Literal["synthetic_only", "synthetic_dominates", "real_only", "ok"] = "synthetic_only"
+            elif synthetic_share > dominance_threshold:
+                flag = "synthetic_dominates"
+            elif counts["synthetic"] == 0:
+                flag = "real_only"
+            else:
+                flag = "ok"
+            rows.append(MixGroup(group=group, share_of_mix=counts["n"] / len(examples),
+                                 synthetic_share=synthetic_share, flag=flag, summary=summaries.get(group, ""),
+                                 **counts))
+        rank = {"synthetic_only": 0, "synthetic_dominates": 1, "real_only": 2, "ok": 3}
+        rows.sort(key=lambda r: (rank[r.flag], -r.synthetic_share, -r.n, r.group))
+        section = MixBudget(
+            source_field=source_field, real_values=sorted(real_set),
+            source_values=dict(sorted({v: values.count(v) for v in set(values)}.items())),
+            target_real_share=target_real_share, tolerance=tolerance, status=status, to_reach_target=to_reach,
+            add_real_for_target=add_real, drop_synthetic_for_target=drop_synth, overall=overall,
+            group_by=group_by, dominance_threshold=dominance_threshold, n_groups=len(rows),
+            dominated=[r.group for r in rows if r.flag in ("synthetic_only", "synthetic_dominates")],
+            groups=rows,
+        )
+        timings.total_s = time.perf_counter() - started
+        return Report(command="mix", source=loaded.source, content_hash=loaded.content_hash,
+                      n_input=len(examples), skipped=loaded.skipped, mix=section.model_dump(mode="json"),
+                      timings=timings)
+    finally:
+        if own_cache and cache is not None:
+            cache.close()

@@ -1,0 +1,284 @@
+"""CLI for reality anchoring: `audit-tail`, `mix`, `lineage`, `drift` (library: clusterdiv.anchoring).
+
+Same contract as `score`: the report on stdout (or --output) as a table, JSON or markdown; errors
+as one line on stderr with exit 2 for bad input and 1 otherwise; --debug for the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class Judge(str, Enum):
+    both = "both"
+    either = "either"
+    llm = "llm"
+    embedding = "embedding"
+
+
+class ClusterOn(str, Enum):
+    criteria = "criteria"
+    text = "text"
+    none = "none"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", help="Report format")]
+OutputOpt = Annotated[Path | None, typer.Option(help="Write the report here instead of stdout")]
+EmbeddingOpt = Annotated[str, typer.Option(help="sentence-transformers name or path")]
+TextFieldOpt = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
+IdFieldOpt = Annotated[str | None, typer.Option(help="Field holding a stable id")]
+SkipOpt = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
+CacheOpt = Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")]
+DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks")]
+ModelOpt = Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")]
+ApiBaseOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Concurrent LLM requests")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, clustering and MAUVE")]
+
+
+def _emit(report: Any, output_format: Format, output: Path | None) -> None:
+    from rich.console import Console
+
+    from clusterdiv.anchoring.render import render_markdown, render_table
+
+    if output_format is Format.json:
+        text = report.to_json()
+    elif output_format is Format.markdown:
+        text = render_markdown(report)
+    else:
+        if output is None:
+            render_table(report, Console())
+            return
+        from io import StringIO
+
+        buffer = StringIO()
+        render_table(report, Console(file=buffer, width=140))
+        text = buffer.getvalue()
+    if output is not None:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        Console(stderr=True).print(f"report written to {output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _run(debug: bool, body: Any) -> None:
+    """Run a command body with the CLI's error contract (imported lazily: cli imports this module)."""
+    try:
+        body()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        from rich.console import Console
+
+        Console(stderr=True).print("[yellow]interrupted[/yellow]: every answer received so far is cached")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # one line per error; traceback only with --debug
+        from clusterdiv.cli import fail
+
+        fail(exc, debug)
+
+
+def _load_options(text_field: str | None, id_field: str | None, skip_invalid: bool, **extra: Any) -> dict:
+    return {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid, **extra}
+
+
+def _llm(model: str, seed: int, api_base: str | None, concurrency: int) -> Any:
+    from clusterdiv.llm.structured import LLMSettings
+
+    return LLMSettings(model=model, seed=seed, api_base=api_base, concurrency=concurrency)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("audit-tail")
+    def audit_tail_command(
+        batch: Annotated[Path, typer.Argument(help="The synthetic batch to audit")],
+        tail: Annotated[Path | None, typer.Option(help="Tail spec (YAML/JSON): entries with name, "
+                                                       "description, optional seeds")] = None,
+        reference: Annotated[Path | None, typer.Option(help="Labelled real data: derive the tail from its "
+                                                            "rarest labels (needs --label-field)")] = None,
+        label_field: Annotated[str | None, typer.Option(help="Label field of --reference")] = None,
+        tail_size: Annotated[int, typer.Option(help="How many rarest labels form the derived tail")] = 5,
+        max_seeds: Annotated[int, typer.Option(help="Real examples used as seeds per derived entry")] = 20,
+        judge: Annotated[Judge, typer.Option(help="Which signal decides: both (LLM and embedding agree), "
+                                                  "either, llm, or embedding (no LLM calls)")] = Judge.both,
+        judge_top: Annotated[int, typer.Option(help="LLM-judge only the M examples nearest each entry "
+                                                    "(0 = judge all: |batch| x |entries| calls)")] = 50,
+        threshold: Annotated[float | None, typer.Option(help="Cosine threshold of the embedding signal "
+                                                             "(default 0.65; 0.5 with a derived tail)")] = None,
+        min_count: Annotated[int, typer.Option(help="Flag entries covered by fewer examples")] = 1,
+        min_share: Annotated[float, typer.Option(help="Flag entries covering a smaller share of the batch")] = 0.0,
+        model: ModelOpt = "local/smollm2",
+        api_base: ApiBaseOpt = None,
+        concurrency: ConcurrencyOpt = 4,
+        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
+        seed: SeedOpt = 0,
+        output_format: FormatOpt = Format.table,
+        output: OutputOpt = None,
+        text_field: TextFieldOpt = None,
+        id_field: IdFieldOpt = None,
+        skip_invalid: SkipOpt = False,
+        cache_dir: CacheOpt = None,
+        debug: DebugOpt = False,
+    ) -> None:
+        """Count the batch examples covering each tail entry; the uncovered ones come first, in red."""
+
+        def body() -> None:
+            from clusterdiv.anchoring.tail import audit_tail
+            from clusterdiv.cache import ModelCache
+            from clusterdiv.errors import InputError
+
+            if tail is not None and reference is not None:
+                raise InputError("give --tail or --reference (to derive the tail), not both")
+            if tail is None and reference is None:
+                raise InputError("give a tail spec with --tail, or --reference with --label-field to derive one")
+            if reference is not None and label_field is None:
+                raise InputError("--reference needs --label-field to find the rarest labels")
+            with ModelCache(cache_dir) as cache:
+                report = audit_tail(
+                    batch, spec=tail, reference=reference, tail_size=tail_size, max_seeds=max_seeds,
+                    judge=judge.value, model=_llm(model, seed, api_base, concurrency),
+                    embedding_model=embedding_model, threshold=threshold,
+                    judge_top=judge_top or None, min_count=min_count, min_share=min_share, seed=seed,
+                    cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
+                    reference_load_options=_load_options(text_field, None, skip_invalid, label_field=label_field),
+                )
+            _emit(report, output_format, output)
+
+        _run(debug, body)
+
+    @app.command("mix")
+    def mix_command(
+        dataset: Annotated[Path, typer.Argument(help="The training mix (real and synthetic examples)")],
+        source_field: Annotated[str, typer.Option(help="Field saying where an example came from")] = "source",
+        real_values: Annotated[str, typer.Option(help="Comma-separated source values that mean real "
+                                                      "(case-insensitive); anything else is synthetic")]
+        = "real,human,gold,original",
+        target_real_share: Annotated[float | None, typer.Option(help="Target share of real examples")] = 0.5,
+        tolerance: Annotated[float, typer.Option(help="How far from the target still counts as on target")] = 0.05,
+        label_field: Annotated[str | None, typer.Option(help="Group by this label (else by semantic cluster)")]
+        = None,
+        dominance: Annotated[float, typer.Option(help="Warn when a group's synthetic share exceeds this")] = 0.8,
+        model: ModelOpt = "local/smollm2",
+        api_base: ApiBaseOpt = None,
+        concurrency: ConcurrencyOpt = 4,
+        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
+        seed: SeedOpt = 0,
+        output_format: FormatOpt = Format.table,
+        output: OutputOpt = None,
+        text_field: TextFieldOpt = None,
+        id_field: IdFieldOpt = None,
+        skip_invalid: SkipOpt = False,
+        cache_dir: CacheOpt = None,
+        debug: DebugOpt = False,
+    ) -> None:
+        """Real versus synthetic counts and token shares, overall and per label or cluster, vs a target."""
+
+        def body() -> None:
+            from clusterdiv.anchoring.mix import mix_budget
+            from clusterdiv.cache import ModelCache
+
+            with ModelCache(cache_dir) as cache:
+                report = mix_budget(
+                    dataset, source_field=source_field,
+                    real_values=[v for v in (x.strip() for x in real_values.split(",")) if v],
+                    target_real_share=target_real_share, tolerance=tolerance, label_field=label_field,
+                    dominance_threshold=dominance, model=_llm(model, seed, api_base, concurrency),
+                    embedding_model=embedding_model, seed=seed, cache=cache,
+                    load_options=_load_options(text_field, id_field, skip_invalid),
+                )
+            _emit(report, output_format, output)
+
+        _run(debug, body)
+
+    @app.command("lineage")
+    def lineage_command(
+        batch: Annotated[Path, typer.Argument(help="The new synthetic batch")],
+        more: Annotated[list[Path] | None, typer.Argument(help="More earlier synthetic batches, as in "
+                                                                "`--against A B C`", show_default=False)] = None,
+        against: Annotated[list[Path] | None, typer.Option(help="Earlier synthetic batch(es): `--against A B` "
+                                                                "or `--against A --against B`")] = None,
+        real: Annotated[Path | None, typer.Option(help="Real data the batch should be seeded from")] = None,
+        threshold: Annotated[float | None, typer.Option(help="Cosine threshold for paraphrases (default: "
+                                                             "calibrated on --real, else 0.9)")] = None,
+        real_percentile: Annotated[float, typer.Option(help="Percentile of real-real nearest-neighbour "
+                                                            "similarity used as the threshold")] = 95.0,
+        near_dup_jaccard: Annotated[float, typer.Option(help="Shingle Jaccard of a near duplicate")] = 0.8,
+        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
+        output_format: FormatOpt = Format.table,
+        output: OutputOpt = None,
+        text_field: TextFieldOpt = None,
+        id_field: IdFieldOpt = None,
+        skip_invalid: SkipOpt = False,
+        cache_dir: CacheOpt = None,
+        debug: DebugOpt = False,
+    ) -> None:
+        """Flag batch examples copied or paraphrased from earlier synthetic batches rather than real data."""
+
+        def body() -> None:
+            from clusterdiv.anchoring.lineage import check_lineage
+            from clusterdiv.cache import ModelCache
+            from clusterdiv.errors import InputError
+
+            if not against:
+                raise InputError("give the earlier synthetic batches with --against")
+            with ModelCache(cache_dir) as cache:
+                report = check_lineage(
+                    batch, against=[*against, *(more or [])], real=real, embedding_model=embedding_model,
+                    threshold=threshold, real_percentile=real_percentile, near_dup_jaccard=near_dup_jaccard,
+                    cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
+                )
+            _emit(report, output_format, output)
+
+        _run(debug, body)
+
+    @app.command("drift")
+    def drift_command(
+        batch: Annotated[Path, typer.Argument(help="The synthetic batch")],
+        reference: Annotated[Path, typer.Option(help="A fresh sample of real data")],
+        expires_after: Annotated[str | None, typer.Option(help="Date (YYYY-MM-DD) after which the batch is "
+                                                               "stale regardless of the metrics")] = None,
+        as_of: Annotated[str | None, typer.Option(help="Check the expiry against this date (default today)")]
+        = None,
+        cluster_on: Annotated[ClusterOn, typer.Option(help="Per-mode shares from LLM criteria, raw text "
+                                                           "embeddings (no LLM), or none")] = ClusterOn.criteria,
+        model: ModelOpt = "local/smollm2",
+        api_base: ApiBaseOpt = None,
+        concurrency: ConcurrencyOpt = 4,
+        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
+        seed: SeedOpt = 0,
+        output_format: FormatOpt = Format.table,
+        output: OutputOpt = None,
+        text_field: TextFieldOpt = None,
+        id_field: IdFieldOpt = None,
+        skip_invalid: SkipOpt = False,
+        cache_dir: CacheOpt = None,
+        debug: DebugOpt = False,
+    ) -> None:
+        """Shelf life: MAUVE, recall, coverage and per-mode share shifts vs fresh real data; a verdict."""
+
+        def body() -> None:
+            from clusterdiv.anchoring.drift import drift
+            from clusterdiv.cache import ModelCache
+
+            with ModelCache(cache_dir) as cache:
+                report = drift(
+                    batch, reference, expires_after=expires_after, as_of=as_of,
+                    cluster_on=None if cluster_on is ClusterOn.none else cluster_on.value,
+                    model=_llm(model, seed, api_base, concurrency), embedding_model=embedding_model, seed=seed,
+                    cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
+                    reference_load_options=_load_options(text_field, None, skip_invalid),
+                )
+            _emit(report, output_format, output)
+
+        _run(debug, body)

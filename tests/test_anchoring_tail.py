@@ -1,0 +1,164 @@
+"""Tail audit: a rare case missing from a batch must be the loudest thing in the report.
+
+The batches are templated texts over known intents (tests/corpora.py), so which examples truly
+belong to a tail entry is known, and the fake judge (tests/fake_llm.py, `fake/judge`) answers
+membership from keywords of the description, instantly and deterministically.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from corpora import intent_corpus
+from rich.console import Console
+
+from clusterdiv.anchoring import audit_tail, load_tail_spec, render_markdown, render_table
+from clusterdiv.errors import InputError
+from clusterdiv.records import Example
+
+COMMON = ["weather", "music", "joke", "recipe", "flight", "translate"]
+
+
+def batch_without(missing: list[str], n: int = 96, seed: int = 1) -> list[Example]:
+    intents = COMMON + [t for t in ("alarm", "timer", "calories") if t not in missing]
+    return [Example(id=f"b{i}", text=t, label=y) for i, (t, y) in enumerate(intent_corpus(intents, n, seed=seed))]
+
+
+def seeds(intent: str, n: int = 4) -> list[str]:
+    return list(dict.fromkeys(t for t, _ in intent_corpus([intent], n, seed=9)))
+
+
+SPEC = {"entries": [
+    {"name": "alarm", "description": "setting an alarm or a wake-up call", "seeds": seeds("alarm")},
+    {"name": "timer", "description": "starting a countdown timer or minutes reminder", "seeds": seeds("timer")},
+    {"name": "calories", "description": "calories, protein and nutrition of a food", "seeds": seeds("calories")},
+]}
+
+
+def test_removed_entry_is_uncovered_and_reported_first(cache, fake_llm, embedder):
+    batch = batch_without(["alarm"])
+    report = audit_tail(batch, spec=SPEC, model="fake/judge", embedding_model=embedder, cache=cache)
+    section = report.tail_audit
+    assert report.command == "audit-tail" and section["uncovered"] == ["alarm"]
+    first = section["entries"][0]
+    assert first["name"] == "alarm" and first["flag"] == "uncovered" and first["count"] == 0
+    label = {e.id: e.label for e in batch}
+    for entry in section["entries"][1:]:
+        assert entry["flag"] == "ok" and entry["count"] >= 3
+        # under `both`, every counted example is a true member: both signals had to agree
+        assert {label[i] for i in entry["example_ids"]} == {entry["name"]}
+        assert entry["decided_by"].startswith("both")
+    markdown = render_markdown(report)
+    assert markdown.splitlines()[0].startswith("**UNCOVERED") and "alarm" in markdown.splitlines()[0]
+    assert "| entry | flag | count |" in markdown
+    console = Console(file=StringIO(), width=160, record=True)
+    render_table(report, console)
+    text = console.export_text(clear=False)
+    assert text.startswith("UNCOVERED: 1 of 3 tail entries") and "Tail entries (both policy)" in text
+    html = console.export_html()
+    assert "color: #800000" in html and html.index("UNCOVERED") < html.index("Tail entries")  # red, first
+
+
+def test_policies_report_their_signal_and_embedding_needs_no_llm(cache, fake_llm, embedder):
+    batch = batch_without(["alarm"])
+    results, calls = {}, {}
+    for policy in ("both", "either", "llm", "embedding"):
+        report = audit_tail(batch, spec=SPEC, judge=policy, model="fake/judge", embedding_model=embedder,
+                            cache=cache)
+        results[policy] = {e["name"]: e for e in report.tail_audit["entries"]}
+        calls[policy] = report.tail_audit["llm_calls"]
+        assert report.tail_audit["policy"] == policy
+    # The judge's answers are cached: only the first LLM policy pays; `embedding` never asks.
+    assert calls["both"] > 0 and calls["either"] == calls["llm"] == calls["embedding"] == 0
+    assert results["embedding"]["timer"]["llm_count"] is None
+    for name in ("timer", "calories"):
+        both, either = results["both"][name], results["either"][name]
+        assert both["count"] <= min(both["llm_count"], both["embedding_count"])
+        assert either["count"] >= max(either["llm_count"], either["embedding_count"])
+        assert results["llm"][name]["count"] == results["llm"][name]["llm_count"]
+        assert results["embedding"][name]["decided_by"] == "embedding"
+    assert all(r["alarm"]["flag"] == "uncovered" for r in results.values())
+
+
+def test_prefilter_bounds_the_judge_and_reruns_are_free(cache, fake_llm, embedder):
+    batch = batch_without([])
+    report = audit_tail(batch, spec=SPEC, model="fake/judge", judge_top=7, embedding_model=embedder, cache=cache)
+    section = report.tail_audit
+    assert section["judgements"] == 7 * 3 and section["judgements_without_prefilter"] == len(batch) * 3
+    assert 0 < section["llm_calls"] <= 21 and "7 examples most similar" in section["prefilter"]
+    again = audit_tail(batch, spec=SPEC, model="fake/judge", judge_top=7, embedding_model=embedder, cache=cache)
+    assert again.tail_audit["llm_calls"] == 0 and again.tail_audit["llm_cache_hits"] == section["llm_calls"]
+    assert again.tail_audit["entries"] == section["entries"]
+
+
+def test_tail_derived_from_the_rarest_reference_labels(cache, embedder):
+    # Real data where alarm and timer are rare; the batch has timer but lost alarm.
+    rows = intent_corpus(COMMON, 120, seed=3) + intent_corpus(["alarm", "timer"], 8, seed=4)
+    reference = [Example(id=f"r{i}", text=t, label=y) for i, (t, y) in enumerate(rows)]
+    report = audit_tail(batch_without(["alarm", "calories"]), reference=reference, tail_size=2,
+                        judge="embedding", embedding_model=embedder, cache=cache)
+    section = report.tail_audit
+    assert {e["name"] for e in section["entries"]} == {"alarm", "timer"}
+    entries = {e["name"]: e for e in section["entries"]}
+    assert entries["alarm"]["flag"] == "uncovered" and entries["alarm"]["reference_count"] == 4
+    assert entries["timer"]["flag"] == "ok" and entries["timer"]["n_seeds"] == 4
+    assert "contrast" in section["calibration"] and "0.5" in section["calibration"]
+    assert section["llm_calls"] == 0 and section["judge_model"] is None
+
+
+def test_min_count_and_min_share_flag_thin_entries(cache, embedder):
+    report = audit_tail(batch_without(["alarm"]), spec=SPEC, judge="embedding", min_count=1000,
+                        embedding_model=embedder, cache=cache)
+    flags = {e["name"]: e["flag"] for e in report.tail_audit["entries"]}
+    assert flags == {"alarm": "uncovered", "timer": "under", "calories": "under"}
+    share = audit_tail(batch_without(["alarm"]), spec=SPEC, judge="embedding", min_share=0.5,
+                       embedding_model=embedder, cache=cache)
+    assert set(share.tail_audit["under"]) == {"timer", "calories"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("entries:\n  - name: a\n    description: d\n  - name: b\n    descripton: typo\n",
+     "entry 2 ('b'): unknown field 'descripton'"),
+    ("entries:\n  - name: a\n    description: d\n  - name: b\n", "entry 2 ('b'): field 'description' is required"),
+    ("entries:\n  - name: a\n    description: d\n    seeds: hello\n", "entry 1 ('a'): field 'seeds'"),
+    ("entries:\n  - name: a\n    description: d\n  - name: a\n    description: e\n", "duplicate entry name 'a'"),
+    ("entries: []\n", "field 'entries'"),
+    ("tail:\n  - name: a\n", "unknown field 'tail'"),
+    ("entries:\n  - name: a\n    description: [d\n", "not valid YAML"),
+    ("", "got empty"),
+])
+def test_bad_specs_name_the_entry_and_field(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "tail.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_tail_spec(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_bare_list_and_json_are_accepted(tmp_path: Path):
+    (tmp_path / "t.yaml").write_text("- name: a\n  description: d\n  seeds: [x, y]\n")
+    (tmp_path / "t.json").write_text('{"entries": [{"name": "a", "description": "d"}]}')
+    assert load_tail_spec(tmp_path / "t.yaml").entries[0].seeds == ["x", "y"]
+    assert load_tail_spec(tmp_path / "t.json").entries[0].name == "a"
+
+
+def test_empty_batch_and_conflicting_sources_are_input_errors(cache):
+    with pytest.raises(InputError, match="empty"):
+        audit_tail([], spec=SPEC, judge="embedding", cache=cache)
+    with pytest.raises(InputError, match="not both"):
+        audit_tail(["a text"], spec=SPEC, reference=["b"], cache=cache)
+
+
+def test_entries_without_seeds_fall_back_to_the_llm(cache, fake_llm, embedder):
+    spec = {"entries": [{"name": "timer", "description": "starting a countdown timer or minutes reminder"}]}
+    batch = batch_without(["alarm"])
+    report = audit_tail(batch, spec=spec, model="fake/judge", embedding_model=embedder, cache=cache)
+    entry = report.tail_audit["entries"][0]
+    assert entry["decided_by"].startswith("llm (no seeds") and entry["embedding_count"] is None
+    label = {e.id: e.label for e in batch}
+    assert entry["count"] >= 3 and {label[i] for i in entry["example_ids"]} == {"timer"}
+    only_embedding = audit_tail(batch, spec=spec, judge="embedding", embedding_model=embedder, cache=cache)
+    assert only_embedding.tail_audit["entries"][0]["decided_by"].startswith("embedding (description only")
