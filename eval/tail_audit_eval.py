@@ -58,7 +58,7 @@ def scores(entries: list[dict], removed: list[str], min_count: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--k", type=int, default=10, help="intents removed from the batch")
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--judge-top", type=int, default=50)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--name", default="tail_audit", help="results file stem under eval/results/")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from clusterdiv.anchoring import audit_tail
     from clusterdiv.cache import ModelCache

@@ -349,7 +349,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clustering", default="{}", help="JSON of ClusterParams overrides")
     parser.add_argument("--tune", action="store_true", help="also evaluate the tuning variants in eval/tuning.py")
     parser.add_argument("--no-set-metrics", action="store_true")
+    parser.add_argument("--no-tail-audit", action="store_true", help="skip eval.tail_audit_eval (CLINC150 only)")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="re-render RESULTS.md and plots from a saved validation.json (no scoring)")
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text())
+        render(saved["results"], saved["meta"], saved.get("tuning"), args.markdown, args.out,
+               with_metrics=not args.no_set_metrics)
+        return
 
     families = [f for f in args.families.split(",") if f]
     embed_fields = args.embed_fields.split(",") if args.embed_fields else None
@@ -377,15 +385,30 @@ def main(argv: list[str] | None = None) -> None:
         from eval.tuning import run_tuning
 
         tuning = run_tuning(scorer, datasets, n=args.n, reps=args.reps, families=families)
+    if not args.no_tail_audit and (args.data / "clinc150.jsonl").exists():
+        from eval.tail_audit_eval import main as tail_audit_main
+
+        tail_audit_main(["--data", str(args.data)])
     (args.out / "validation.json").write_text(json.dumps({"meta": meta, "results": results, "tuning": tuning},
                                                          indent=1, default=str))
-    plots_dir = args.markdown.parent / "plots"
+    print(render(results, meta, tuning, args.markdown, args.out, with_metrics=not args.no_set_metrics))
+
+
+def render(results: list[dict[str, Any]], meta: dict[str, Any], tuning: list[dict[str, Any]] | None,
+           markdown: Path, out: Path, *, with_metrics: bool) -> str:
+    """Plots and RESULTS.md; appends the tail-audit evaluation when `eval.tail_audit_eval` has run."""
+    plots_dir = markdown.parent / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for family in families:
-        plot_family(results, family, [*HEADLINE, *SET_METRICS] if not args.no_set_metrics else list(HEADLINE),
+    for family in meta["families"]:
+        plot_family(results, family, [*HEADLINE, *SET_METRICS] if with_metrics else list(HEADLINE),
                     plots_dir / f"{family}.png")
-    text = write_markdown(results, args.markdown, plots_dir, meta, tuning)
-    print(text)
+    text = write_markdown(results, markdown, plots_dir, meta, tuning)
+    tail_dir = Path(__file__).parent / "results"  # where eval.tail_audit_eval writes
+    for extra in ("tail_audit.md", "tail_audit_llm.md"):
+        if (tail_dir / extra).exists():
+            text += "\n" + (tail_dir / extra).read_text(encoding="utf-8")
+    markdown.write_text(text, encoding="utf-8")
+    return text
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def test_harness_runs_end_to_end_and_orders_intent_count(tmp_path: Path, cache_d
         for i, (text, intent) in enumerate(rows)))
     out, markdown = tmp_path / "out", tmp_path / "RESULTS.md"
     main(["--data", str(data), "--datasets", "tiny", "--n", "60", "--reps", "2", "--model", "fake/echo",
-          "--families", "intent_count,contamination", "--out", str(out), "--markdown", str(markdown),
+          "--families", "intent_count,contamination", "--no-tail-audit", "--out", str(out), "--markdown", str(markdown),
           "--cache-dir", str(cache_dir)])
 
     text = markdown.read_text()
