@@ -37,7 +37,8 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-def _fail(exc: BaseException, debug: bool) -> NoReturn:
+def fail(exc: BaseException, debug: bool) -> NoReturn:
+    """Print one line (traceback only with --debug) and exit with the error's code."""
     from clusterdiv.errors import ClusterdivError
 
     if debug:
@@ -107,6 +108,14 @@ def score(
     cache_dir: Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars on stderr")] = True,
     debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
+    # --- history (issue 6): see clusterdiv/history/record.py
+    record: Annotated[bool, typer.Option(help="Record the run in the history database")] = True,
+    dataset: Annotated[str | None, typer.Option(help="History: dataset name (default: file stem)")] = None,
+    batch_id: Annotated[str | None, typer.Option(help="History: batch id (default: content hash)")] = None,
+    owner: Annotated[str | None, typer.Option(help="History: who produced this batch")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="History: tag the run (repeatable)")] = None,
+    history_db: Annotated[str | None, typer.Option(help="History DB path or SQLAlchemy URL "
+                                                        "(or $CLUSTERDIV_HISTORY_DB)")] = None,
 ) -> None:
     """Score the diversity of a dataset and print the report."""
     try:
@@ -145,6 +154,11 @@ def score(
             else:
                 report = run_score(file, config=config, cache=cache, load_options=load_options,
                                    reference=reference, reference_load_options=ref_options)
+        if record:  # history (issue 6): a storage failure only warns, the report still prints
+            from clusterdiv.history.record import record_from_cli
+
+            record_from_cli(report, file=file, dataset=dataset, batch_id=batch_id, owner=owner, tags=tag,
+                            db=history_db, console=stderr)
         if output_format is OutputFormat.json:
             text = report.to_json()
         elif output_format is OutputFormat.markdown:
@@ -169,7 +183,7 @@ def score(
         stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached; rerun to resume")
         raise typer.Exit(130) from None
     except Exception as exc:  # one line per error; traceback only with --debug
-        _fail(exc, debug)
+        fail(exc, debug)
 
 
 @app.command("metrics")
@@ -240,7 +254,7 @@ def metrics_command(
     except typer.Exit:
         raise
     except Exception as exc:
-        _fail(exc, debug)
+        fail(exc, debug)
 
 
 @cache_app.command("info")
@@ -275,6 +289,19 @@ def version() -> None:
     from clusterdiv import __version__
 
     sys.stdout.write(f"clusterdiv {__version__}\n")
+
+
+def _register_command_modules() -> None:
+    import importlib
+    import pkgutil
+
+    import clusterdiv.commands as commands
+
+    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"clusterdiv.commands.{module.name}").register(app)
+
+
+_register_command_modules()
 
 
 def main() -> None:

@@ -72,24 +72,35 @@ class Timings(BaseModel):
 
 
 class Report(BaseModel):
+    """One report type for every command.
+
+    `score` fills the headline fields; commands that do not cluster (e.g. `mix`) leave them None and
+    fill their own section instead, so tools reading the JSON handle a single shape.
+    """
+
+    command: str = "score"
     source: str | None = None
     content_hash: str | None = None
     n_input: int
-    n_samples: int
-    n_clusters: int
-    n_noise: int
-    n_modes: int
-    score: float
-    score_normalized: float
-    ci95: tuple[float, float]
-    ci95_normalized: tuple[float, float]
-    normalization: str
-    clusters: list[ClusterSummary]
-    failed: Failures
-    skipped: SkippedInput
+    n_samples: int | None = None
+    n_clusters: int | None = None
+    n_noise: int | None = None
+    n_modes: int | None = None
+    score: float | None = None
+    score_normalized: float | None = None
+    ci95: tuple[float, float] | None = None
+    ci95_normalized: tuple[float, float] | None = None
+    normalization: str | None = None
+    clusters: list[ClusterSummary] = Field(default_factory=list)
+    failed: Failures = Field(default_factory=Failures)
+    skipped: SkippedInput = Field(default_factory=SkippedInput)
     metrics: dict[str, Any] = Field(default_factory=dict)
-    config: RunConfig
-    timings: Timings
+    tail_audit: dict[str, Any] | None = None
+    mix: dict[str, Any] | None = None
+    lineage: dict[str, Any] | None = None
+    drift: dict[str, Any] | None = None
+    config: RunConfig | None = None
+    timings: Timings = Field(default_factory=Timings)
 
     def to_json(self, *, indent: int | None = 2, exclude_timings: bool = False) -> str:
         data = self.model_dump(mode="json", exclude={"timings"} if exclude_timings else None)

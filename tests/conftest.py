@@ -62,3 +62,11 @@ def subprocess_env(cache_dir: Path, tmp_path: Path) -> dict[str, str]:
     env["CLUSTERDIV_CACHE_DIR"] = str(cache_dir)
     env["FAKE_LLM_CALL_LOG"] = str(tmp_path / "calls.log")
     return env
+
+
+@pytest.fixture(autouse=True)
+def _isolated_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`score` records every run by default; no test may write the user's real history database."""
+    path = tmp_path / "history.sqlite"
+    monkeypatch.setenv("CLUSTERDIV_HISTORY_DB", str(path))
+    return path

@@ -1,0 +1,96 @@
+"""Options and helpers shared by commands that score (`check`, `compare`), kept out of cli.py.
+
+The option aliases mirror `clusterdiv score`, so a command that "takes the same options as score"
+declares them with one line each and builds the same ScoreConfig.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+Format = Annotated[OutputFormat, typer.Option("--format", help="Output format")]
+Model = Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")]
+EmbeddingModel = Annotated[str, typer.Option(help="sentence-transformers name or path")]
+Seed = Annotated[int, typer.Option(help="Seed for sampling, UMAP, bootstrap and the LLM")]
+TextField = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
+IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
+SkipInvalid = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
+PromptFile = Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")]
+Criteria = Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")]
+ApiBase = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
+Concurrency = Annotated[int, typer.Option(help="Concurrent LLM requests")]
+ReferenceSize = Annotated[int, typer.Option(help="Sample size the normalised score refers to")]
+Metrics = Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")]
+Reference = Annotated[Path | None, typer.Option(help="Real data to compare against (MAUVE, recall, shares)")]
+CacheDir = Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")]
+Progress = Annotated[bool, typer.Option(help="Show progress bars on stderr")]
+Debug = Annotated[bool, typer.Option(help="Show tracebacks")]
+HistoryDb = Annotated[str | None, typer.Option(
+    help="History database: a file path or SQLAlchemy URL (or $CLUSTERDIV_HISTORY_DB)")]
+Owner = Annotated[str | None, typer.Option(help="Who owns this dataset / produced this batch")]
+Tags = Annotated[list[str] | None, typer.Option("--tag", help="Tag the recorded run (repeatable)")]
+BatchId = Annotated[str | None, typer.Option(help="Batch id in history (default: content hash prefix)")]
+
+
+def build_config(*, model: str, embedding_model: str, seed: int, sample: int | None,
+                 prompt_file: Path | None, criteria: str | None, api_base: str | None, concurrency: int,
+                 reference_size: int, metrics: str) -> Any:
+    """The ScoreConfig `score` would build from the same options (metric names validated)."""
+    from clusterdiv.errors import InputError
+    from clusterdiv.llm.structured import LLMSettings
+    from clusterdiv.pipeline import ScoreConfig
+
+    if metrics not in ("all", "none"):
+        from clusterdiv.metrics.registry import resolve_selection
+
+        try:
+            resolve_selection(metrics)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    return ScoreConfig(
+        llm=LLMSettings(model=model, seed=seed, api_base=api_base, concurrency=concurrency),
+        embedding_model=embedding_model,
+        prompt_file=str(prompt_file) if prompt_file else None,
+        criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
+        seed=seed, sample=sample, reference_size=reference_size, metrics=metrics,
+    )
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[Any]:
+    """Rich bars on stderr when wanted and stderr is a terminal (or forced), else None."""
+    from clusterdiv.cli import RichProgress, stderr
+
+    if enabled and (stderr.is_terminal or os.environ.get("CLUSTERDIV_FORCE_PROGRESS")):
+        with RichProgress() as bars:
+            yield bars
+    else:
+        yield None
+
+
+def write_text(text: str, output: Path | None) -> None:
+    """To `output` when given (with a note on stderr), else stdout; always newline-terminated."""
+    import sys
+
+    from clusterdiv.cli import stderr
+
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        stderr.print(f"written to {output}")

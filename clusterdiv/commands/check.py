@@ -1,0 +1,154 @@
+"""`clusterdiv check`: score a batch, record it, and fail the build when its dataset's rules break.
+
+Exit codes: 0 all rules met, 3 a threshold or drop rule breached, 2 bad input (file, option, or
+a dataset without rules), 1 any other error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from clusterdiv.cli_common import (
+    ApiBase,
+    BatchId,
+    CacheDir,
+    Concurrency,
+    Criteria,
+    Debug,
+    EmbeddingModel,
+    Format,
+    HistoryDb,
+    IdField,
+    Metrics,
+    Model,
+    OutputFormat,
+    Owner,
+    Progress,
+    PromptFile,
+    Reference,
+    ReferenceSize,
+    Seed,
+    SkipInvalid,
+    Tags,
+    TextField,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from clusterdiv.history.gate import GateResult
+
+
+def check(
+    file: Annotated[Path, typer.Argument(help="The batch to check (any format `score` reads)")],
+    dataset: Annotated[str | None, typer.Option(help="Tracked dataset name (default: file stem)")] = None,
+    summary: Annotated[Path | None, typer.Option(
+        help="Append a markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")] = None,
+    record: Annotated[bool, typer.Option(help="Record the run in history")] = True,
+    batch_id: BatchId = None,
+    owner: Owner = None,
+    tag: Tags = None,
+    history_db: HistoryDb = None,
+    output_format: Format = OutputFormat.table,
+    model: Model = "local/smollm2",
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
+    sample: Annotated[int | None, typer.Option(help="Score a seeded random sample of N examples")] = None,
+    seed: Seed = 0,
+    text_field: TextField = None,
+    id_field: IdField = None,
+    skip_invalid: SkipInvalid = False,
+    prompt_file: PromptFile = None,
+    criteria: Criteria = None,
+    api_base: ApiBase = None,
+    concurrency: Concurrency = 4,
+    reference_size: ReferenceSize = 100,
+    metrics: Metrics = "all",
+    reference: Reference = None,
+    cache_dir: CacheDir = None,
+    progress: Progress = True,
+    debug: Debug = False,
+) -> None:
+    """Score BATCH, record it, and exit 3 if it breaches its dataset's thresholds (see `track`)."""
+    try:
+        from rich.console import Console
+
+        from clusterdiv.cache import ModelCache
+        from clusterdiv.cli_common import build_config, progress_bars
+        from clusterdiv.errors import InputError
+        from clusterdiv.history.gate import EXIT_BREACH, evaluate, render_summary_markdown
+        from clusterdiv.history.record import default_batch_id, default_dataset_name
+        from clusterdiv.history.store import HistoryStore, flatten_metrics
+
+        name = dataset or default_dataset_name(file)
+        with HistoryStore(history_db) as store:
+            tracking = store.tracking(name)  # checked first: a misconfigured gate costs no scoring
+            if tracking is None or (not tracking.thresholds and tracking.drop_share is None):
+                raise InputError(f"dataset '{name}' has no thresholds to check; set them first, e.g. "
+                                 f"clusterdiv track {name} --min score_normalized=0.3")
+            config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
+                                  prompt_file=prompt_file, criteria=criteria, api_base=api_base,
+                                  concurrency=concurrency, reference_size=reference_size, metrics=metrics)
+            from clusterdiv.pipeline import score as run_score
+
+            load_options = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid}
+            with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
+                report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options,
+                                   reference=reference,
+                                   reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid})
+            batch = batch_id or default_batch_id(report)
+            previous = store.runs(name, last=tracking.drop_window)
+            result = evaluate(flatten_metrics(report), tracking, previous, batch_id=batch)
+            if record:
+                run_id = store.record(report, dataset=name, batch_id=batch, owner=owner, tags=tag or (),
+                                      gate_status="passed" if result.passed else "breached")
+                result = result.model_copy(update={"run_id": run_id})
+        markdown = render_summary_markdown(result, source=report.source)
+        if summary is not None:
+            with summary.open("a", encoding="utf-8") as handle:
+                handle.write(markdown + "\n")
+        if output_format is OutputFormat.json:
+            payload = {"gate": result.model_dump(mode="json"), "report": json.loads(report.to_json())}
+            sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        elif output_format is OutputFormat.markdown:
+            sys.stdout.write(markdown)
+        else:
+            _render_table(result, Console())
+        err = Console(stderr=True)
+        for breach in result.breaches:
+            err.print(f"[red]breach:[/red] {breach.reason}", highlight=False, soft_wrap=True)
+        if not result.passed:
+            raise typer.Exit(EXIT_BREACH)
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        from clusterdiv.cli import fail
+
+        fail(exc, debug)
+
+
+def _render_table(result: GateResult, console: Console) -> None:
+    from rich.table import Table
+
+    verdict = "[green]PASS[/green]" if result.passed else f"[red]FAIL[/red] ({len(result.breaches)} breached)"
+    run = f"recorded as run {result.run_id}" if result.run_id is not None else "not recorded"
+    console.print(f"{verdict}  dataset [bold]{result.dataset}[/bold]  batch {result.batch_id}  {run}; "
+                  f"compared with {result.previous_runs} earlier runs", highlight=False)
+    table = Table()
+    for col in ("metric", "kind", "value", "95% CI", "rule", "status"):
+        table.add_column(col, no_wrap=col in ("metric", "status"))
+    for c in result.checks:
+        table.add_row(c.metric, c.kind, "n/a" if c.value is None else f"{c.value:.4f}",
+                      f"{c.ci95[0]:.3f}-{c.ci95[1]:.3f}" if c.ci95 else "", c.rule,
+                      "[green]ok[/green]" if c.ok else "[red]breach[/red]")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)

@@ -1,0 +1,346 @@
+"""Compare several batches (e.g. generators) at the same sample size in one shared clustering.
+
+Why one clustering: cluster ids from separate runs mean nothing to each other, and each run's
+clustering adapts to its own data. Clustering the union once puts every batch in the same mode
+space, so "batch A has 4 modes where B has 11" and "cluster 3 is 40% of A but 5% of the rest" are
+statements about the same modes. Why the same sample size: the raw score (modes / samples) falls
+with size, so batches are subsampled (seeded) to a common n, the smallest batch's by default.
+
+Scores from a comparison are comparable with each other, not with standalone `score` runs: the
+shared clustering of the union is not the clustering each batch would get alone (a larger set
+may be clustered with UMAP + HDBSCAN where a small batch alone gets the agglomerative fallback).
+
+Significance (score_normalized only): a two-sided permutation test per pair. The shared-cluster
+labels of both batches are pooled and randomly split into two groups of the original sizes
+(`permutations` times, seeded); the p-value is the share of splits whose score difference is at
+least the observed one. p-values are Holm-adjusted across all pairs; a pair differs significantly
+when the adjusted p < alpha. The test holds the clustering fixed, like the intervals. Whether the
+95% intervals overlap is reported alongside, as a quick visual check, not as the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from clusterdiv.cache import ModelCache
+from clusterdiv.cluster import NOISE
+from clusterdiv.errors import ClusterdivError, InputError
+from clusterdiv.progress import NullProgress, ProgressReporter
+from clusterdiv.records import Example
+from clusterdiv.report import ClusterSummary, RunConfig
+from clusterdiv.scoring import expected_richness, mode_counts, score_labels
+from clusterdiv.shares import ClusterShare, cluster_shares
+
+REFERENCE = "reference"
+SIGNIFICANCE_METHOD = (
+    "two-sided permutation test on score_normalized ({permutations} seeded relabelings of the pooled "
+    "shared-cluster labels per pair), Holm-adjusted across pairs, alpha {alpha}"
+)
+
+
+class BatchResult(BaseModel):
+    name: str
+    source: str | None = None
+    content_hash: str | None = None
+    n_available: int = Field(description="examples in the batch before subsampling")
+    n_input: int = Field(description="examples sampled for comparison (same for every batch)")
+    n_samples: int = Field(description="examples scored (sampled minus failed extractions)")
+    n_failed: int
+    n_clusters: int
+    n_noise: int
+    n_modes: int
+    score: float
+    score_normalized: float
+    ci95: tuple[float, float]
+    ci95_normalized: tuple[float, float]
+    rank: int = Field(description="1 = most diverse by score_normalized")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class PairwiseTest(BaseModel):
+    a: str
+    b: str
+    difference: float = Field(description="score_normalized of a minus b")
+    p_value: float
+    p_adjusted: float
+    significant: bool
+    cis_overlap: bool
+
+
+class Representation(BaseModel):
+    """Shared-cluster shares of one batch against a comparison set (other batches, or the reference)."""
+
+    batch: str
+    versus: Literal["others", "reference"]
+    over: list[int] = Field(description="clusters at >= 2x the comparison share, or only in this batch")
+    under: list[int] = Field(description="clusters at <= 0.5x the comparison share, or absent here")
+    clusters: list[ClusterShare]
+
+
+class ComparisonReport(BaseModel):
+    command: Literal["compare"] = "compare"
+    sample_size: int
+    seed: int
+    clustering_method: str
+    n_shared_clusters: int
+    n_shared_noise: int
+    significance_method: str
+    alpha: float
+    batches: list[BatchResult]
+    pairwise: list[PairwiseTest]
+    representation: list[Representation]
+    versus_reference: list[Representation] = Field(default_factory=list)
+    reference: dict[str, Any] | None = None
+    clusters: list[ClusterSummary] = Field(default_factory=list, description="largest shared clusters")
+    cluster_counts: dict[str, dict[int, int]] = Field(
+        default_factory=dict, description="members per shared cluster, per batch (noise = -1)")
+    config: RunConfig
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    def batch(self, name: str) -> BatchResult:
+        return next(b for b in self.batches if b.name == name)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _normalized(labels: Sequence[int], reference_size: int) -> float:
+    counts = mode_counts(labels)
+    return expected_richness(counts, reference_size) / reference_size
+
+
+def permutation_p_value(a: Sequence[int], b: Sequence[int], *, reference_size: int,
+                        permutations: int, seed: int) -> float:
+    """Two-sided p-value of the score_normalized difference under exchangeable labels."""
+    observed = abs(_normalized(a, reference_size) - _normalized(b, reference_size))
+    pooled = np.asarray(list(a) + list(b))
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for _ in range(permutations):
+        perm = rng.permutation(pooled)
+        diff = abs(_normalized(perm[:len(a)].tolist(), reference_size)
+                   - _normalized(perm[len(a):].tolist(), reference_size))
+        extreme += diff >= observed - 1e-12
+    return (1 + extreme) / (1 + permutations)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in input order (monotone, capped at 1)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# ---------------------------------------------------------------- composition
+
+
+def _representation(batch: str, versus: Literal["others", "reference"], labels: list[int],
+                    groups: list[str], ids: list[str], summaries: dict[int, str],
+                    include: set[str]) -> Representation:
+    keep = [i for i, g in enumerate(groups) if g in include]
+    rows = cluster_shares([labels[i] for i in keep], [groups[i] == batch for i in keep],
+                          [ids[i] for i in keep], summaries=summaries)
+    return Representation(
+        batch=batch, versus=versus, clusters=rows,
+        over=[r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
+        under=[r.cluster_id for r in rows if r.flag in ("under", "missing")],
+    )
+
+
+def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache | None = None,
+            reference: Any = None, sample: int | None = None, load_options: dict[str, Any] | None = None,
+            reference_load_options: dict[str, Any] | None = None, progress: ProgressReporter | None = None,
+            permutations: int = 1000, alpha: float = 0.05) -> ComparisonReport:
+    """Score every batch at one sample size in one shared clustering; see the module docstring.
+
+    `batches` maps a display name to anything `score()` accepts (path, texts, Examples, corpus).
+    `sample` (or `config.sample`) is the common size; default the smallest batch's size.
+    """
+    from clusterdiv import __version__
+    from clusterdiv.embed import Embedder, embed_texts
+    from clusterdiv.extract import extract_criteria
+    from clusterdiv.llm.plugins import get_registry
+    from clusterdiv.llm.structured import CallStats
+    from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+    from clusterdiv.pipeline import (
+        ScoreConfig,
+        _as_examples,
+        cluster_examples,
+        embed_extractions,
+        sample_examples,
+        summarize_clusters,
+    )
+    from clusterdiv.prompts import PromptTemplate
+
+    config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
+    if len(batches) < 2:
+        raise InputError("compare needs at least two batches")
+    if REFERENCE in batches:
+        raise InputError(f"'{REFERENCE}' is reserved for --reference; name the batch differently")
+    progress = progress or NullProgress()
+    own_cache = cache is None
+    cache = cache or ModelCache()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        t = time.perf_counter()
+        loaded: dict[str, tuple[list[Example], Any]] = {
+            name: _as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
+        sizes = {name: len(ex) for name, (ex, _) in loaded.items()}
+        smallest = min(sizes, key=sizes.__getitem__)
+        n = sample or config.sample or sizes[smallest]
+        if n < 2:
+            raise InputError(f"batch '{smallest}' has {sizes[smallest]} examples; need at least 2 to compare")
+        if n > sizes[smallest]:
+            raise InputError(f"--sample {n} exceeds the smallest batch ('{smallest}' has {sizes[smallest]})")
+        sampled = {name: sample_examples(ex, n=n, seed=config.seed) for name, (ex, _) in loaded.items()}
+        ref_examples: list[Example] = []
+        ref_corpus = None
+        if reference is not None:
+            ref_all, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
+            ref_examples = sample_examples(ref_all, n=min(n, len(ref_all)), seed=config.seed)
+            if not ref_examples:
+                raise InputError("the reference has no examples")
+        timings["load_s"] = time.perf_counter() - t
+
+        prompt = PromptTemplate.load(config.prompt_file)
+        fields = config.criteria or prompt.spec.embed
+        unknown = [f for f in fields if f not in prompt.criteria_names]
+        if unknown:
+            raise InputError(f"unknown criteria {unknown}; the prompt defines {prompt.criteria_names}")
+        embedder = Embedder(config.embedding_model)
+
+        # Ids are prefixed with the batch name: the same id (or text) may occur in several batches.
+        group_of: dict[str, str] = {}
+        union: list[Example] = []
+        for name, examples in [*sampled.items(), *([(REFERENCE, ref_examples)] if ref_examples else [])]:
+            for e in examples:
+                uid = f"{name}:{e.id}"
+                group_of[uid] = name
+                union.append(e.model_copy(update={"id": uid}))
+
+        t = time.perf_counter()
+        stats = CallStats()
+        extractions = extract_criteria(union, model=config.llm, cache=cache, prompt=prompt, stats=stats,
+                                       progress=progress)
+        timings["extract_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        embedded = embed_extractions(extractions, model=embedder, cache=cache, fields=fields, progress=progress)
+        timings["embed_s"] = time.perf_counter() - t
+        failed = {name: 0 for name in group_of.values()}
+        for e in extractions:
+            if not e.ok:
+                failed[group_of[e.example_id]] += 1
+        empty = [name for name in sampled if failed[name] == n]
+        if empty:
+            raise ClusterdivError(f"every example of batch '{empty[0]}' failed extraction")
+
+        t = time.perf_counter()
+        assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+        timings["cluster_s"] = time.perf_counter() - t
+        labels = [a.cluster for a in assignments]
+        ids = [a.example_id for a in assignments]
+        groups = [group_of[i] for i in ids]
+        labels_of = {name: [lab for lab, g in zip(labels, groups, strict=True) if g == name]
+                     for name in sampled}
+
+        t = time.perf_counter()
+        scores = {name: score_labels(labs, reference_size=config.reference_size, n_boot=config.bootstrap,
+                                     seed=config.seed) for name, labs in labels_of.items()}
+        ranked = sorted(scores, key=lambda k: -scores[k].score_normalized)
+        names = list(sampled)
+        pairs = list(itertools.combinations(names, 2))
+        p_values = [permutation_p_value(labels_of[a], labels_of[b], reference_size=config.reference_size,
+                                        permutations=permutations, seed=config.seed) for a, b in pairs]
+        adjusted = holm(p_values)
+        pairwise = []
+        for (a, b), p, p_adj in zip(pairs, p_values, adjusted, strict=True):
+            (alo, ahi), (blo, bhi) = scores[a].ci95_normalized, scores[b].ci95_normalized
+            pairwise.append(PairwiseTest(
+                a=a, b=b, difference=scores[a].score_normalized - scores[b].score_normalized,
+                p_value=p, p_adjusted=p_adj, significant=p_adj < alpha, cis_overlap=alo <= bhi and blo <= ahi))
+        timings["score_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        selection = config.metrics or "all"
+        metric_values: dict[str, dict[str, Any]] = {name: {} for name in names}
+        if selection != "none":
+            selected = resolve_selection(None if selection == "all" else selection)
+            if not ref_examples:
+                selected -= set(METRIC_GROUPS["reference"])
+            needs_vectors = bool(selected & (set(METRIC_GROUPS["semantic"]) | set(METRIC_GROUPS["reference"])))
+            ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=cache)
+                           if ref_examples and selected & set(METRIC_GROUPS["reference"]) else None)
+            for name in names:
+                texts = [e.text for e in sampled[name]]
+                vectors = embed_texts(texts, model=embedder, cache=cache) if needs_vectors else None
+                values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
+                                             select=selected, seed=config.seed, bootstrap=config.bootstrap,
+                                             self_bleu_sample=config.self_bleu_sample)
+                metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
+        timings["metrics_s"] = time.perf_counter() - t
+
+        summaries_list = summarize_clusters(assignments, extractions, top=10**6, per_cluster=3)
+        summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
+        batch_names = set(names)
+        representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names)
+                          for name in names]
+        versus_reference = [_representation(name, "reference", labels, groups, ids, summaries,
+                                            {name, REFERENCE}) for name in names] if ref_examples else []
+        counts: dict[str, dict[int, int]] = {}
+        for lab, g in zip(labels, groups, strict=True):
+            counts.setdefault(g, {}).setdefault(lab, 0)
+            counts[g][lab] += 1
+
+        results = []
+        for name in names:
+            s, corpus = scores[name], loaded[name][1]
+            results.append(BatchResult(
+                name=name, source=corpus.path if corpus is not None else None,
+                content_hash=corpus.content_hash if corpus is not None else None,
+                n_available=sizes[name], n_input=n, n_samples=s.n_samples, n_failed=failed[name],
+                n_clusters=s.n_clusters, n_noise=s.n_noise, n_modes=s.n_modes, score=s.score,
+                score_normalized=s.score_normalized, ci95=s.ci95, ci95_normalized=s.ci95_normalized,
+                rank=ranked.index(name) + 1, metrics=metric_values[name],
+            ))
+        timings["total_s"] = time.perf_counter() - started
+        return ComparisonReport(
+            sample_size=n, seed=config.seed, clustering_method=clustering.method,
+            n_shared_clusters=clustering.n_clusters, n_shared_noise=clustering.n_noise,
+            significance_method=SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha),
+            alpha=alpha, batches=results, pairwise=pairwise, representation=representation,
+            versus_reference=versus_reference,
+            reference=({"source": ref_corpus.path if ref_corpus is not None else None,
+                        "n_samples": len(ref_examples), "n_failed": failed.get(REFERENCE, 0)}
+                       if ref_examples else None),
+            clusters=summaries_list[:config.top_clusters], cluster_counts=counts,
+            config=RunConfig(
+                model=config.llm.model, model_fingerprint=get_registry().fingerprint(config.llm.model),
+                embedding_model=embedder.spec.name, embedding_fingerprint=embedder.spec.fingerprint,
+                prompt_file=prompt.source if config.prompt_file else "bundled:extract_criteria.yaml",
+                prompt_sha256=prompt.content_hash, embedded_criteria=list(fields), seed=config.seed,
+                sample=n, reference_size=config.reference_size, clustering=config.clustering.model_dump(),
+                clustering_method=clustering.method, clusterdiv_version=__version__,
+            ),
+            timings=timings,
+        )
+    finally:
+        if own_cache:
+            cache.close()
+
+
+__all__ = ["NOISE", "BatchResult", "ComparisonReport", "PairwiseTest", "Representation", "compare", "holm",
+           "permutation_p_value"]

@@ -1,0 +1,152 @@
+"""The current schema (as SQLAlchemy Core tables) and the typed records the store hands out.
+
+The tables here describe the schema *after* every migration; `migrations.py` holds frozen copies
+of each step, so editing this file never silently changes what an old migration creates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+
+HEADLINE_METRICS: tuple[str, ...] = ("score", "score_normalized")
+
+# +1: higher means more diverse / better; -1: higher means less diverse; 0: no good direction
+# (a move either way is worth flagging). Unknown names default to +1.
+DIRECTION: dict[str, int] = {
+    "self_bleu": -1,
+    "embedding_mean_cosine": -1,
+    "density": 0,
+}
+
+
+def trackable_metrics() -> list[str]:
+    """Names a threshold may use: the headline scores plus every registered set metric."""
+    from clusterdiv.metrics.registry import ALL_METRICS
+
+    return [*HEADLINE_METRICS, *ALL_METRICS]
+
+
+def direction(metric: str) -> int:
+    return DIRECTION.get(metric, 1)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("drop_share", sa.Float),  # migration 2
+    sa.Column("drop_window", sa.Integer),  # migration 2
+)
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("batch_id", sa.String(255), nullable=False),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("source", sa.Text),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("n_samples", sa.Integer),
+    sa.Column("score", sa.Float),
+    sa.Column("score_normalized", sa.Float),
+    sa.Column("clusterdiv_version", sa.String(32)),
+    sa.Column("config_json", sa.Text, nullable=False),
+    sa.Column("report_json", sa.Text, nullable=False),
+    sa.Column("gate_status", sa.String(16)),  # migration 2
+    sa.Index("ix_runs_dataset_recorded", "dataset_id", "recorded_at"),
+)
+
+run_metrics = sa.Table(
+    "run_metrics", metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Float),
+    sa.Column("ci_low", sa.Float),
+    sa.Column("ci_high", sa.Float),
+)
+
+run_tags = sa.Table(  # migration 2
+    "run_tags", metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.String(255), primary_key=True),
+)
+
+thresholds = sa.Table(  # migration 2
+    "thresholds", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("metric", sa.String(64), primary_key=True),
+    sa.Column("min_value", sa.Float),
+    sa.Column("max_value", sa.Float),
+)
+
+
+class MetricRecord(BaseModel):
+    value: float | None
+    ci95: tuple[float, float] | None = None
+
+
+class RunRecord(BaseModel):
+    """One recorded run as read back: identity, provenance and its flattened metrics."""
+
+    id: int
+    dataset: str
+    batch_id: str
+    content_hash: str | None = None
+    source: str | None = None
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    started_at: datetime | None = None
+    recorded_at: datetime
+    n_samples: int | None = None
+    gate_status: Literal["passed", "breached"] | None = None
+    clusterdiv_version: str | None = None
+    metrics: dict[str, MetricRecord] = Field(default_factory=dict)
+
+    def value(self, metric: str) -> float | None:
+        m = self.metrics.get(metric)
+        return m.value if m is not None else None
+
+
+class Threshold(BaseModel):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return " and ".join(parts)
+
+
+DEFAULT_DROP_SHARE = 0.2
+DEFAULT_DROP_WINDOW = 5
+
+
+class Tracking(BaseModel):
+    """A dataset's owner and the rules its batches must meet."""
+
+    dataset: str
+    owner: str | None = None
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    drop_share: float | None = None  # None: drops are shown by `history` but do not fail `check`
+    drop_window: int = DEFAULT_DROP_WINDOW
