@@ -211,3 +211,13 @@ def test_lexical_metrics_need_no_model_and_no_torch(corpus_file, subprocess_env)
 def test_unknown_metric_name_is_bad_input(corpus_file, subprocess_env):
     result = run_cli(["metrics", str(corpus_file), "--metrics", "lexicall"], subprocess_env)
     assert result.returncode == 2 and "unknown metric" in result.stderr
+
+
+def test_library_entry_point_takes_flat_settings(cache, fake_llm):
+    import clusterdiv
+
+    texts = [t for t, _ in intent_corpus(["weather", "alarm", "music"], 12)]
+    report = clusterdiv.score(texts, model="fake/echo", seed=3, metrics="lexical", cache=cache)
+    assert report.config.model == "fake/echo" and report.config.seed == 3
+    assert report.n_samples == 12 and "distinct_2" in report.metrics and "vendi" not in report.metrics
+    assert json.loads(report.to_json())["score"] == report.score
