@@ -1,15 +1,24 @@
 """Clustering of criteria embeddings into semantic modes.
 
-UMAP (cosine, seeded) reduces to a few dimensions where HDBSCAN finds dense modes without being
-told how many there are. Both are seeded: `random_state` makes UMAP single-threaded and exactly
-reproducible, and HDBSCAN is deterministic given its input. Below `small_set_threshold` examples
-UMAP's neighbour graph and HDBSCAN's density estimates are too unstable, so small sets use
-average-linkage agglomerative clustering with a fixed cosine-distance threshold, which is fully
-deterministic and needs no seed.
+Two methods, both deterministic:
 
-HDBSCAN marks points that belong to no dense mode as noise (label -1). Noise points are kept,
-not dropped: the score counts each as a cluster of its own (a mode with one member), because an
-example unlike all others adds diversity. Reports show how many there were.
+* **agglomerative** (the default up to `agglomerative_max_n` examples): average linkage on cosine
+  distance with a fixed threshold, so two examples share a mode when their criteria are about as
+  close as paraphrases of one intent. The threshold does not depend on the sample, which is what a
+  diversity count needs: the same modes are found in a small and a large sample. No seed is needed.
+* **umap_hdbscan** (above that size, where agglomerative's O(n^2) memory stops being affordable, or
+  on request): UMAP (cosine, `random_state` = seed, which makes it single-threaded and exactly
+  reproducible) to a few dimensions, then HDBSCAN, which finds dense modes without being told how
+  many.
+
+Why agglomerative is the default: on the validation harness (eval/RESULTS.md) the fixed-threshold
+count tracked the true number of intents with Spearman 0.98 on both datasets, against 0.47-0.62 for
+UMAP + HDBSCAN, whose excess-of-mass selection merges or splits modes depending on the density of
+everything else in the sample.
+
+HDBSCAN marks points that belong to no dense mode as noise (label -1). Noise points are kept, not
+dropped: the score counts each as a mode of its own (an example unlike all others adds diversity).
+Agglomerative clustering has no noise; an isolated example is a cluster of one.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ class ClusterParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["auto", "umap_hdbscan", "agglomerative"] = "auto"
-    small_set_threshold: int = Field(default=50, ge=3)
+    agglomerative_max_n: int = Field(default=5000, ge=3)
     umap_components: int = Field(default=5, ge=2)
     umap_neighbors: int = Field(default=15, ge=2)
     umap_min_dist: float = Field(default=0.0, ge=0.0)
@@ -102,7 +111,7 @@ def cluster_vectors(X: np.ndarray, *, params: ClusterParams | None = None, seed:
         reduced = None
     else:
         use_umap = params.method == "umap_hdbscan" or (
-            params.method == "auto" and n >= params.small_set_threshold
+            params.method == "auto" and n > params.agglomerative_max_n
         )
         if use_umap:
             labels, reduced = _umap_hdbscan(X, params, seed)

@@ -16,15 +16,19 @@ from clusterdiv.cluster import ClusterParams
 from clusterdiv.embed import embed_texts
 from clusterdiv.extract import criteria_text
 
+UH = {"method": "umap_hdbscan"}
 VARIANTS: list[tuple[str, list[str] | None, dict[str, Any]]] = [
-    ("default", None, {}),
-    ("embed intent only", ["intent"], {}),
-    ("embed intent+topic+task", ["intent", "topic", "task"], {}),
-    ("hdbscan leaf 5/5", None, {"cluster_selection_method": "leaf", "min_cluster_size": 5, "min_samples": 5}),
-    ("hdbscan eom 2/2", None, {"min_cluster_size": 2, "min_samples": 2}),
-    ("hdbscan eom 3/1", None, {"min_samples": 1}),
-    ("umap 10 neighbours", None, {"umap_neighbors": 10}),
-    ("agglomerative at every size", None, {"method": "agglomerative"}),
+    ("default (agglomerative, cosine 0.3)", None, {}),
+    ("agglomerative, cosine 0.2", None, {"distance_threshold": 0.2}),
+    ("agglomerative, cosine 0.4", None, {"distance_threshold": 0.4}),
+    ("agglomerative, embed intent only", ["intent"], {}),
+    ("agglomerative, embed intent+topic+task", ["intent", "topic", "task"], {}),
+    ("before: umap+hdbscan eom 3/3", None, UH),
+    ("umap+hdbscan, embed intent only", ["intent"], UH),
+    ("umap+hdbscan leaf 5/5", None, {**UH, "cluster_selection_method": "leaf", "min_cluster_size": 5, "min_samples": 5}),
+    ("umap+hdbscan eom 2/2", None, {**UH, "min_cluster_size": 2, "min_samples": 2}),
+    ("umap+hdbscan eom 3/1", None, {**UH, "min_samples": 1}),
+    ("umap+hdbscan, 10 neighbours", None, {**UH, "umap_neighbors": 10}),
 ]
 
 

@@ -27,13 +27,20 @@ def blobs(n_centres: int, per: int, dim: int = 16, spread: float = 0.05, seed: i
 
 def test_umap_hdbscan_is_deterministic_under_a_seed():
     X = blobs(6, 20)
-    a = cluster_vectors(X, params=ClusterParams(), seed=7)
-    b = cluster_vectors(X, params=ClusterParams(), seed=7)
+    params = ClusterParams(method="umap_hdbscan")
+    a = cluster_vectors(X, params=params, seed=7)
+    b = cluster_vectors(X, params=params, seed=7)
     assert a.method == "umap_hdbscan" and a.labels == b.labels
     assert 5 <= a.n_clusters <= 7  # finds the planted modes
 
 
-def test_small_sets_use_the_deterministic_fallback():
+def test_auto_uses_umap_hdbscan_only_above_the_agglomerative_limit():
+    X = blobs(4, 15)
+    assert cluster_vectors(X, params=ClusterParams(agglomerative_max_n=40), seed=0).method == "umap_hdbscan"
+    assert cluster_vectors(X, params=ClusterParams(), seed=0).method == "agglomerative"
+
+
+def test_agglomerative_is_deterministic_without_a_seed():
     X = blobs(3, 8)
     result = cluster_vectors(X, params=ClusterParams(), seed=0)
     assert result.method == "agglomerative" and result.n_clusters == 3 and result.n_noise == 0
