@@ -9,11 +9,15 @@ install: system-packages
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev]'
 
-# PostgreSQL server binaries let the history tests run against a real server (they skip otherwise).
+# PostgreSQL server binaries let the history tests run against a real server, and Debian's
+# Chromium lets the explorer's browser test drive a real page (both skip when absent).
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  missing=""; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  fi; \
 	else echo "not root or no apt-get: skipping system packages (PostgreSQL tests will skip)"; fi
 
