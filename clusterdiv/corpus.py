@@ -40,6 +40,7 @@ __all__ = [
     "SkippedRow",
     "examples_from_texts",
     "load_corpus",
+    "load_corpus_bytes",
 ]
 
 CorpusFormat = Literal["jsonl", "json", "csv", "parquet", "text", "hf_dataset"]
@@ -150,6 +151,55 @@ def load_corpus(
     )
 
 
+def load_corpus_bytes(
+    data: bytes,
+    *,
+    filename: str,
+    text_field: str | None = None,
+    id_field: str | None = None,
+    label_field: str | None = None,
+    skip_invalid: bool = False,
+    format: str | None = None,
+) -> LoadedCorpus:
+    """Parse an uploaded corpus held in memory; `filename` only names it and picks the format.
+
+    The HTTP service uses this so that nothing a request says is ever opened as a path: the
+    bytes are the whole input. Errors name `filename` and the line, like `load_corpus`.
+    """
+    shown = Path(filename).name or "upload"
+    name = shown.lower()[:-3] if shown.lower().endswith(".gz") else shown.lower()
+    ext = Path(name).suffix
+    delimiter = "\t" if ext == ".tsv" or (format or "").lower() == "tsv" else ","
+    if format is not None:
+        fmt = _FORMAT_ALIASES.get(format.lower(), format.lower())
+        if fmt not in FORMATS:
+            raise CorpusError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", path=shown)
+    elif ext in _EXTENSIONS:
+        fmt = _EXTENSIONS[ext]
+    else:
+        raise CorpusError(
+            f"cannot tell the format from the name {shown!r} (known: {', '.join(sorted(_EXTENSIONS))}); "
+            "give the format explicitly", path=shown)
+    if fmt == "hf_dataset":
+        raise CorpusError("a saved Hugging Face dataset is a directory and cannot be uploaded as one file",
+                          path=shown)
+    if fmt == "parquet":
+        parsed = _parse_parquet(io.BytesIO(data), shown)
+    else:
+        raw = _normalize_bytes(data, shown)
+        if fmt == "jsonl":
+            parsed = _parse_jsonl(raw)
+        elif fmt == "json":
+            parsed = _parse_json(raw, shown)
+        elif fmt == "csv":
+            parsed = _parse_csv(raw, shown, delimiter)
+        else:
+            parsed = _parse_text(raw)
+    return _build(parsed, shown=shown, fmt=fmt,  # type: ignore[arg-type]
+                  text_field=text_field, id_field=id_field, label_field=label_field,
+                  skip_invalid=skip_invalid)
+
+
 def examples_from_texts(
     texts: Sequence[str],
     *,
@@ -246,6 +296,11 @@ def _read_bytes(p: Path, shown: str) -> bytes:
         data = p.read_bytes()
     except OSError as e:
         raise CorpusError(f"cannot read file: {e.strerror or e}", path=shown) from e
+    return _normalize_bytes(data, shown)
+
+
+def _normalize_bytes(data: bytes, shown: str) -> bytes:
+    """Undo gzip and a UTF-8 BOM, whether the bytes came from a file or an upload."""
     if data[:2] == _GZIP_MAGIC:  # by content, so a `--format` override still works on .gz files
         try:
             data = gzip.decompress(data)
@@ -442,7 +497,7 @@ def _escaped_byte(record: list[str]) -> str | None:
     return None
 
 
-def _parse_parquet(p: Path, shown: str) -> _Parsed:
+def _parse_parquet(p: Path | io.BytesIO, shown: str) -> _Parsed:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

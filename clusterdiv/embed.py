@@ -9,10 +9,11 @@ the weights' hash when the weights are on disk.
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,30 @@ def resolve_embedding_model(name: str = DEFAULT_EMBEDDING_MODEL) -> EmbeddingMod
     return EmbeddingModelSpec(name, name, None)
 
 
+_LOAD_LOCK = threading.Lock()
+_ENCODE_LOCK = threading.RLock()
+
+
+@functools.cache
+def _load_model(location: str, device: str) -> Any:
+    if Path(location).is_dir():
+        # A local folder never needs the hub; make sure nothing tries to reach it.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the report is the output, not loader chatter
+    return SentenceTransformer(location, device=device)
+
+
+def _shared_model(location: str, device: str) -> Any:
+    """One loaded model per (location, device) per process: a server running many jobs, or a
+    notebook creating many Embedders, loads the weights once."""
+    with _LOAD_LOCK:
+        return _load_model(location, device)
+
+
 class Embedder:
     """Lazily loads a sentence-transformers model; vectors are L2-normalised float32."""
 
@@ -62,17 +87,9 @@ class Embedder:
         self.device = device
         self.calls = 0  # texts actually encoded (not served from cache)
 
-    @cached_property
+    @property
     def _model(self) -> Any:
-        if Path(self.spec.location).is_dir():
-            # A local folder never needs the hub; make sure nothing tries to reach it.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # the report is the output, not loader chatter
-        return SentenceTransformer(self.spec.location, device=self.device)
+        return _shared_model(self.spec.location, self.device)
 
     @property
     def dimension(self) -> int:
@@ -80,10 +97,11 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += len(texts)
-        vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with _ENCODE_LOCK:  # fast tokenizers raise "Already borrowed" when shared across threads
+            vectors = self._model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from clusterdiv.aio import run_sync
 from clusterdiv.cache import ModelCache
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
 from clusterdiv.progress import NullProgress, ProgressReporter
@@ -64,10 +65,9 @@ async def aextract_criteria(
 def extract_criteria(examples: Sequence[Example], *, model: LLMSettings, cache: ModelCache,
                      prompt: PromptTemplate, stats: CallStats | None = None,
                      progress: ProgressReporter | None = None) -> list[Extraction]:
-    """Synchronous wrapper of `aextract_criteria` for scripts and notebooks without an event loop."""
-    return asyncio.run(
-        aextract_criteria(examples, model=model, cache=cache, prompt=prompt, stats=stats, progress=progress)
-    )
+    """Synchronous wrapper of `aextract_criteria`; works inside a running event loop too (Jupyter)."""
+    return run_sync(lambda: aextract_criteria(examples, model=model, cache=cache, prompt=prompt, stats=stats,
+                                              progress=progress))
 
 
 def criteria_text(criteria: dict[str, str], fields: Sequence[str]) -> str:

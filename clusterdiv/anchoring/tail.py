@@ -51,6 +51,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clusterdiv.aio import run_sync
 from clusterdiv.anchoring._common import CHUNK_ROWS, Loaded, get_embedder, load_examples
 from clusterdiv.cache import ModelCache
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
@@ -432,7 +433,7 @@ def audit_tail(
                 order = np.argsort(-sim[:, k], kind="stable")
                 top = order if judge_top is None else order[:judge_top]
                 pairs.extend((int(i), k) for i in top)
-            answers = asyncio.run(_ajudge(pairs, texts, entries, settings=settings, cache=cache, stats=stats))
+            answers = run_sync(lambda: _ajudge(pairs, texts, entries, settings=settings, cache=cache, stats=stats))
             for (i, k), answer in answers.items():
                 judged[i, k] = True
                 if answer is None:
