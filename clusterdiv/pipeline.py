@@ -167,13 +167,17 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
     return out
 
 
-def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Example], *,
-                          config: ScoreConfig, embedder: Embedder, cache: ModelCache,
-                          prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
-                          progress: ProgressReporter | None = None) -> dict[str, Any]:
-    """Cluster batch and reference together; report each mode's share in both."""
-    from clusterdiv.shares import cluster_shares
+def shared_clustering(examples: Sequence[Example], reference: Sequence[Example], *,
+                      config: ScoreConfig, embedder: Embedder, cache: ModelCache,
+                      prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
+                      progress: ProgressReporter | None = None
+                      ) -> tuple[list[Extraction], list[EmbeddedExample], list[ClusterAssignment], Clustering]:
+    """Batch and reference extracted, embedded and clustered together, so both live in one mode space.
 
+    Reference ids are prefixed `ref:`. Returns every extraction (batch then reference, failed ones
+    included) and the embedded examples and assignments of the successful ones, in that order.
+    `shared_cluster_shares` and the explorer both use it, so their clusterings are the same.
+    """
     batch_ex = extract_criteria(examples, model=config.llm, cache=cache, prompt=prompt, stats=stats)
     ref_ex = extract_criteria(reference, model=config.llm, cache=cache, prompt=prompt, stats=stats,
                               progress=progress)
@@ -181,6 +185,20 @@ def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Examp
     both = list(batch_ex) + list(ref_ex)
     embedded = embed_extractions(both, model=embedder, cache=cache, fields=fields)
     assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+    return both, embedded, assignments, clustering
+
+
+def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Example], *,
+                          config: ScoreConfig, embedder: Embedder, cache: ModelCache,
+                          prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
+                          progress: ProgressReporter | None = None) -> dict[str, Any]:
+    """Cluster batch and reference together; report each mode's share in both."""
+    from clusterdiv.shares import cluster_shares
+
+    both, _, assignments, clustering = shared_clustering(
+        examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt,
+        fields=fields, stats=stats, progress=progress,
+    )
     summaries = {c.cluster_id: c.criteria_summary for c in summarize_clusters(
         assignments, both, top=10**6, per_cluster=1)}
     rows = cluster_shares(
@@ -225,8 +243,8 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
     With `reference` (real data, same accepted types) the report adds MAUVE, k-NN
     precision/recall/density/coverage and per-cluster shares in one shared clustering.
     """
-    config = (config or ScoreConfig()).model_copy(update=overrides) if overrides else (config or ScoreConfig())
-    config = ScoreConfig.model_validate(config.model_dump())
+    # Validate overrides as fields (a dict for `llm` becomes LLMSettings), never copy them in raw.
+    config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
     own_cache = cache is None
     cache = cache or ModelCache()
     progress = progress or NullProgress()

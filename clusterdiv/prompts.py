@@ -38,9 +38,13 @@ class CriterionSpec(BaseModel):
 
 
 class FewShot(BaseModel):
+    """One worked example: `text` fills `{{ text }}`; `variables` fill templates that take more than
+    one variable (e.g. the naming prompt's lists of members and neighbours)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    text: str
+    text: str = ""
+    variables: dict[str, Any] = Field(default_factory=dict)
     output: dict[str, str]
 
 
@@ -118,7 +122,8 @@ class PromptTemplate:
         """System, few-shot turns, then the example last, so the shared prefix stays KV-cached."""
         messages = [{"role": "system", "content": self._render(self.spec.system)}]
         for shot in self.spec.few_shot:
-            messages.append({"role": "user", "content": self._render(self.spec.user, text=shot.text)})
+            shot_vars = {"text": shot.text, **shot.variables}
+            messages.append({"role": "user", "content": self._render(self.spec.user, **shot_vars)})
             messages.append({"role": "assistant", "content": json.dumps(shot.output)})
         messages.append({"role": "user", "content": self._render(self.spec.user, **variables)})
         return messages

@@ -10,6 +10,10 @@ Model names choose a behaviour:
   fake/slow        like echo but sleeps FAKE_LLM_DELAY seconds per call (for kill/resume tests)
   fake/judge       tail-membership judge: member = "yes" when a keyword of the category description
                    (a word of 4+ letters, not a stopword) appears in the text; echo for other prompts
+Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
+answers the cluster-naming schema (a `name` property in the requested response_format) with
+name = "<most common first word> requests" over the members of the group to name (ties
+alphabetical), so tests can tell an LLM name from a criteria fallback.
 Every call appends one line to $FAKE_LLM_CALL_LOG when set, so subprocess tests can count calls.
 """
 
@@ -45,6 +49,26 @@ _STOPWORDS = {"about", "with", "from", "that", "this", "into", "asking", "reques
 def judge_member(description: str, text: str) -> str:
     keywords = {w for w in re.findall(r"[a-z]+", description.lower()) if len(w) >= 4 and w not in _STOPWORDS}
     return "yes" if keywords & set(re.findall(r"[a-z]+", text.lower())) else "no"
+
+
+_GROUP = "The group to name:"
+_MEMBER = re.compile(r"<<<\n(.*?)\n>>>", re.DOTALL)
+
+
+def _schema_properties(optional_params: dict[str, Any]) -> set[str]:
+    response_format = optional_params.get("response_format") or {}
+    if not isinstance(response_format, dict):
+        return set()
+    schema = (response_format.get("json_schema") or {}).get("schema") or {}
+    return set(schema.get("properties") or {})
+
+
+def name_cluster(content: str) -> dict[str, str]:
+    """A deterministic name for the group in a naming prompt: its members' most common first word."""
+    members = _MEMBER.findall(content.split(_GROUP, 1)[-1])
+    firsts = Counter((re.findall(r"\w+", m.lower()) or ["empty"])[0] for m in members)
+    word = min(firsts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if firsts else "empty"
+    return {"name": f"{word} requests", "description": f"Messages that mostly start with '{word}'."}
 
 
 def echo_criteria(text: str) -> dict[str, str]:
@@ -85,6 +109,8 @@ class FakeLLM(CustomLLM):
             content = "Sure! Here is the JSON you asked for: {intent: oops"
         elif model == "judge" and (found := _DESCRIPTION.search(messages[-1]["content"])):
             content = json.dumps({"member": judge_member(found.group(1), text)})
+        elif "name" in _schema_properties(optional_params):
+            content = json.dumps(name_cluster(messages[-1]["content"]))
         else:
             content = json.dumps(echo_criteria(text))
         model_response.choices[0].message.content = content

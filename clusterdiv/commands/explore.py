@@ -1,0 +1,107 @@
+"""`clusterdiv explore`: the collapsed-mode explorer as one self-contained HTML page (and/or JSON).
+
+Scores the batch exactly like `score` (same options, same cache), names every cluster, lays the
+examples out in 2-D and writes a page that opens offline. With `--reference` the clusters are the
+shared clustering of batch and reference, flagged over/under/missing/batch_only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clusterdiv.cli_common import (
+    ApiBase,
+    CacheDir,
+    Concurrency,
+    Criteria,
+    Debug,
+    EmbeddingModel,
+    IdField,
+    Metrics,
+    Model,
+    Progress,
+    PromptFile,
+    Reference,
+    ReferenceSize,
+    Seed,
+    SkipInvalid,
+    TextField,
+)
+
+
+def explore_command(
+    file: Annotated[Path, typer.Argument(help="The batch (any format `score` reads)")],
+    html: Annotated[Path | None, typer.Option(help="Write the self-contained explorer page here")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the Exploration JSON here")] = None,
+    reference: Reference = None,
+    title: Annotated[str | None, typer.Option(help="Page title (default: the file name)")] = None,
+    names: Annotated[bool, typer.Option(help="Name clusters with the LLM (--no-names: from criteria)")] = True,
+    naming_model: Annotated[str | None, typer.Option(
+        help="Another litellm model for the cluster names (default: --model)")] = None,
+    name_limit: Annotated[int, typer.Option(
+        help="Name only the N largest clusters with the LLM (the rest from criteria)", min=0)] = 100,
+    model: Model = "local/smollm2",
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
+    sample: Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")] = None,
+    seed: Seed = 0,
+    text_field: TextField = None,
+    id_field: IdField = None,
+    skip_invalid: SkipInvalid = False,
+    prompt_file: PromptFile = None,
+    criteria: Criteria = None,
+    api_base: ApiBase = None,
+    concurrency: Concurrency = 4,
+    reference_size: ReferenceSize = 100,
+    metrics: Metrics = "all",
+    cache_dir: CacheDir = None,
+    progress: Progress = True,
+    debug: Debug = False,
+) -> None:
+    """Explore a batch's semantic modes: named clusters on a 2-D map, one offline HTML page."""
+    try:
+        from clusterdiv.cache import ModelCache
+        from clusterdiv.cli import stderr
+        from clusterdiv.cli_common import build_config, progress_bars
+        from clusterdiv.errors import InputError
+        from clusterdiv.explore import explore, render_explorer_html
+
+        if html is None and json_out is None:
+            raise InputError("nothing to write: pass --html OUT.html and/or --json OUT.json")
+        config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
+                              prompt_file=prompt_file, criteria=criteria, api_base=api_base,
+                              concurrency=concurrency, reference_size=reference_size, metrics=metrics)
+        with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
+            exploration = explore(
+                file, reference=reference, config=config, cache=cache, progress=bars, title=title,
+                name=names, naming_model=naming_model, name_limit=name_limit,
+                load_options={"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid},
+                reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid},
+            )
+        if json_out is not None:
+            json_out.write_text(exploration.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            stderr.print(f"exploration JSON written to {json_out}")
+        if html is not None:
+            html.write_text(render_explorer_html(exploration), encoding="utf-8")
+            stderr.print(f"explorer page written to {html}")
+        by_criteria = sum(1 for c in exploration.clusters if c.named_by == "criteria")
+        stderr.print(
+            f"{len(exploration.clusters)} clusters, {len(exploration.points)} points on the map "
+            f"({exploration.map_method}); {exploration.report.failed.count} failed extraction"
+            + (f"; {by_criteria} named from criteria" if by_criteria else ""),
+            highlight=False,
+        )
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        from clusterdiv.cli import fail
+
+        fail(exc, debug)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("explore")(explore_command)

@@ -1,0 +1,214 @@
+"""`explore()`: everything the collapsed-mode explorer shows, computed once as an `Exploration`.
+
+The page must agree with the numbers a user already has, so nothing here is a second opinion:
+
+* `report` is the ordinary `score()` report of the batch, computed with the same cache;
+* without a reference the explorer's clusters ARE the report's clusters (the same stage functions
+  on the same cached answers, so the labels match);
+* with a reference, batch and reference are clustered together exactly as the report's
+  `cluster_shares` section does (`pipeline.shared_clustering`), and each cluster carries its batch
+  share, reference share and flag from `shares.cluster_shares`.
+
+The explorer's own stages then add what a report has no room for: a name per cluster (one cached
+LLM call each, see `naming.py`), 2-D map coordinates (`layout.py`) and a short text per point.
+Examples whose extraction failed have no point; they stay listed in `report.failed` (batch) and
+`reference_failed` (reference), never dropped silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clusterdiv.cache import ModelCache
+from clusterdiv.embed import Embedder
+from clusterdiv.errors import InputError
+from clusterdiv.explore.layout import layout_2d
+from clusterdiv.explore.model import Exploration, MapPoint, NamedCluster, Source
+from clusterdiv.explore.naming import (
+    NAME_LIMIT,
+    ClusterMember,
+    ClusterName,
+    centroids,
+    criteria_names,
+    load_naming_prompt,
+    name_clusters,
+    representatives,
+)
+from clusterdiv.extract import extract_criteria
+from clusterdiv.llm.structured import CallStats, LLMSettings
+from clusterdiv.pipeline import (
+    ScoreConfig,
+    _as_examples,
+    cluster_examples,
+    embed_extractions,
+    sample_examples,
+    score,
+    shared_clustering,
+    summarize_clusters,
+)
+from clusterdiv.progress import ProgressReporter
+from clusterdiv.prompts import PromptTemplate
+from clusterdiv.records import ClusterAssignment, Example, Extraction
+from clusterdiv.report import FailureRecord, Failures
+from clusterdiv.shares import ClusterShare, cluster_shares
+
+POINT_TEXT_CHARS = 300  # the page shows a glimpse; the full text stays with the user's data
+EXAMPLES_PER_SOURCE = 10  # representative ids per cluster and source, most central first
+NAMING_OFF = "not asked: naming was switched off"
+
+
+def _truncate(text: str, limit: int = POINT_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + " ..."
+
+
+def _naming_settings(naming_model: LLMSettings | str | None, config: ScoreConfig) -> LLMSettings:
+    """The extraction model unless told otherwise (a model name keeps the other settings)."""
+    if naming_model is None:
+        return config.llm
+    if isinstance(naming_model, str):
+        return config.llm.model_copy(update={"model": naming_model})
+    return naming_model
+
+
+def _default_title(corpus: Any) -> str:
+    return Path(corpus.path).name if corpus is not None and getattr(corpus, "path", None) else "clusterdiv exploration"
+
+
+def explore(
+    data: Any,
+    *,
+    reference: Any = None,
+    config: ScoreConfig | None = None,
+    cache: ModelCache | None = None,
+    progress: ProgressReporter | None = None,
+    load_options: dict[str, Any] | None = None,
+    reference_load_options: dict[str, Any] | None = None,
+    title: str | None = None,
+    name: bool = True,
+    naming_model: LLMSettings | str | None = None,
+    name_limit: int | None = NAME_LIMIT,
+) -> Exploration:
+    """Score `data` and build the explorer's document (see the module docstring).
+
+    `data` and `reference` take what `score()` takes (path, texts, Examples, LoadedCorpus).
+    `name=False` skips the naming calls (names then come from criteria). `naming_model` names
+    clusters with another model than the one that extracted criteria (few calls, so a stronger
+    model is affordable); by default the extraction model names them. Only the `name_limit`
+    largest clusters are named by the LLM (None = all); the rest are named from criteria, saying so.
+    """
+    config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
+    own_cache = cache is None
+    cache = cache or ModelCache()
+    try:
+        examples, corpus = _as_examples(data, load_options=load_options or {})
+        ref_examples: list[Example] | None = None
+        ref_corpus = None
+        if reference is not None:
+            ref_examples, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
+            if not ref_examples:
+                raise InputError("the reference has no examples")
+        report = score(corpus if corpus is not None else examples, config=config, cache=cache,
+                       progress=progress, reference=ref_examples)
+
+        # The same sample, prompt, criteria and embedder as `score`, so every answer is a cache hit.
+        batch = sample_examples(examples, n=config.sample, seed=config.seed)
+        prompt = PromptTemplate.load(config.prompt_file)
+        fields = config.criteria or prompt.spec.embed
+        embedder = Embedder(config.embedding_model)
+        stats = CallStats()
+        texts = [e.text for e in batch] + [e.text for e in ref_examples or []]
+        sources: list[Source] = ["batch"] * len(batch) + ["reference"] * len(ref_examples or [])
+        if ref_examples is None:
+            extractions = extract_criteria(batch, model=config.llm, cache=cache, prompt=prompt, stats=stats)
+            embedded = embed_extractions(extractions, model=embedder, cache=cache, fields=fields)
+            assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+        else:
+            extractions, embedded, assignments, clustering = shared_clustering(
+                batch, ref_examples, config=config, embedder=embedder, cache=cache, prompt=prompt,
+                fields=fields, stats=stats,
+            )
+
+        ok = [i for i, e in enumerate(extractions) if e.ok]
+        members = [
+            ClusterMember(example_id=extractions[i].example_id, source=sources[i], cluster=a.cluster,
+                          text=texts[i], criteria=extractions[i].criteria or {})
+            for i, a in zip(ok, assignments, strict=True)
+        ]
+        vectors = np.asarray([e.vector for e in embedded], dtype=np.float32).reshape(len(embedded), -1)
+
+        naming = _naming_settings(naming_model, config)
+        naming_prompt = load_naming_prompt() if name else None
+        if naming_prompt is not None:
+            names = name_clusters(members, vectors, fields=fields, model=naming, cache=cache,
+                                  prompt=naming_prompt, progress=progress, limit=name_limit)
+        else:
+            names = criteria_names(members, fields=fields, reason=NAMING_OFF)
+
+        coords, map_method = layout_2d(vectors, seed=config.seed)
+        points = [
+            MapPoint(example_id=m.example_id, source=m.source, cluster=m.cluster, x=float(x), y=float(y),
+                     text=_truncate(m.text), criteria=m.criteria)
+            for m, (x, y) in zip(members, coords.tolist(), strict=True)
+        ]
+        shares = None
+        if ref_examples is not None:
+            shares = {r.cluster_id: r for r in cluster_shares(
+                [m.cluster for m in members], [m.source == "batch" for m in members],
+                [m.example_id for m in members])}
+        clusters = _named_clusters(members, vectors, extractions, names, shares)
+
+        return Exploration(
+            title=title or _default_title(corpus),
+            report=report,
+            clustering_method=clustering.method,
+            map_method=map_method,
+            points=points,
+            clusters=clusters,
+            has_reference=ref_examples is not None,
+            naming_model=naming.model if name else None,
+            naming_prompt_sha256=naming_prompt.content_hash if naming_prompt is not None else None,
+            reference_failed=_reference_failures(extractions) if ref_examples is not None else None,
+            reference_source=getattr(ref_corpus, "path", None),
+        )
+    finally:
+        if own_cache:
+            cache.close()
+
+
+def _reference_failures(extractions: list[Extraction]) -> Failures:
+    failed = [FailureRecord(example_id=e.example_id, reason=e.error or "unknown")
+              for e in extractions if not e.ok and e.example_id.startswith("ref:")]
+    return Failures(count=len(failed), reasons=failed)
+
+
+def _named_clusters(members: list[ClusterMember], vectors: np.ndarray, extractions: list[Extraction],
+                    names: list[ClusterName], shares: dict[int, ClusterShare] | None) -> list[NamedCluster]:
+    """One NamedCluster per cluster (noise is no mode with a name), largest first (batch + reference)."""
+    reps = representatives(members, vectors, centroids(members, vectors))
+    n_batch = sum(1 for m in members if m.source == "batch")
+    summaries = {s.cluster_id: s.criteria_summary for s in summarize_clusters(
+        [ClusterAssignment(example_id=m.example_id, cluster=m.cluster) for m in members], extractions, top=10**6, per_cluster=1)}
+    out = []
+    for named in names:
+        c = named.cluster_id
+        batch_ids = [members[i].example_id for i in reps[c] if members[i].source == "batch"]
+        ref_ids = [members[i].example_id for i in reps[c] if members[i].source == "reference"]
+        row = shares.get(c) if shares is not None else None
+        out.append(NamedCluster(
+            cluster_id=c,
+            size=len(batch_ids),
+            share=(row.batch_share if row is not None else len(batch_ids) / n_batch if n_batch else 0.0),
+            reference_size=row.reference_count if row is not None else None,
+            reference_share=row.reference_share if row is not None else None,
+            flag=row.flag if row is not None and row.flag != "balanced" else None,
+            name=named.name,
+            description=named.description,
+            named_by=named.named_by,
+            naming_error=named.naming_error,
+            criteria_summary=summaries.get(c, ""),
+            example_ids=batch_ids[:EXAMPLES_PER_SOURCE] + ref_ids[:EXAMPLES_PER_SOURCE],
+        ))
+    return sorted(out, key=lambda nc: (-(nc.size + (nc.reference_size or 0)), nc.cluster_id))
