@@ -88,9 +88,40 @@ def _v2(conn: sa.Connection) -> None:
     _add_column(conn, "runs", "gate_status", sa.String(16))
 
 
+def _v3(conn: sa.Connection) -> None:
+    """Service jobs: the request, its progress and its result, so a restart loses nothing."""
+    md = sa.MetaData()
+    sa.Table(
+        "jobs", md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("dataset", sa.String(255)),
+        sa.Column("owner", sa.String(255)),
+        sa.Column("n_examples", sa.Integer, nullable=False),
+        sa.Column("request_json", sa.Text, nullable=False),
+        sa.Column("progress_json", sa.Text),
+        sa.Column("result_json", sa.Text),
+        sa.Column("exploration_json", sa.Text),
+        sa.Column("markdown", sa.Text),
+        sa.Column("error", sa.Text),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("worker", sa.String(255)),
+        sa.Column("run_id", sa.Integer),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Index("ix_jobs_status_created", "status", "created_at"),
+        sa.Index("ix_jobs_dataset_created", "dataset", "created_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "datasets, runs, run_metrics", _v1),
     (2, "run_tags, thresholds, drop rule, gate_status", _v2),
+    (3, "service jobs", _v3),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -1,0 +1,274 @@
+"""The FastAPI app: thin routes over the job store, the runner and the history store.
+
+Routes validate and translate (pydantic in, JSON/HTML out, library errors to 4xx); all the work
+happens in `execute.py` on the runner's threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import TypeAdapter, ValidationError
+
+from clusterdiv import __version__
+from clusterdiv.errors import ClusterdivError
+from clusterdiv.service.jobs import JobRecord, JobStore
+from clusterdiv.service.schemas import (
+    InputExample,
+    JobList,
+    JobOptions,
+    JobRequest,
+    JobView,
+    ScoreJob,
+)
+from clusterdiv.service.security import BodySizeLimit, make_auth_dependency
+from clusterdiv.service.settings import ServiceSettings
+from clusterdiv.service.worker import JobRunner
+
+_REQUEST = TypeAdapter(JobRequest)
+
+
+def _summary(kind: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result:
+        return None
+    if kind == "score":
+        keys = ("n_samples", "n_modes", "score", "score_normalized", "ci95_normalized")
+        return {k: result.get(k) for k in keys} | {"failed": (result.get("failed") or {}).get("count", 0)}
+    if kind == "compare":
+        return {"ranking": [b["name"] for b in sorted(result.get("batches", []), key=lambda b: b.get("rank", 0))]}
+    audit = result.get("tail_audit") or {}
+    return {k: audit.get(k) for k in ("n_entries", "n_covered", "n_flagged") if k in audit} or None
+
+
+def _view(job: JobRecord, store: JobStore, base: str = "/v1/jobs") -> JobView:
+    links = {"self": f"{base}/{job.id}"}
+    summary = None
+    if job.status == "succeeded":
+        links |= {"report": f"{base}/{job.id}/report", "markdown": f"{base}/{job.id}/report?format=markdown",
+                  "html": f"{base}/{job.id}/report?format=html"}
+        result = store.result(job.id)
+        if job.kind == "score":
+            links["explorer"] = f"{base}/{job.id}/explorer"
+        summary = _summary(job.kind, result.result if result else None)
+    return JobView(**job.model_dump(exclude={"worker", "heartbeat_at"}), summary=summary, links=links)
+
+
+def _markdown_page(title: str, markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}</style>"
+            f"</head><body>{body}</body></html>")
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    settings = settings or ServiceSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        store = await asyncio.to_thread(JobStore, settings.db)
+        runner = JobRunner(store, settings)
+        app.state.store, app.state.runner = store, runner
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+            store.close()
+
+    app = FastAPI(
+        title="clusterdiv",
+        version=__version__,
+        summary="Diversity of text datasets by LLM semantic clustering: jobs, reports, explorer.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(ClusterdivError)
+    async def _library_error(_: Request, exc: ClusterdivError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    def store_of(request: Request) -> JobStore:
+        return request.app.state.store
+
+    def runner_of(request: Request) -> JobRunner:
+        return request.app.state.runner
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database answers and the job runner is alive."""
+        try:
+            counts = await asyncio.to_thread(store_of(request).counts)
+        except Exception as exc:  # noqa: BLE001
+            return JSONResponse(status_code=503, content={"status": "database unavailable", "detail": str(exc)})
+        if not runner_of(request).alive:
+            return JSONResponse(status_code=503, content={"status": "job runner stopped"})
+        return JSONResponse({"status": "ready", "jobs": counts, "workers": settings.workers,
+                             "models": settings.models()})
+
+    api = APIRouter(prefix="/v1", dependencies=[Depends(make_auth_dependency(settings.token))])
+
+    def _submit(request: Request, job: Any) -> JobView:
+        n = job.n_examples()
+        if n > settings.max_examples_per_job:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                                detail=f"the job has {n} examples; this server accepts at most "
+                                       f"{settings.max_examples_per_job} per job (split it, or use --sample)")
+        from clusterdiv.service.execute import resolve_model
+
+        resolve_model(job.options, settings)  # refuse a disallowed model now, not after queueing
+        if getattr(job, "texts", None) is not None:
+            from clusterdiv.service.execute import to_examples
+
+            to_examples(job.texts, what="texts")  # duplicate ids, empty texts: 422 before queueing
+        record = store_of(request).submit(kind=job.kind, request=job.model_dump(mode="json"), n_examples=n,
+                                          dataset=job.dataset, owner=job.owner)
+        runner_of(request).notify()
+        return _view(record, store_of(request))
+
+    @api.post("/jobs", status_code=202, response_model=JobView, tags=["jobs"])
+    async def submit_job(request: Request, job: JobRequest) -> JobView:
+        """Submit a `score`, `compare` or `audit` job with its texts in the JSON body."""
+        return await asyncio.to_thread(_submit, request, job)
+
+    @api.post("/jobs/upload", status_code=202, response_model=JobView, tags=["jobs"])
+    async def upload_job(
+        request: Request,
+        file: Annotated[UploadFile, File(description="JSONL, JSON, CSV/TSV, Parquet or text (.gz ok)")],
+        reference: Annotated[UploadFile | None, File(description="real data to compare with")] = None,
+        text_field: Annotated[str | None, Form()] = None,
+        id_field: Annotated[str | None, Form()] = None,
+        format: Annotated[str | None, Form()] = None,
+        dataset: Annotated[str | None, Form()] = None,
+        owner: Annotated[str | None, Form()] = None,
+        tags: Annotated[str | None, Form(description="comma-separated")] = None,
+        options: Annotated[str | None, Form(description="JobOptions as JSON")] = None,
+    ) -> JobView:
+        """Submit a `score` job by uploading the corpus file (parsed in memory, never saved)."""
+        from clusterdiv.corpus import load_corpus_bytes
+
+        def parse(upload: UploadFile, data: bytes) -> list[InputExample]:
+            corpus = load_corpus_bytes(data, filename=upload.filename or "upload", text_field=text_field,
+                                       id_field=id_field, format=format)
+            return [InputExample(text=e.text, id=e.id, label=e.label) for e in corpus.examples]
+
+        texts = parse(file, await file.read())
+        ref = parse(reference, await reference.read()) if reference is not None else None
+        try:
+            job = ScoreJob(texts=texts, reference=ref, dataset=dataset, owner=owner,
+                           tags=[t.strip() for t in (tags or "").split(",") if t.strip()],
+                           options=JobOptions.model_validate_json(options) if options else JobOptions())
+        except ValidationError as exc:
+            raise HTTPException(422, detail=json.loads(exc.json(include_url=False))) from exc
+        return await asyncio.to_thread(_submit, request, job)
+
+    @api.get("/jobs", response_model=JobList, tags=["jobs"])
+    async def list_jobs(request: Request, dataset: str | None = None,
+                        status_: Annotated[Literal["queued", "running", "succeeded", "failed"] | None,
+                                           Query(alias="status")] = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JobList:
+        store = store_of(request)
+
+        def load() -> JobList:
+            return JobList(jobs=[_view(j, store) for j in store.list(dataset=dataset, status=status_, limit=limit)])
+
+        return await asyncio.to_thread(load)
+
+    def _job(request: Request, job_id: str) -> JobRecord:
+        job = store_of(request).get(job_id)
+        if job is None:
+            raise HTTPException(404, detail=f"no job {job_id}")
+        return job
+
+    @api.get("/jobs/{job_id}", response_model=JobView, tags=["jobs"])
+    async def get_job(request: Request, job_id: str) -> JobView:
+        """Status and progress; poll until `status` is `succeeded` or `failed`."""
+        return await asyncio.to_thread(lambda: _view(_job(request, job_id), store_of(request)))
+
+    def _finished(request: Request, job_id: str) -> tuple[JobRecord, Any]:
+        job = _job(request, job_id)
+        if job.status != "succeeded":
+            detail = f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else "")
+            raise HTTPException(409, detail=detail)
+        return job, store_of(request).result(job_id)
+
+    @api.get("/jobs/{job_id}/report", tags=["reports"],
+             responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/html": {}}}})
+    async def get_report(request: Request, job_id: str,
+                         format: Literal["json", "markdown", "html"] = "json") -> Response:
+        """The finished job's report as JSON (the CLI's `--format json`), markdown or HTML."""
+        job, result = await asyncio.to_thread(_finished, request, job_id)
+        if format == "json":
+            return JSONResponse(result.result)
+        if format == "markdown":
+            return PlainTextResponse(result.markdown, media_type="text/markdown; charset=utf-8")
+        if result.exploration is not None:
+            return HTMLResponse(_explorer_html(result.exploration))
+        return HTMLResponse(_markdown_page(f"clusterdiv {job.kind} {job_id}", result.markdown))
+
+    @api.get("/jobs/{job_id}/exploration", tags=["explorer"])
+    async def get_exploration(request: Request, job_id: str) -> JSONResponse:
+        """The explorer's data: 2-D map points, named clusters, shares versus the reference."""
+        _, result = await asyncio.to_thread(_finished, request, job_id)
+        if result.exploration is None:
+            raise HTTPException(404, detail="only score jobs have an explorer")
+        return JSONResponse(result.exploration)
+
+    @api.get("/jobs/{job_id}/explorer", response_class=HTMLResponse, tags=["explorer"])
+    async def get_explorer(request: Request, job_id: str) -> HTMLResponse:
+        """The collapsed-mode explorer page (self-contained: the same file `clusterdiv report --html` writes)."""
+        _, result = await asyncio.to_thread(_finished, request, job_id)
+        if result.exploration is None:
+            raise HTTPException(404, detail="only score jobs have an explorer")
+        return HTMLResponse(await asyncio.to_thread(_explorer_html, result.exploration))
+
+    @api.get("/datasets", tags=["history"])
+    async def list_datasets() -> JSONResponse:
+        from clusterdiv.history import HistoryStore
+
+        def load() -> list[dict[str, Any]]:
+            with HistoryStore(settings.db) as history:
+                return history.datasets()
+
+        rows = await asyncio.to_thread(load)
+        return JSONResponse(json.loads(json.dumps(rows, default=str)))
+
+    @api.get("/datasets/{dataset}/history", tags=["history"])
+    async def dataset_history(dataset: str, last: Annotated[int | None, Query(ge=1)] = None) -> JSONResponse:
+        """Every recorded run of a dataset with its metrics, and its owner and thresholds."""
+        from clusterdiv.history import HistoryStore
+
+        def load() -> dict[str, Any]:
+            with HistoryStore(settings.db) as history:
+                runs = history.runs(dataset, last=last)
+                tracking = history.tracking(dataset)
+            if not runs and tracking is None:
+                raise HTTPException(404, detail=f"no dataset {dataset!r} in the history")
+            return {"dataset": dataset,
+                    "tracking": tracking.model_dump(mode="json") if tracking else None,
+                    "runs": [r.model_dump(mode="json") for r in runs]}
+
+        return JSONResponse(await asyncio.to_thread(load))
+
+    app.include_router(api)
+    return app
+
+
+def _explorer_html(exploration: dict[str, Any]) -> str:
+    from clusterdiv.explore import render_explorer_html
+    from clusterdiv.explore.model import Exploration
+
+    return render_explorer_html(Exploration.model_validate(exploration))

@@ -1,0 +1,143 @@
+"""Running one job: request in, stored result out. No HTTP here, so it is testable on its own.
+
+Each kind maps onto the library call a CLI user would make (`score` + explorer data, `compare`,
+`audit_tail`), with the server's cache and limits; the same input gives the same report as the
+CLI would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from clusterdiv.cache import ModelCache
+from clusterdiv.corpus import examples_from_texts
+from clusterdiv.errors import InputError
+from clusterdiv.llm.structured import LLMSettings
+from clusterdiv.records import Example
+from clusterdiv.service.jobs import JobResult
+from clusterdiv.service.schemas import AuditJob, CompareJob, InputExample, JobOptions, Progress, ScoreJob
+from clusterdiv.service.settings import ServiceSettings
+
+
+def to_examples(items: Sequence[str | InputExample], *, what: str) -> list[Example]:
+    """Request texts as Examples; ids must be given for all items or none (ids stay unique)."""
+    parsed = [InputExample(text=i) if isinstance(i, str) else i for i in items]
+    with_id = sum(1 for p in parsed if p.id is not None)
+    if 0 < with_id < len(parsed):
+        raise InputError(f"{what}: {with_id} of {len(parsed)} items have an id; give ids for all or none")
+    labels = [p.label for p in parsed] if any(p.label is not None for p in parsed) else None
+    try:
+        return examples_from_texts([p.text for p in parsed], ids=[p.id for p in parsed] if with_id else None,
+                                   labels=labels)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from exc
+
+
+def resolve_model(options: JobOptions, settings: ServiceSettings) -> str:
+    model = options.model or settings.default_model
+    if model not in settings.models():
+        raise InputError(f"model {model!r} is not allowed on this server; allowed: {', '.join(settings.models())}")
+    return model
+
+
+def score_config(options: JobOptions, settings: ServiceSettings) -> Any:
+    from clusterdiv.pipeline import ScoreConfig
+
+    return ScoreConfig(
+        llm=LLMSettings(model=resolve_model(options, settings), concurrency=settings.llm_concurrency),
+        seed=options.seed, sample=options.sample, metrics=options.metrics, bootstrap=options.bootstrap,
+    )
+
+
+class StoreProgress:
+    """A ProgressReporter that writes stage counts to the job row, at most every `interval` s."""
+
+    def __init__(self, publish: Any, *, interval: float = 0.5):
+        self._publish = publish
+        self._interval = interval
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self.progress = Progress()
+
+    def _maybe_publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self._interval:
+            self._last = now
+            self._publish(self.progress.model_copy(deep=True))
+
+    def start(self, stage: str, total: int) -> None:
+        from clusterdiv.service.schemas import StageProgress
+
+        with self._lock:
+            self.progress.stage = stage
+            self.progress.stages[stage] = StageProgress(done=0, total=total)
+            self._maybe_publish(force=True)
+
+    def advance(self, stage: str, n: int = 1, *, cached: bool = False) -> None:
+        with self._lock:
+            entry = self.progress.stages.get(stage)
+            if entry is not None:
+                entry.done = min(entry.total, entry.done + n)
+            self._maybe_publish()
+
+    def finish(self, stage: str) -> None:
+        with self._lock:
+            entry = self.progress.stages.get(stage)
+            if entry is not None:
+                entry.done = entry.total
+            self._maybe_publish(force=True)
+
+
+def execute_job(request: ScoreJob | CompareJob | AuditJob, *, job_id: str, settings: ServiceSettings,
+                cache: ModelCache, progress: Any) -> JobResult:
+    if isinstance(request, ScoreJob):
+        return _score(request, job_id=job_id, settings=settings, cache=cache, progress=progress)
+    if isinstance(request, CompareJob):
+        return _compare(request, settings=settings, cache=cache, progress=progress)
+    return _audit(request, settings=settings, cache=cache)
+
+
+def _score(request: ScoreJob, *, job_id: str, settings: ServiceSettings, cache: ModelCache,
+           progress: Any) -> JobResult:
+    from clusterdiv.explore import explore
+    from clusterdiv.report import render_markdown
+
+    examples = to_examples(request.texts, what="texts")
+    reference = to_examples(request.reference, what="reference") if request.reference else None
+    exploration = explore(examples, reference=reference, config=score_config(request.options, settings),
+                          cache=cache, progress=progress, title=request.dataset or f"job {job_id[:8]}",
+                          name=request.options.name_clusters)
+    report = exploration.report
+    run_id = None
+    if request.dataset:
+        from clusterdiv.history.record import record_report
+
+        run_id = record_report(report, dataset=request.dataset, batch_id=f"job-{job_id[:12]}",
+                               owner=request.owner, tags=request.tags, db=settings.db)
+    return JobResult(result=report.model_dump(mode="json"), exploration=exploration.model_dump(mode="json"),
+                     markdown=render_markdown(report), run_id=run_id)
+
+
+def _compare(request: CompareJob, *, settings: ServiceSettings, cache: ModelCache, progress: Any) -> JobResult:
+    from clusterdiv.compare import compare
+    from clusterdiv.compare_render import render_comparison_markdown
+
+    batches = {name: to_examples(texts, what=f"batch {name!r}") for name, texts in request.batches.items()}
+    reference = to_examples(request.reference, what="reference") if request.reference else None
+    report = compare(batches, config=score_config(request.options, settings), cache=cache, reference=reference,
+                     progress=progress, permutations=request.permutations)
+    return JobResult(result=report.model_dump(mode="json"), markdown=render_comparison_markdown(report))
+
+
+def _audit(request: AuditJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
+    from clusterdiv.anchoring import audit_tail
+    from clusterdiv.anchoring import render_markdown as render_anchoring_markdown
+
+    examples = to_examples(request.texts, what="texts")
+    model = LLMSettings(model=resolve_model(request.options, settings), concurrency=settings.llm_concurrency)
+    report = audit_tail(examples, spec=request.tail, judge=request.judge, model=model,
+                        min_count=request.min_count, seed=request.options.seed, cache=cache)
+    return JobResult(result=report.model_dump(mode="json"), markdown=render_anchoring_markdown(report))

@@ -1,0 +1,126 @@
+"""Request and response bodies of the HTTP API (pydantic: validated on the way in and out).
+
+Requests carry texts, never paths: the server reads nothing from disk that a request names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+JobKind = Literal["score", "compare", "audit"]
+JobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class InputExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    id: str | None = Field(default=None, min_length=1, max_length=255)
+    label: str | None = None
+
+
+Texts = Annotated[list[str | InputExample], Field(min_length=1)]
+
+
+class JobOptions(BaseModel):
+    """The scoring knobs a client may turn; everything else is the server's configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="LLM; must be one the server allows")
+    sample: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    metrics: str = Field(default="all", description="metric names/groups, or 'none'")
+    bootstrap: int = Field(default=200, ge=0, le=2000)
+    name_clusters: bool = Field(default=True, description="LLM-written cluster names for the explorer")
+
+
+class _JobBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = Field(default=None, max_length=255,
+                                description="record the result as a run of this dataset in the history")
+    owner: str | None = Field(default=None, max_length=255)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class ScoreJob(_JobBase):
+    kind: Literal["score"] = "score"
+    texts: Texts
+    reference: list[str | InputExample] | None = Field(default=None, min_length=1)
+
+    def n_examples(self) -> int:
+        return len(self.texts) + len(self.reference or [])
+
+
+class CompareJob(_JobBase):
+    kind: Literal["compare"]
+    batches: dict[str, Texts] = Field(min_length=2)
+    reference: list[str | InputExample] | None = Field(default=None, min_length=1)
+    permutations: int = Field(default=1000, ge=0, le=10000)
+
+    def n_examples(self) -> int:
+        return sum(len(t) for t in self.batches.values()) + len(self.reference or [])
+
+
+class AuditJob(_JobBase):
+    kind: Literal["audit"]
+    texts: Texts
+    tail: list[Any] | dict[str, Any] = Field(description="a tail spec: entries with name and description")
+    judge: Literal["both", "either", "embedding", "llm"] = "both"
+    min_count: int = Field(default=1, ge=1)
+
+    def n_examples(self) -> int:
+        return len(self.texts)
+
+    @model_validator(mode="after")
+    def _valid_tail(self) -> AuditJob:
+        from clusterdiv.anchoring.tail import parse_tail_spec
+        from clusterdiv.errors import ClusterdivError
+
+        try:
+            parse_tail_spec(self.tail, source="tail")
+        except ClusterdivError as exc:  # pydantic turns ValueError into a 422 naming the field
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+JobRequest = Annotated[ScoreJob | CompareJob | AuditJob, Field(discriminator="kind")]
+
+
+class StageProgress(BaseModel):
+    done: int = 0
+    total: int = 0
+
+
+class Progress(BaseModel):
+    stage: str | None = None
+    stages: dict[str, StageProgress] = Field(default_factory=dict)
+
+
+class JobView(BaseModel):
+    """What a client sees of a job: poll it until `status` is succeeded or failed."""
+
+    id: str
+    kind: JobKind
+    status: JobState
+    dataset: str | None = None
+    owner: str | None = None
+    n_examples: int
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: Progress | None = None
+    error: str | None = None
+    run_id: int | None = Field(default=None, description="history run id, when recorded")
+    summary: dict[str, Any] | None = Field(default=None, description="headline numbers once finished")
+    links: dict[str, str] = Field(default_factory=dict)
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
