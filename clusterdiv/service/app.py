@@ -52,10 +52,9 @@ def _view(job: JobRecord, store: JobStore, base: str = "/v1/jobs") -> JobView:
     if job.status == "succeeded":
         links |= {"report": f"{base}/{job.id}/report", "markdown": f"{base}/{job.id}/report?format=markdown",
                   "html": f"{base}/{job.id}/report?format=html"}
-        result = store.result(job.id)
         if job.kind == "score":
             links["explorer"] = f"{base}/{job.id}/explorer"
-        summary = _summary(job.kind, result.result if result else None)
+        summary = _summary(job.kind, store.report(job.id))
     return JobView(**job.model_dump(exclude={"worker", "heartbeat_at"}), summary=summary, links=links)
 
 

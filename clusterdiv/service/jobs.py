@@ -175,6 +175,12 @@ class JobStore:
             markdown=row["markdown"] or "", run_id=row["run_id"],
         )
 
+    def report(self, job_id: str) -> dict[str, Any] | None:
+        """Only the report document (not the explorer data): what job listings summarise."""
+        with self.engine.connect() as conn:
+            blob = conn.execute(sa.select(jobs.c.result_json).where(jobs.c.id == job_id)).scalar()
+        return json.loads(blob) if blob is not None else None
+
     def list(self, *, dataset: str | None = None, status: str | None = None, limit: int = 100
              ) -> list[JobRecord]:
         query = sa.select(*_SUMMARY_COLUMNS).order_by(jobs.c.created_at.desc(), jobs.c.id).limit(limit)
