@@ -128,18 +128,12 @@ def load_corpus(
     p = Path(path)
     shown = str(path)
     fmt, delimiter = _resolve_format(p, shown, format)
-    if fmt == "jsonl":
-        parsed = _parse_jsonl(_read_bytes(p, shown))
-    elif fmt == "json":
-        parsed = _parse_json(_read_bytes(p, shown), shown)
-    elif fmt == "csv":
-        parsed = _parse_csv(_read_bytes(p, shown), shown, delimiter)
-    elif fmt == "text":
-        parsed = _parse_text(_read_bytes(p, shown))
-    elif fmt == "parquet":
+    if fmt == "parquet":
         parsed = _parse_parquet(p, shown)
-    else:
+    elif fmt == "hf_dataset":
         parsed = _parse_hf_dataset(p, shown)
+    else:
+        parsed = _parse_text_format(fmt, _read_bytes(p, shown), shown, delimiter)
     return _build(
         parsed,
         shown=shown,
@@ -186,18 +180,21 @@ def load_corpus_bytes(
     if fmt == "parquet":
         parsed = _parse_parquet(io.BytesIO(data), shown)
     else:
-        raw = _normalize_bytes(data, shown)
-        if fmt == "jsonl":
-            parsed = _parse_jsonl(raw)
-        elif fmt == "json":
-            parsed = _parse_json(raw, shown)
-        elif fmt == "csv":
-            parsed = _parse_csv(raw, shown, delimiter)
-        else:
-            parsed = _parse_text(raw)
+        parsed = _parse_text_format(fmt, _normalize_bytes(data, shown), shown, delimiter)
     return _build(parsed, shown=shown, fmt=fmt,  # type: ignore[arg-type]
                   text_field=text_field, id_field=id_field, label_field=label_field,
                   skip_invalid=skip_invalid)
+
+
+def _parse_text_format(fmt: str, data: bytes, shown: str, delimiter: str) -> _Parsed:
+    """The byte-oriented formats, shared by files and uploads."""
+    if fmt == "jsonl":
+        return _parse_jsonl(data)
+    if fmt == "json":
+        return _parse_json(data, shown)
+    if fmt == "csv":
+        return _parse_csv(data, shown, delimiter)
+    return _parse_text(data)
 
 
 def examples_from_texts(

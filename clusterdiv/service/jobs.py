@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from clusterdiv.history import migrations
 from clusterdiv.history.store import make_engine, resolve_history_url
-from clusterdiv.service.schemas import JobKind, JobState, Progress
+from clusterdiv.service.schemas import JobFields, Progress
 
 md = sa.MetaData()
 jobs = sa.Table(
@@ -80,24 +80,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class JobRecord(BaseModel):
+class JobRecord(JobFields):
     """A job row without its large payloads (request, result, exploration)."""
 
-    id: str
-    kind: JobKind
-    status: JobState
-    dataset: str | None = None
-    owner: str | None = None
-    n_examples: int
-    progress: Progress | None = None
-    error: str | None = None
-    attempts: int
     worker: str | None = None
-    run_id: int | None = None
-    created_at: datetime
-    started_at: datetime | None = None
     heartbeat_at: datetime | None = None
-    finished_at: datetime | None = None
 
 
 class JobResult(BaseModel):

@@ -102,8 +102,8 @@ class Progress(BaseModel):
     stages: dict[str, StageProgress] = Field(default_factory=dict)
 
 
-class JobView(BaseModel):
-    """What a client sees of a job: poll it until `status` is succeeded or failed."""
+class JobFields(BaseModel):
+    """The columns of a job that both the store and the API show."""
 
     id: str
     kind: JobKind
@@ -118,6 +118,11 @@ class JobView(BaseModel):
     progress: Progress | None = None
     error: str | None = None
     run_id: int | None = Field(default=None, description="history run id, when recorded")
+
+
+class JobView(JobFields):
+    """What a client sees of a job: poll it until `status` is succeeded or failed."""
+
     summary: dict[str, Any] | None = Field(default=None, description="headline numbers once finished")
     links: dict[str, str] = Field(default_factory=dict)
 
