@@ -75,6 +75,9 @@ def test_report_of_an_unfinished_or_unknown_job(server):
     with server.client() as client:
         assert client.get("/v1/jobs/0123456789abcdef0123456789abcdef").status_code == 404
         assert client.get("/v1/jobs/nope/report").status_code == 404
+        spec = client.get("/openapi.json").json()
+        assert {"/v1/jobs", "/v1/jobs/upload", "/v1/jobs/{job_id}/explorer"} <= set(spec["paths"])
+        assert client.get("/docs").status_code == 200
 
 
 def test_invalid_requests_get_clear_4xx(server):
