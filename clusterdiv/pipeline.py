@@ -36,6 +36,7 @@ from clusterdiv.report import (
     SkippedInput,
     Timings,
     ValueCount,
+    count_truncations,
 )
 from clusterdiv.scoring import DiversityScore, score_labels
 
@@ -330,6 +331,7 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
             clusters=clusters,
             failed=Failures(count=len(failures), reasons=failures),
             skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
+            truncated=count_truncations(examples, config.llm.max_input_chars),
             metrics=metrics,
             config=RunConfig(
                 model=config.llm.model,

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+MIN_SAMPLES_FOR_INTERVAL = 3
+"""Below this many scored samples the bootstrap intervals of the score are degenerate (a single
+example always resamples to itself): they are reported as n/a, with a warning, not as zero-width."""
 
 
 class ValueCount(BaseModel):
@@ -35,6 +39,42 @@ class Failures(BaseModel):
 class SkippedInput(BaseModel):
     count: int = 0
     rows: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Truncations(BaseModel):
+    """Texts cut to `limit_chars` before the LLM saw them (the metrics still use the full text)."""
+
+    count: int = 0
+    limit_chars: int | None = None
+    example_ids: list[str] = Field(default_factory=list, description="the first 20 truncated examples")
+
+
+def count_truncations(examples: Any, limit_chars: int) -> Truncations:
+    cut = [e.id for e in examples if len(e.text) > limit_chars]
+    return Truncations(count=len(cut), limit_chars=limit_chars, example_ids=cut[:20])
+
+
+def metric_warnings(metrics: dict[str, Any]) -> list[str]:
+    """One line per set metric that is undefined (n/a) for this input, or whose interval is."""
+    out = []
+    for name, m in (metrics or {}).items():
+        if not isinstance(m, dict) or "value" not in m:
+            continue
+        details = m.get("details") or {}
+        if m.get("value") is None:
+            out.append(f"{name} is n/a: {details.get('reason', 'undefined for this input')}")
+        elif details.get("ci_skipped") and str(details["ci_skipped"]).startswith("n="):
+            out.append(f"{name}: no interval, {details['ci_skipped']}")
+    return out
+
+
+def skipped_line(count: int, rows: list[dict[str, Any]]) -> str:
+    first = "; ".join(f"line {r.get('line')}: {r.get('reason')}" for r in rows[:3])
+    return f"{count} malformed rows skipped (--skip-invalid), e.g. {first}"
+
+
+def _ci_text(ci: Any) -> str:
+    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "n/a"
 
 
 class RunConfig(BaseModel):
@@ -100,7 +140,26 @@ class Report(BaseModel):
     lineage: dict[str, Any] | None = None
     drift: dict[str, Any] | None = None
     config: RunConfig | None = None
+    truncated: Truncations = Field(default_factory=Truncations)
+    warnings: list[str] = Field(default_factory=list)
     timings: Timings = Field(default_factory=Timings)
+
+    @model_validator(mode="after")
+    def _undefined_is_na(self) -> Report:
+        """Too few samples for an interval, undefined metrics, truncations: n/a and a warning each."""
+        notes = list(self.warnings)
+        n = self.n_samples
+        if self.command == "score" and n is not None and n < MIN_SAMPLES_FOR_INTERVAL and (
+                self.ci95 is not None or self.ci95_normalized is not None):
+            self.ci95 = self.ci95_normalized = None
+            notes.append(f"{n} scored sample{'s' if n != 1 else ''}: too few for the score's 95% intervals "
+                         f"(n/a below {MIN_SAMPLES_FOR_INTERVAL})")
+        notes += metric_warnings(self.metrics)
+        if self.truncated.count:
+            notes.append(f"{self.truncated.count} text(s) longer than {self.truncated.limit_chars} characters "
+                         "were cut for the LLM (criteria come from the first part only)")
+        self.warnings = list(dict.fromkeys(notes))
+        return self
 
     def to_json(self, *, indent: int | None = 2, exclude_timings: bool = False) -> str:
         data = self.model_dump(mode="json", exclude={"timings"} if exclude_timings else None)
@@ -108,7 +167,6 @@ class Report(BaseModel):
 
 
 def render_markdown(report: Report, *, top: int = 10) -> str:
-    lo, hi = report.ci95_normalized
     lines = [
         "# clusterdiv report",
         "",
@@ -116,10 +174,11 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         f"- samples scored: **{report.n_samples}** of {report.n_input} "
         f"({report.failed.count} failed extraction, {report.skipped.count} skipped on load)",
         f"- distinct modes: **{report.n_modes}** ({report.n_clusters} clusters + {report.n_noise} noise singletons)",
-        f"- score (modes / samples): **{report.score:.3f}** "
-        f"(95% CI {report.ci95[0]:.3f}-{report.ci95[1]:.3f})",
-        f"- normalised score: **{report.score_normalized:.3f}** (95% CI {lo:.3f}-{hi:.3f}); "
+        f"- score (modes / samples): **{report.score:.3f}** (95% CI {_ci_text(report.ci95)})",
+        f"- normalised score: **{report.score_normalized:.3f}** (95% CI {_ci_text(report.ci95_normalized)}); "
         f"{report.normalization}",
+        f"- texts cut for the LLM: {report.truncated.count}"
+        + (f" (longer than {report.truncated.limit_chars} characters)" if report.truncated.count else ""),
         f"- model `{report.config.model}`, embeddings `{report.config.embedding_model}`, "
         f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
         f"clustering {report.config.clustering_method}",
@@ -141,7 +200,7 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
             ci = m.get("ci95")
             ci_text = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
             value = m.get("value")
-            value_text = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+            value_text = f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
             lines.append(f"| {name} | {value_text} | {ci_text} | {m.get('meaning', '')} |")
     shares = report.metrics.get("cluster_shares")
     if shares:
@@ -153,6 +212,10 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- `{f.example_id}`: {f.reason}" for f in report.failed.reasons[:20]]
+    if report.skipped.count:
+        lines += ["", f"- {skipped_line(report.skipped.count, report.skipped.rows)}"]
+    if report.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report.warnings]
     t = report.timings
     lines += [
         "",
@@ -167,16 +230,15 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     """Rich terminal view: headline, largest clusters, metrics, failures, cost."""
     from rich.table import Table
 
-    lo, hi = report.ci95_normalized
     console.print(
         f"[bold]diversity score[/bold] {report.score:.3f} "
-        f"(95% CI {report.ci95[0]:.3f}-{report.ci95[1]:.3f})   "
-        f"[bold]normalised[/bold] {report.score_normalized:.3f} (95% CI {lo:.3f}-{hi:.3f})"
+        f"(95% CI {_ci_text(report.ci95)})   "
+        f"[bold]normalised[/bold] {report.score_normalized:.3f} (95% CI {_ci_text(report.ci95_normalized)})"
     )
     console.print(
         f"{report.n_modes} distinct modes = {report.n_clusters} clusters + {report.n_noise} noise singletons, "
-        f"over {report.n_samples} samples ({report.failed.count} failed, {report.skipped.count} skipped); "
-        f"{report.normalization}"
+        f"over {report.n_samples} samples ({report.failed.count} failed, {report.skipped.count} skipped, "
+        f"{report.truncated.count} truncated); {report.normalization}"
     )
     table = Table(title="Largest clusters", show_lines=False)
     for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
@@ -195,7 +257,7 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
                 continue
             ci = m.get("ci95")
             value = m.get("value")
-            mt.add_row(name, f"{value:.4f}" if isinstance(value, (int, float)) else str(value),
+            mt.add_row(name, f"{value:.4f}" if isinstance(value, (int, float)) else "n/a",
                        f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "", m.get("meaning", ""))
         console.print(mt)
     shares = report.metrics.get("cluster_shares")
@@ -210,6 +272,8 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     if report.failed.count:
         console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "
                       + "; ".join(f"{f.example_id}: {f.reason}" for f in report.failed.reasons[:3]))
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     t = report.timings
     console.print(
         f"[dim]total {t.total_s:.1f}s | LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}) | "
