@@ -37,6 +37,21 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
+class InputFormat(str, Enum):
+    """Corpus formats for `--input-format` (files without an extension, FIFOs, `-` for stdin)."""
+
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+    tsv = "tsv"
+    parquet = "parquet"
+    txt = "txt"
+    hf_dataset = "hf_dataset"
+
+
+SEED_MAX = 2**32 - 1  # numpy's and most providers' seed range
+
+
 def fail(exc: BaseException, debug: bool) -> NoReturn:
     """Print one line (traceback only with --debug) and exit with the error's code."""
     from clusterdiv.errors import ClusterdivError
@@ -90,8 +105,8 @@ def score(
     file: Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet, TXT or a saved HF dataset dir")],
     model: Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")] = "local/smollm2",
     embedding_model: Annotated[str, typer.Option(help="sentence-transformers name or path")] = "all-MiniLM-L6-v2",
-    sample: Annotated[int | None, typer.Option(help="Score a seeded random sample of N examples")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for sampling, UMAP, bootstrap and the LLM")] = 0,
+    sample: Annotated[int | None, typer.Option(min=1, help="Score a seeded random sample of N examples")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for sampling, UMAP, bootstrap and the LLM")] = 0,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Report format")] = OutputFormat.table,
     output: Annotated[Path | None, typer.Option(help="Write the report here instead of stdout")] = None,
     text_field: Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")] = None,
@@ -101,12 +116,17 @@ def score(
     prompt_file: Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")] = None,
     criteria: Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")] = None,
     api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")] = None,
-    concurrency: Annotated[int, typer.Option(help="Concurrent LLM requests")] = 4,
-    reference_size: Annotated[int, typer.Option(help="Sample size the normalised score refers to")] = 100,
+    api_key: Annotated[str | None, typer.Option(envvar="CLUSTERDIV_API_KEY", show_envvar=True,
+                                                help="LLM API key (default: the provider's own variable, "
+                                                     "e.g. OPENAI_API_KEY; none needed for a local --api-base)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Concurrent LLM requests")] = 4,
+    reference_size: Annotated[int, typer.Option(min=2, help="Sample size the normalised score refers to")] = 100,
     metrics: Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")] = "all",
     reference: Annotated[Path | None, typer.Option(help="Real data to compare against (MAUVE, recall, shares)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars on stderr")] = True,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
     # --- history (issue 6): see clusterdiv/history/record.py
     record: Annotated[bool, typer.Option(help="Record the run in the history database")] = True,
@@ -127,7 +147,7 @@ def score(
         from clusterdiv.report import render_markdown, render_table
 
         config = ScoreConfig(
-            llm=LLMSettings(model=model, seed=seed, api_base=api_base, concurrency=concurrency),
+            llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency),
             embedding_model=embedding_model,
             prompt_file=str(prompt_file) if prompt_file else None,
             criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
@@ -144,7 +164,7 @@ def score(
             except ValueError as exc:
                 raise InputError(str(exc)) from exc
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
-                        "skip_invalid": skip_invalid}
+                        "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
         ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
         with ModelCache(cache_dir) as cache:
             if progress and stderr.is_terminal or progress and os.environ.get("CLUSTERDIV_FORCE_PROGRESS"):
@@ -154,6 +174,7 @@ def score(
             else:
                 report = run_score(file, config=config, cache=cache, load_options=load_options,
                                    reference=reference, reference_load_options=ref_options)
+            warn_cache_damage(cache)
         if record:  # history (issue 6): a storage failure only warns, the report still prints
             from clusterdiv.history.record import record_from_cli
 
@@ -186,6 +207,14 @@ def score(
         fail(exc, debug)
 
 
+def warn_cache_damage(cache: Any) -> None:
+    """One line when damaged cache entries were ignored (they were recomputed and rewritten)."""
+    damaged = sum(cache.corrupt.values())
+    if damaged:
+        stderr.print(f"[yellow]warning:[/yellow] {damaged} damaged cache entries in {cache.directory} were "
+                     "ignored and recomputed", highlight=False, soft_wrap=True)
+
+
 @app.command("metrics")
 def metrics_command(
     file: Annotated[Path, typer.Argument(help="Dataset file or folder")],
@@ -194,10 +223,12 @@ def metrics_command(
     embedding_model: Annotated[str, typer.Option(help="sentence-transformers name or path")] = "all-MiniLM-L6-v2",
     text_field: Annotated[str | None, typer.Option(help="Field holding the text")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip and count malformed rows")] = False,
-    seed: Annotated[int, typer.Option(help="Seed for bootstrap and sampling")] = 0,
-    self_bleu_sample: Annotated[int | None, typer.Option(help="Hypotheses sampled for self-BLEU")] = 2000,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for bootstrap and sampling")] = 0,
+    self_bleu_sample: Annotated[int | None, typer.Option(min=2, help="Hypotheses sampled for self-BLEU")] = 2000,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Report format")] = OutputFormat.table,
     cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
+    input_format: Annotated[InputFormat | None, typer.Option(
+        help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
 ) -> None:
     """Only the standard set metrics (no LLM); `--metrics lexical` needs no model at all."""
@@ -214,7 +245,8 @@ def metrics_command(
             raise InputError(str(exc)) from exc
         if reference is None:
             selected -= set(METRIC_GROUPS["reference"])
-        corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid)
+        corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid,
+                             format=input_format.value if input_format else None)
         texts = [e.text for e in corpus.examples]
         vectors = ref_vectors = None
         needs_vectors = selected - set(METRIC_GROUPS["lexical"])
@@ -231,13 +263,19 @@ def metrics_command(
         values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
                                      select=selected, seed=seed, self_bleu_sample=self_bleu_sample)
         payload = {"source": corpus.path, "n_samples": len(texts), "skipped": len(corpus.skipped),
+                   "skipped_rows": [s.model_dump() for s in corpus.skipped],
                    "metrics": {k: v.model_dump(mode="json") for k, v in values.items()}}
         if output_format is OutputFormat.json:
             sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
             return
         from rich.table import Table
 
-        table = Table(title=f"Set metrics: {corpus.path} ({len(texts)} texts)")
+        from clusterdiv.report import metric_warnings, skipped_line
+
+        notes = [skipped_line(len(corpus.skipped), [s.model_dump() for s in corpus.skipped])] \
+            if corpus.skipped else []
+        notes += [f"warning: {w}" for w in metric_warnings({k: v.model_dump(mode="json") for k, v in values.items()})]
+        table = Table(title=f"Set metrics: {corpus.path} ({len(texts)} texts, {len(corpus.skipped)} skipped)")
         for col in ("metric", "value", "95% CI", "meaning"):
             table.add_column(col)
         for name, v in values.items():
@@ -248,9 +286,13 @@ def metrics_command(
             lines += [f"| {n} | {'n/a' if v.value is None else f'{v.value:.4f}'} | "
                       f"{f'{v.ci95[0]:.3f}-{v.ci95[1]:.3f}' if v.ci95 else ''} | {v.meaning} |"
                       for n, v in values.items()]
+            lines += [""] + [f"- {n}" for n in notes] if notes else []
             sys.stdout.write("\n".join(lines) + "\n")
             return
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        for note in notes:
+            console.print(note, highlight=False, soft_wrap=True)
     except typer.Exit:
         raise
     except Exception as exc:
@@ -258,28 +300,47 @@ def metrics_command(
 
 
 @cache_app.command("info")
-def cache_info(cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None) -> None:
+def cache_info(cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
+               debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False) -> None:
     """Show where the cache is, how many answers it holds, and its size."""
     import json
 
     from clusterdiv.cache import ModelCache
 
-    with ModelCache(cache_dir) as cache:
-        sys.stdout.write(json.dumps(cache.info(), indent=2) + "\n")
+    try:
+        with ModelCache(cache_dir) as cache:
+            sys.stdout.write(json.dumps(cache.info(), indent=2) + "\n")
+    except Exception as exc:
+        fail(exc, debug)
 
 
 @cache_app.command("clear")
 def cache_clear(
     cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
 ) -> None:
-    """Delete every cached answer (the next run pays for all model calls again)."""
-    from clusterdiv.cache import ModelCache
+    """Delete every cached answer (the next run pays for all model calls again).
 
-    with ModelCache(cache_dir) as cache:
-        if not yes and not typer.confirm(f"Delete all cached answers in {cache.directory}?"):
-            raise typer.Exit(1)
-        removed = cache.clear()
+    A cache database that cannot be opened (corrupt, truncated) is deleted and recreated."""
+    from clusterdiv.cache import CacheError, ModelCache, default_cache_dir
+
+    directory = cache_dir or default_cache_dir()
+    if not yes and not typer.confirm(f"Delete all cached answers in {directory}?"):
+        raise typer.Exit(1)
+    try:
+        try:
+            with ModelCache(cache_dir, migrate=False) as cache:
+                removed = cache.clear()
+        except CacheError as exc:
+            if "is corrupt" not in str(exc):
+                raise
+            ModelCache.reset(directory)
+            ModelCache(directory, migrate=False).close()
+            sys.stdout.write(f"removed the corrupt cache database in {directory}; the cache is empty\n")
+            return
+    except Exception as exc:
+        fail(exc, debug)
     sys.stdout.write(f"removed {removed} entries\n")
 
 
@@ -304,7 +365,24 @@ def _register_command_modules() -> None:
 _register_command_modules()
 
 
+def _one_line_warnings() -> None:
+    """clusterdiv's own warnings as one `warning:` line on stderr (no file:line, no source echo)."""
+    import warnings
+
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        if category.__module__.startswith("clusterdiv"):
+            stderr.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
+    _one_line_warnings()
     app()
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import gzip
 import hashlib
 import io
 import json
 import math
+import os
 import re
 import sys
 import zlib
@@ -29,7 +29,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from clusterdiv.errors import CorpusError
+from clusterdiv.errors import CorpusError, CorpusTooLarge
 from clusterdiv.records import Example
 
 __all__ = [
@@ -69,6 +69,27 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _MISSING = object()
 _DROP = object()
+
+MAX_INPUT_ENV = "CLUSTERDIV_MAX_INPUT_MB"
+MAX_RECORD_ENV = "CLUSTERDIV_MAX_RECORD_MB"
+_LINE_FORMATS = ("jsonl", "csv", "text")
+_CHUNK = 1 << 20
+STDIN = "-"
+
+
+def max_input_bytes() -> int:
+    """Largest input, after gzip decompression: $CLUSTERDIV_MAX_INPUT_MB (default 2048 MB)."""
+    return int(float(os.environ.get(MAX_INPUT_ENV) or 2048) * 2**20)
+
+
+def max_record_bytes() -> int:
+    """Longest line (JSONL/CSV/text record): $CLUSTERDIV_MAX_RECORD_MB (default 64 MB)."""
+    return int(float(os.environ.get(MAX_RECORD_ENV) or 64) * 2**20)
+
+
+def _too_large(what: str, limit: int, env: str, shown: str, line: int | None = None) -> CorpusTooLarge:
+    return CorpusTooLarge(f"{what} exceeds the limit of {limit} bytes (set ${env} in MB to raise it)",
+                          path=shown, line=line)
 
 
 class SkippedRow(BaseModel):
@@ -127,13 +148,29 @@ def load_corpus(
     """
     p = Path(path)
     shown = str(path)
+    if shown == STDIN:  # `-`: the corpus arrives on standard input
+        shown = "<stdin>"
+        if format is None:
+            raise CorpusError("reading standard input needs --input-format (jsonl, json, csv, tsv, txt, parquet)",
+                              path=shown)
+        fmt, delimiter = _resolve_format(Path("stdin." + format), shown, format, check_path=False)
+        if fmt == "hf_dataset":
+            raise CorpusError("a saved Hugging Face dataset is a directory and cannot come from stdin", path=shown)
+        data = _read_stream(sys.stdin.buffer, shown, fmt)
+        if fmt == "parquet":
+            parsed = _parse_parquet(io.BytesIO(data), shown)
+        else:
+            parsed = _parse_text_format(fmt, data, shown, delimiter)
+        return _build(parsed, shown=shown, fmt=fmt,  # type: ignore[arg-type]
+                      text_field=text_field, id_field=id_field, label_field=label_field,
+                      skip_invalid=skip_invalid)
     fmt, delimiter = _resolve_format(p, shown, format)
     if fmt == "parquet":
-        parsed = _parse_parquet(p, shown)
+        parsed = _parse_parquet(p if p.is_file() else io.BytesIO(_read_bytes(p, shown, fmt)), shown)
     elif fmt == "hf_dataset":
         parsed = _parse_hf_dataset(p, shown)
     else:
-        parsed = _parse_text_format(fmt, _read_bytes(p, shown), shown, delimiter)
+        parsed = _parse_text_format(fmt, _read_bytes(p, shown, fmt), shown, delimiter)
     return _build(
         parsed,
         shown=shown,
@@ -154,11 +191,14 @@ def load_corpus_bytes(
     label_field: str | None = None,
     skip_invalid: bool = False,
     format: str | None = None,
+    max_bytes: int | None = None,
 ) -> LoadedCorpus:
     """Parse an uploaded corpus held in memory; `filename` only names it and picks the format.
 
     The HTTP service uses this so that nothing a request says is ever opened as a path: the
     bytes are the whole input. Errors name `filename` and the line, like `load_corpus`.
+    `max_bytes` caps the data after gzip decompression (streamed, so a gzip bomb stops at the
+    cap): `CorpusTooLarge` above it.
     """
     shown = Path(filename).name or "upload"
     name = shown.lower()[:-3] if shown.lower().endswith(".gz") else shown.lower()
@@ -177,10 +217,12 @@ def load_corpus_bytes(
     if fmt == "hf_dataset":
         raise CorpusError("a saved Hugging Face dataset is a directory and cannot be uploaded as one file",
                           path=shown)
+    data = _normalize_bytes(data, shown, max_bytes=max_bytes)
     if fmt == "parquet":
         parsed = _parse_parquet(io.BytesIO(data), shown)
     else:
-        parsed = _parse_text_format(fmt, _normalize_bytes(data, shown), shown, delimiter)
+        _check_record_sizes(data, fmt, shown)
+        parsed = _parse_text_format(fmt, data, shown, delimiter)
     return _build(parsed, shown=shown, fmt=fmt,  # type: ignore[arg-type]
                   text_field=text_field, id_field=id_field, label_field=label_field,
                   skip_invalid=skip_invalid)
@@ -243,7 +285,8 @@ def examples_from_texts(
 # format detection and reading
 
 
-def _resolve_format(p: Path, shown: str, requested: str | None) -> tuple[str, str]:
+def _resolve_format(p: Path, shown: str, requested: str | None, *, check_path: bool = True
+                    ) -> tuple[str, str]:
     """Pick the reader up front so a wrong guess fails with a clear message, not a parse error."""
     name = p.name.lower()
     if name.endswith(".gz"):
@@ -258,6 +301,8 @@ def _resolve_format(p: Path, shown: str, requested: str | None) -> tuple[str, st
             )
     else:
         fmt = ""
+    if not check_path:
+        return fmt, delimiter
     if not p.exists():
         raise CorpusError("no such file or directory", path=shown)
     if p.is_dir():
@@ -281,31 +326,118 @@ def _resolve_format(p: Path, shown: str, requested: str | None) -> tuple[str, st
         what = f"extension {ext!r}" if ext else "a file without an extension"
         raise CorpusError(
             f"cannot tell the format from {what} (known: {known}, .gz of the text formats, or a "
-            "saved Hugging Face dataset directory); pass --format",
+            "saved Hugging Face dataset directory); pass --input-format",
             path=shown,
         )
     return _EXTENSIONS[ext], delimiter
 
 
-def _read_bytes(p: Path, shown: str) -> bytes:
+def _read_bytes(p: Path, shown: str, fmt: str = "") -> bytes:
     """Read raw bytes so bad UTF-8 can be pinned to a line instead of failing the whole file."""
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as handle:
+            return _read_stream(handle, shown, fmt)
     except OSError as e:
         raise CorpusError(f"cannot read file: {e.strerror or e}", path=shown) from e
-    return _normalize_bytes(data, shown)
 
 
-def _normalize_bytes(data: bytes, shown: str) -> bytes:
-    """Undo gzip and a UTF-8 BOM, whether the bytes came from a file or an upload."""
+def _read_stream(handle: io.BufferedIOBase | io.RawIOBase | object, shown: str, fmt: str) -> bytes:
+    """Read a file, FIFO or stdin in chunks, stopping at the size limits (never unbounded memory):
+    the whole input (`max_input_bytes`) and, for line formats, one line (`max_record_bytes`)."""
+    limit, record_limit = max_input_bytes(), max_record_bytes()
+    chunks: list[bytes] = []
+    total = 0
+    line_len = 0  # bytes since the last newline (uncompressed line formats only)
+    lines = 1
+    first = b""
+    while True:
+        chunk = handle.read(_CHUNK)  # type: ignore[attr-defined]
+        if not chunk:
+            break
+        if not first:
+            first = chunk[:2]
+            if first != _GZIP_MAGIC and fmt == "json":
+                head = chunk.lstrip(b" \t\r\n")
+                if head.startswith(_BOM):
+                    head = head[len(_BOM):].lstrip(b" \t\r\n")
+                if head and head[:1] not in (b"[", b"{"):
+                    raise CorpusError("expected a JSON array of records (or an object with a single key "
+                                      "holding one)", path=shown, line=1)
+        total += len(chunk)
+        if total > limit:
+            raise _too_large("input", limit, MAX_INPUT_ENV, shown)
+        if fmt in _LINE_FORMATS and first != _GZIP_MAGIC:
+            newline = chunk.rfind(b"\n")
+            if newline < 0:
+                line_len += len(chunk)
+            else:
+                line_len = len(chunk) - newline - 1
+                lines += chunk.count(b"\n")
+            if line_len > record_limit:
+                raise _too_large("a line", record_limit, MAX_RECORD_ENV, shown, line=lines)
+        chunks.append(chunk)
+    data = _normalize_bytes(b"".join(chunks), shown, max_bytes=limit)
+    if first == _GZIP_MAGIC:
+        _check_record_sizes(data, fmt, shown)
+    return data
+
+
+def _check_record_sizes(data: bytes, fmt: str, shown: str) -> None:
+    if fmt not in _LINE_FORMATS:
+        return
+    limit = max_record_bytes()
+    if len(data) <= limit:
+        return
+    start = 0
+    number = 1
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if end - start > limit:
+            raise _too_large("a line", limit, MAX_RECORD_ENV, shown, line=number)
+        start, number = end + 1, number + 1
+
+
+def _normalize_bytes(data: bytes, shown: str, *, max_bytes: int | None = None) -> bytes:
+    """Undo gzip and a UTF-8 BOM, whether the bytes came from a file or an upload.
+
+    Decompression is streamed against `max_bytes` (default `max_input_bytes()`), so a small
+    gzip that unpacks to gigabytes stops at the limit instead of filling memory."""
     if data[:2] == _GZIP_MAGIC:  # by content, so a `--format` override still works on .gz files
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise CorpusError(f"corrupt gzip data: {_one_line(e)}", path=shown) from e
+        data = _gunzip(data, shown, max_input_bytes() if max_bytes is None else max_bytes)
     if data.startswith(_BOM):  # spreadsheet exports add one; it would otherwise join the first field
         data = data[len(_BOM) :]
     return data
+
+
+def _gunzip(data: bytes, shown: str, limit: int) -> bytes:
+    out: list[bytes] = []
+    total = 0
+    rest = data
+    try:
+        while rest[:2] == _GZIP_MAGIC:  # concatenated gzip members are one stream (like gzip.decompress)
+            inflater = zlib.decompressobj(wbits=31)
+            pending = rest
+            while not inflater.eof:
+                piece = inflater.decompress(pending, max(1, limit - total + 1))
+                total += len(piece)
+                if total > limit:
+                    raise _too_large("decompressed data", limit, MAX_INPUT_ENV, shown)
+                out.append(piece)
+                pending = inflater.unconsumed_tail
+                if not piece and not pending:
+                    break  # input exhausted without the end-of-stream marker
+            if not inflater.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            rest = inflater.unused_data
+            if rest.strip(b"\0"):
+                if rest[:2] != _GZIP_MAGIC:
+                    raise OSError("not a gzipped file (trailing garbage)")
+            else:
+                rest = b""
+    except (OSError, EOFError, zlib.error) as e:
+        raise CorpusError(f"corrupt gzip data: {_one_line(e)}", path=shown) from e
+    return b"".join(out)
 
 
 def _decoded_lines(data: bytes) -> Iterator[tuple[int, str | None, str | None]]:

@@ -109,6 +109,14 @@ def embedding_cache_key(text: str, *, model: Embedder) -> str:
     return make_key("embedding", model=model.spec.fingerprint, text=text)
 
 
+def _decode_vector(blob: object) -> np.ndarray | None:
+    """A cached embedding: non-empty float32 bytes with finite values, else None (corrupt)."""
+    if not isinstance(blob, bytes) or not blob or len(blob) % 4:
+        return None
+    vector = np.frombuffer(blob, dtype=np.float32)
+    return vector if np.isfinite(vector).all() else None
+
+
 def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
                 progress: ProgressFn | None = None, chunk_size: int = 256) -> np.ndarray:
     """Embed texts, reading and writing the cache per text.
@@ -122,11 +130,22 @@ def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
     missing: dict[str, list[int]] = {}
     for i, key in enumerate(keys):
         blob = cache.get(key)
-        if blob is None:
+        vector = _decode_vector(blob) if blob is not None else None
+        if blob is not None and vector is None:
+            cache.reject(key)  # not float32 bytes: counted as corrupt, recomputed below
+        if vector is None:
             missing.setdefault(texts[i], []).append(i)
             out.append(None)
         else:
-            out.append(np.frombuffer(blob, dtype=np.float32))
+            out.append(vector)
+    sizes = {len(v) for v in out if v is not None}
+    if len(sizes) > 1:  # a damaged entry of the wrong length: keep only the model's dimension
+        dimension = model.dimension
+        for i, vector in enumerate(out):
+            if vector is not None and len(vector) != dimension:
+                cache.reject(keys[i])
+                missing.setdefault(texts[i], []).append(i)
+                out[i] = None
     if progress:
         progress(len(texts) - sum(len(v) for v in missing.values()))
     unique = list(missing)

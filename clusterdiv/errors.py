@@ -27,5 +27,9 @@ class CorpusError(InputError):
         self.line = line
 
 
+class CorpusTooLarge(CorpusError):
+    """The input (or one record of it) is over a size limit; the service answers 413."""
+
+
 class ModelIntegrityError(ClusterdivError):
     """Bundled model weights do not match the hash we ship; refuse to load them."""

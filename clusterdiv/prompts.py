@@ -60,6 +60,33 @@ class PromptFile(BaseModel):
     few_shot: list[FewShot] = Field(default_factory=list)
 
 
+def _template_line(source: str, key: str, template_line: int) -> int | None:
+    """The prompt file's line of `template_line` (1-based) of the top-level YAML string `key`."""
+    try:
+        root = yaml.compose(source)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for k, v in root.value:
+        if getattr(k, "value", None) == key and isinstance(v, yaml.ScalarNode):
+            block = v.style in ("|", ">")  # the text starts on the line after the indicator
+            return v.start_mark.line + 1 + int(block) + template_line - 1
+    return None
+
+
+def _check_templates(spec: PromptFile, source: str, path: Path) -> None:
+    """Compile `system` and `user` now, so a Jinja typo is bad input (file and line) before any work."""
+    for key in ("system", "user"):
+        try:
+            _JINJA.parse(getattr(spec, key))
+        except jinja2.TemplateSyntaxError as exc:
+            line = _template_line(source, key, exc.lineno or 1)
+            where = f"{path}:{line}" if line is not None else str(path)
+            raise InputError(f"{where}: Jinja syntax error in '{key}' (template line {exc.lineno}): "
+                             f"{exc.message}") from exc
+
+
 class PromptTemplate:
     """A loaded prompt file: renders chat messages and builds the pydantic schema of its answer."""
 
@@ -92,6 +119,7 @@ class PromptTemplate:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise InputError(f"{path}: invalid prompt file at {where}: {first['msg']}") from exc
+        _check_templates(spec, raw.decode("utf-8"), path)
         return cls(spec, source=str(path), content_hash=hashlib.sha256(raw).hexdigest())
 
     @property

@@ -207,7 +207,7 @@ def test_json_with_several_top_level_keys_is_rejected(tmp_path: Path) -> None:
 def test_format_override_and_gzip_by_content(tmp_path: Path) -> None:
     path = tmp_path / "export.data"
     path.write_bytes(gzip.compress(b'{"text": "hello"}\n{"text": "world"}\n'))
-    assert "--format" in str(error_of(path))
+    assert "--input-format" in str(error_of(path))
     corpus = load_corpus(path, format="jsonl")
     assert corpus.format == "jsonl"
     assert [e.text for e in corpus.examples] == ["hello", "world"]

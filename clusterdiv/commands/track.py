@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -19,9 +20,12 @@ def parse_bounds(items: list[str] | None, option: str) -> dict[str, float]:
         try:
             if not sep or not name.strip():
                 raise ValueError
-            out[name.strip()] = float(raw)
+            value = float(raw)
         except ValueError:
             raise InputError(f"{option} expects METRIC=NUMBER, got {item!r}") from None
+        if not math.isfinite(value):
+            raise InputError(f"{option} {item!r}: thresholds must be finite numbers (not nan or inf)")
+        out[name.strip()] = value
     return out
 
 
@@ -33,7 +37,7 @@ def track(
     drop_share: Annotated[float | None, typer.Option(
         help="Fail `check` when score_normalized or a thresholded metric moves this share (e.g. 0.2) "
              "towards less diversity vs the rolling median")] = None,
-    window: Annotated[int | None, typer.Option(help="Previous runs in the rolling median (default 5)")] = None,
+    window: Annotated[int | None, typer.Option(min=1, help="Previous runs in the rolling median (default 5)")] = None,
     remove: Annotated[list[str] | None, typer.Option(help="Remove a metric's rule (repeatable)")] = None,
     clear: Annotated[bool, typer.Option(help="Remove every rule and the drop rule first")] = False,
     history_db: HistoryDb = None,

@@ -65,22 +65,46 @@ def resolve_history_url(db: str | Path | None = None) -> str:
     return value
 
 
+def _not_a_database(path: str, exc: BaseException) -> InputError:
+    return InputError(f"history database {path} is not a usable SQLite database ({exc}); move it away or "
+                      "point --history-db / $CLUSTERDIV_HISTORY_DB at another file")
+
+
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    import sqlite3
+
+    from clusterdiv.cache import _private_dir, private_file
+
     if url.database and url.database != ":memory:":
         try:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_dir(Path(url.database).parent)  # submitted texts live here: 0700 / 0600
+            private_file(Path(url.database))
         except OSError as exc:
-            raise InputError(f"cannot create the history database folder for {url.database}: {exc}") from exc
+            raise InputError(f"cannot create the history database {url.database}: {exc}") from exc
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    shown = url.database or ":memory:"
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # the driver's implicit BEGINs off; we emit our own
         cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            if not isinstance(exc, sqlite3.OperationalError):
+                raise _not_a_database(shown, exc) from exc
+            raise
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> Any:
+        orig = context.original_exception
+        if isinstance(orig, sqlite3.DatabaseError) and not isinstance(orig, sqlite3.OperationalError):
+            return _not_a_database(shown, orig)  # e.g. "database disk image is malformed"
+        return None
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -137,9 +161,12 @@ class HistoryStore:
         try:
             if migrate:
                 migrations.migrate(self.engine)
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DBAPIError as exc:
             self.engine.dispose()
             raise InputError(f"cannot open history database {self.display_url}: {exc.orig}") from exc
+        except InputError:
+            self.engine.dispose()
+            raise
 
     @property
     def display_url(self) -> str:

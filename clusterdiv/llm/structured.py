@@ -11,11 +11,12 @@ filled in.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
@@ -38,6 +39,8 @@ class LLMSettings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
     timeout: float = Field(default=120.0, gt=0)
     api_base: str | None = None
+    # Never part of the cache key or the report; None = the provider's own environment variable.
+    api_key: SecretStr | None = Field(default=None, repr=False)
     concurrency: int = Field(default=4, ge=1, le=256)
     max_input_chars: int = Field(default=1200, ge=50)
 
@@ -136,6 +139,40 @@ def _raise_if_fatal(exc: BaseException) -> None:
         raise FatalLLMError(f"unknown model provider: {str(exc).splitlines()[0][:300]}") from exc
 
 
+LOCAL_ENDPOINT_KEY = "sk-no-key-required"
+"""Sent to a self-hosted `--api-base` when no key is configured: OpenAI-compatible servers without
+auth (vLLM, llama.cpp, llama-cpp-python) ignore it, but litellm's OpenAI client refuses to send a
+request with no key at all ("Missing credentials")."""
+
+_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY",
+                  "openai_like": "OPENAI_LIKE_API_KEY"}
+
+
+def _api_key(settings: LLMSettings) -> str | None:
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    provider = settings.model.split("/", 1)[0]
+    variable = _KEY_VARIABLES.get(provider)
+    if settings.api_base and variable and not os.environ.get(variable):
+        return LOCAL_ENDPOINT_KEY
+    return None
+
+
+def _cached_outcome(hit: Any, schema: type[BaseModel]) -> LLMOutcome | None:
+    """A cache hit as an outcome, or None when it is not what `agenerate_structured` stored."""
+    if not isinstance(hit, dict):
+        return None
+    try:
+        outcome = LLMOutcome.model_validate({**hit, "cached": True})
+        if outcome.value is not None:
+            schema.model_validate(outcome.value)
+        elif not outcome.error:
+            return None
+    except ValidationError:
+        return None
+    return outcome
+
+
 def llm_cache_key(prompt: PromptTemplate, variables: dict[str, Any], schema: type[BaseModel], *,
                   settings: LLMSettings) -> str:
     return make_key(
@@ -164,8 +201,11 @@ async def agenerate_structured(
     key = llm_cache_key(prompt, variables, schema, settings=model)
     hit = cache.get(key)
     if hit is not None:
-        stats.cache_hits += 1
-        return LLMOutcome.model_validate({**hit, "cached": True})
+        cached = _cached_outcome(hit, schema)
+        if cached is not None:
+            stats.cache_hits += 1
+            return cached
+        cache.reject(key)  # damaged or foreign entry: counted as corrupt, asked again below
 
     registry = get_registry()
     messages = prompt.messages(**variables)
@@ -197,6 +237,9 @@ async def agenerate_structured(
                 }
                 if model.api_base:
                     kwargs["api_base"] = model.api_base
+                api_key = _api_key(model)
+                if api_key is not None:
+                    kwargs["api_key"] = api_key
                 if registry.handler_for(model.model) is None:
                     kwargs["drop_params"] = True  # providers without seed/json_schema still answer
                 try:

@@ -69,6 +69,16 @@ Z95 = 1.959963984540054  # standard normal 97.5% quantile
 
 KNN_K = 5
 
+MIN_TEXTS_FOR_INTERVAL = 3
+"""Below this many texts a jackknife or bootstrap interval is degenerate (often zero-width): it is
+left out (``ci95`` None) and ``details["ci_skipped"]`` says why, instead of a misleading 0-width one."""
+
+
+def _too_few(n: int) -> str | None:
+    if n < MIN_TEXTS_FOR_INTERVAL:
+        return f"n={n} texts is too few for an interval (needs {MIN_TEXTS_FOR_INTERVAL})"
+    return None
+
 
 class MetricValue(BaseModel):
     """One computed metric, ready for a table row and for JSON output."""
@@ -198,10 +208,15 @@ def _lexical_metrics(
         if name not in wanted:
             continue
         table = corpus.table(n)
-        value = lexical.distinct_n(corpus, n)
         details: dict[str, Any] = {"unique_ngrams": table.n_unique, "total_ngrams": int(table.gram.shape[0])}
+        if not table.gram.shape[0]:
+            out[name] = _undefined(name, f"no text has {n} tokens, so there are no {n}-grams", **details)
+            continue
+        value = lexical.distinct_n(corpus, n)
         ci = None
-        if bootstrap > 0 and corpus.n_texts > 1:
+        if bootstrap > 0 and (few := _too_few(corpus.n_texts)):
+            details["ci_skipped"] = few
+        elif bootstrap > 0 and corpus.n_texts > 1:
             loo = lexical.distinct_n_leave_one_out(corpus, n)
             ci = _jackknife_ci(value, loo, bounds=(0.0, 1.0))
             details["ci_method"] = "leave-one-text-out jackknife, normal"
@@ -234,7 +249,9 @@ def _compression(texts: list[str], rng: np.random.Generator, bootstrap: int) -> 
     details: dict[str, Any] = {"gzip_level": lexical.GZIP_LEVEL, "raw_bytes": raw_bytes}
     ci = None
     groups = min(JACKKNIFE_GROUPS, len(texts))
-    if bootstrap > 0 and groups > 1:
+    if bootstrap > 0 and (few := _too_few(len(texts))):
+        details["ci_skipped"] = few
+    elif bootstrap > 0 and groups > 1:
         if raw_bytes * groups <= COMPRESSION_CI_MAX_BYTES:
             # Random groups, text order kept: gzip's 32 KiB window makes the figure order-dependent.
             group_of = rng.permutation(len(texts)) % groups
@@ -267,7 +284,9 @@ def _semantic_metrics(
             value = semantic.mean_pairwise_cosine(embeddings)
             ci = None
             details: dict[str, Any] = {"n": int(embeddings.shape[0]), "dim": int(embeddings.shape[1])}
-            if bootstrap > 0:
+            if bootstrap > 0 and (few := _too_few(int(embeddings.shape[0]))):
+                details["ci_skipped"] = few
+            elif bootstrap > 0:
                 reps = semantic.mean_pairwise_cosine_bootstrap(embeddings, replicates=bootstrap, rng=rng)
                 ci = _percentile_ci(reps)
                 details["ci_method"] = f"bootstrap percentile, {bootstrap} replicates, self-pairs excluded"
