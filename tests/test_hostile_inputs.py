@@ -1,0 +1,364 @@
+"""Issue 13: the adversarial probe made permanent. One test per row of the issue's table, through
+the real CLI (a subprocess, with the fake LLM registered through the plugin path) or a real server
+on 127.0.0.1; each asserts the status or message the row now gives.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from corpora import intent_corpus
+
+CLI = [sys.executable, "-m", "clusterdiv.cli"]
+LLM = ["--representation", "criteria"]  # modes from LLM criteria: the runs below exercise the LLM cache
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    env = {**env, "COLUMNS": "250"}  # usage errors are boxed by rich; keep each on one line
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def calls_made(env: dict[str, str]) -> int:
+    log = Path(env["FAKE_LLM_CALL_LOG"])
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The CLI's contract for bad input: exit 2 and exactly one `error:` line, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in lines if line.startswith("error:") or "Error:" in line or "Invalid value" in line]
+    assert errors, result.stderr
+    return result.stderr
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    rows = [{"id": f"ex{i}", "text": t} for i, (t, _) in enumerate(intent_corpus(["weather", "alarm", "joke"], 9))]
+    return write_jsonl(tmp_path / "batch.jsonl", rows)
+
+
+def score_json(path: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = run_cli(["score", str(path), "--model", "fake/echo", *LLM, "--metrics", "lexical", "--format", "json",
+                      "--no-record", *extra], env)
+    assert result.returncode == 0, result.stderr
+    return result, json.loads(result.stdout)
+
+
+# ------------------------------------------------------------------------------ track / history
+
+
+@pytest.mark.parametrize("rule", ["score_normalized=nan", "score_normalized=inf", "self_bleu=-inf"])
+def test_track_threshold_must_be_finite(rule, subprocess_env):
+    option = "--max" if rule.startswith("self_bleu") else "--min"
+    result = run_cli(["track", "ds", "--owner", "me", option, rule], subprocess_env)
+    assert "thresholds must be finite numbers" in one_error_line(result)
+    # nothing was stored: the dataset is still untracked
+    shown = run_cli(["track", "ds"], subprocess_env)
+    assert shown.returncode == 2 and "not tracked yet" in shown.stderr
+
+
+def test_track_window_zero_is_refused(subprocess_env):
+    assert run_cli(["track", "ds", "--owner", "me", "--drop-share", "0.2"], subprocess_env).returncode == 0
+    result = run_cli(["track", "ds", "--window", "0"], subprocess_env)
+    err = one_error_line(result)
+    assert "Invalid value for '--window': Input should be greater than or equal to 1" in err
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_broken_history_db_is_one_line_naming_the_file(damage, tmp_path, subprocess_env):
+    db = tmp_path / "history.sqlite"
+    env = {**subprocess_env, "CLUSTERDIV_HISTORY_DB": str(db)}
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database at all\n" * 200)
+    else:
+        assert run_cli(["track", "ds", "--owner", "me", "--min", "score=0.1"], env).returncode == 0
+        size = db.stat().st_size
+        with open(db, "r+b") as handle:  # keep the header, lose the pages the schema points to
+            handle.truncate(size // 3)
+        for side in (Path(str(db) + "-wal"), Path(str(db) + "-shm")):
+            side.unlink(missing_ok=True)
+    result = run_cli(["track", "ds"], env)
+    err = one_error_line(result)
+    assert str(db) in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------ cache
+
+
+def test_garbage_cache_db_is_one_line_and_cache_clear_recovers(small_corpus, cache_dir, subprocess_env):
+    cache_dir.mkdir(parents=True)
+    (cache_dir / "cache.db").write_bytes(b"\x00garbage" * 4096)
+    for args in (["cache", "info"], ["score", str(small_corpus), "--model", "fake/echo", "--no-record"]):
+        err = one_error_line(run_cli(args, subprocess_env))
+        assert str(cache_dir / "cache.db") in err and "cache clear" in err
+        assert len(err.strip().splitlines()) == 1
+    cleared = run_cli(["cache", "clear", "--yes"], subprocess_env)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed the corrupt cache database" in cleared.stdout
+    info = run_cli(["cache", "info"], subprocess_env)
+    assert info.returncode == 0 and json.loads(info.stdout)["entries"] == 0
+    assert calls_made(subprocess_env) == 0
+
+
+def test_corrupted_cache_values_are_misses_recomputed_and_counted(small_corpus, cache_dir, subprocess_env):
+    _, first = score_json(small_corpus, subprocess_env)
+    paid = first["timings"]["llm_calls"]
+    with sqlite3.connect(cache_dir / "cache.db") as conn:
+        llm_key = conn.execute("SELECT key FROM Cache WHERE key LIKE 'llm:%' ORDER BY key LIMIT 1").fetchone()[0]
+        emb_key = conn.execute("SELECT key FROM Cache WHERE key LIKE 'embedding:%' ORDER BY key LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE Cache SET value = ? WHERE key = ?", ('{"value": {"intent": ', llm_key))
+        conn.execute("UPDATE Cache SET value = ? WHERE key = ?", (b"\x01\x02\x03", emb_key))
+    result, again = score_json(small_corpus, subprocess_env)
+    assert again["timings"]["llm_calls"] == 1  # exactly the damaged answer was asked again
+    assert again["timings"]["embedding_calls"] >= 1
+    assert "2 damaged cache entries" in result.stderr and str(cache_dir) in result.stderr
+    assert calls_made(subprocess_env) == paid + 1
+    first.pop("timings"), again.pop("timings")
+    assert first == again  # the recomputed answers are the same answers
+
+
+class _Evil:
+    """What an attacker with write access to a shared cache would plant: a pickle that runs code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _llm_key(text: str, model: str = "fake/echo") -> str:
+    from clusterdiv.llm.structured import LLMSettings, llm_cache_key
+    from clusterdiv.prompts import PromptTemplate
+
+    prompt = PromptTemplate.load()
+    return llm_cache_key(prompt, {"text": text}, prompt.output_model, settings=LLMSettings(model=model))
+
+
+def test_crafted_pickle_in_a_shared_cache_never_executes(small_corpus, cache_dir, tmp_path, subprocess_env):
+    import diskcache
+
+    texts = [json.loads(line)["text"] for line in small_corpus.read_text().splitlines()]
+    marker = tmp_path / "PWNED"
+    legacy_answer = {"value": {"intent": "legacy intent", "topic": "legacy", "task": "question",
+                               "style": "casual"}, "error": None, "attempts": 1}
+    with diskcache.Cache(str(cache_dir)) as plain:  # the old, pickling store, as clusterdiv < 0.1.1 wrote it
+        plain.set(_llm_key(texts[0]), _Evil(marker))
+        plain.set(_llm_key(texts[1]), legacy_answer)  # an honest old entry: migrated, not paid again
+    assert not marker.exists()
+    result, report = score_json(small_corpus, subprocess_env, "--id-field", "id")
+    assert not marker.exists(), "the planted pickle ran"
+    unique = len(set(texts))
+    assert report["timings"]["llm_calls"] == unique - 1  # all but the migrated legacy answer
+    assert "damaged cache entries" in result.stderr
+    with sqlite3.connect(cache_dir / "cache.db") as conn:
+        modes = {mode for (mode,) in conn.execute("SELECT mode FROM Cache")}
+    assert 4 not in modes  # diskcache MODE_PICKLE: nothing pickled is left or written
+    info = json.loads(run_cli(["cache", "info"], subprocess_env).stdout)
+    assert info["entries_by_kind"]["llm"] == unique
+
+
+def _read_only_mount_available() -> bool:
+    if os.geteuid() != 0:
+        return True  # chmod is enough for a normal user
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _read_only_mount_available(), reason="needs unshare -m (root) or a non-root user")
+def test_read_only_cache_with_every_answer_present_works_with_a_warning(small_corpus, cache_dir, subprocess_env):
+    _, first = score_json(small_corpus, subprocess_env)
+    paid = calls_made(subprocess_env)
+    args = [*CLI, "score", str(small_corpus), "--model", "fake/echo", *LLM, "--metrics", "lexical",
+            "--format", "json", "--no-record"]
+    if os.geteuid() == 0:  # root ignores file modes: a read-only bind mount of the cache folder instead
+        script = f'mount --bind -o ro "{cache_dir}" "{cache_dir}" && exec "$@"'
+        command = ["unshare", "-m", "sh", "-c", script, "sh", *args]
+    else:
+        for p in [cache_dir, *cache_dir.rglob("*")]:
+            p.chmod(0o500 if p.is_dir() else 0o400)
+        command = args
+    result = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "read-only" in result.stderr and str(cache_dir) in result.stderr
+    again = json.loads(result.stdout)
+    assert again["timings"]["llm_calls"] == 0 and calls_made(subprocess_env) == paid
+    first.pop("timings"), again.pop("timings")
+    assert first == again
+
+
+# ------------------------------------------------------------------------------ options
+
+
+@pytest.mark.parametrize(("option", "value", "bound"), [
+    ("--sample", "0", "greater than or equal to 1"), ("--reference-size", "1", "greater than or equal to 2"),
+    ("--concurrency", "0", "greater than or equal to 1"), ("--concurrency", "1000", "less than or equal to 256"),
+    ("--seed", "-1", "greater than or equal to 0"),
+])
+def test_out_of_range_options_exit_2_naming_option_and_bound(option, value, bound, small_corpus, subprocess_env):
+    result = run_cli(["score", str(small_corpus), "--model", "fake/echo", option, value], subprocess_env)
+    err = one_error_line(result)
+    assert f"Invalid value for '{option}': Input should be {bound}" in err
+    assert calls_made(subprocess_env) == 0  # refused before any (paid) work
+
+
+def test_jinja_syntax_error_in_prompt_file_names_file_and_line(small_corpus, tmp_path, subprocess_env):
+    from clusterdiv.prompts import prompts_dir
+
+    original = (prompts_dir() / "extract_criteria.yaml").read_text()
+    assert "{{ text }}" in original
+    broken = tmp_path / "mine.yaml"
+    broken.write_text(original.replace("{{ text }}", "{{ text "))
+    expected_line = next(i for i, line in enumerate(broken.read_text().splitlines(), 1) if "{{ text " in line)
+    started = time.monotonic()
+    result = run_cli(["score", str(small_corpus), "--model", "local/smollm2", *LLM, "--prompt-file", str(broken)],
+                     subprocess_env)
+    err = one_error_line(result)
+    assert f"{broken}:" in err and "Jinja syntax error" in err
+    # the line the error names is the line of the broken tag (or the next, where Jinja noticed)
+    named = int(err.split(f"{broken}:", 1)[1].split(":", 1)[0])
+    assert expected_line <= named <= expected_line + 1
+    assert time.monotonic() - started < 60  # no model was loaded
+
+
+# ------------------------------------------------------------------------------ input formats and sizes
+
+
+def test_input_format_for_files_without_extension_fifo_and_stdin(tmp_path, subprocess_env):
+    rows = "".join(json.dumps({"text": t}) + "\n" for t, _ in intent_corpus(["weather", "alarm"], 6))
+    plain = tmp_path / "export"
+    plain.write_text(rows)
+    hint = run_cli(["metrics", str(plain), "--metrics", "lexical"], subprocess_env)
+    assert "--input-format" in one_error_line(hint)
+    ok = run_cli(["metrics", str(plain), "--metrics", "lexical", "--input-format", "jsonl", "--format", "json"],
+                 subprocess_env)
+    assert ok.returncode == 0, ok.stderr and json.loads(ok.stdout)["n_samples"] == 6
+    assert json.loads(ok.stdout)["n_samples"] == 6
+
+    piped = run_cli(["metrics", "-", "--metrics", "lexical", "--input-format", "jsonl", "--format", "json"],
+                    subprocess_env, input=rows)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["n_samples"] == 6 and json.loads(piped.stdout)["source"] == "<stdin>"
+    no_format = run_cli(["metrics", "-", "--metrics", "lexical"], subprocess_env, input=rows)
+    assert "--input-format" in one_error_line(no_format)
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([*CLI, "metrics", str(fifo), "--metrics", "lexical", "--input-format", "jsonl",
+                             "--format", "json"], env=subprocess_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    with open(fifo, "w") as writer:
+        writer.write(rows)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["n_samples"] == 6
+
+    scored = run_cli(["score", "-", "--input-format", "jsonl", "--model", "fake/echo", "--metrics", "none",
+                      "--format", "json", "--no-record"], subprocess_env, input=rows)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["n_samples"] == 6
+
+
+def test_dev_zero_as_jsonl_stops_at_the_record_cap(tmp_path, subprocess_env):
+    zero = tmp_path / "zero.jsonl"
+    zero.symlink_to("/dev/zero")
+    started = time.monotonic()
+    result = run_cli(["metrics", str(zero), "--metrics", "lexical"], subprocess_env, timeout=120)
+    err = one_error_line(result)
+    assert f"{zero}:1: a line exceeds the limit of {64 * 2**20} bytes" in err and "CLUSTERDIV_MAX_RECORD_MB" in err
+    assert time.monotonic() - started < 60
+    as_json = tmp_path / "zero.json"
+    as_json.symlink_to("/dev/zero")
+    assert "expected a JSON array" in one_error_line(run_cli(["metrics", str(as_json)], subprocess_env))
+
+
+def test_gzip_bomb_file_stops_at_the_input_cap(tmp_path, subprocess_env):
+    bomb = tmp_path / "bomb.jsonl.gz"
+    line = json.dumps({"text": "x" * 1000}).encode() + b"\n"
+    bomb.write_bytes(gzip.compress(line * 20_000))  # ~20 MB unpacked from ~60 KB
+    env = {**subprocess_env, "CLUSTERDIV_MAX_INPUT_MB": "5"}
+    err = one_error_line(run_cli(["metrics", str(bomb), "--metrics", "lexical"], env))
+    assert f"{bomb}: decompressed data exceeds the limit of {5 * 2**20} bytes" in err
+
+
+# ------------------------------------------------------------------------------ report honesty
+
+
+def test_long_text_truncation_is_counted_in_the_report(tmp_path, subprocess_env):
+    rows = [{"id": f"t{i}", "text": t} for i, (t, _) in enumerate(intent_corpus(["weather", "alarm"], 5))]
+    rows.append({"id": "long", "text": "tell me about the weather " + "very " * 40_000})  # ~200,000 chars
+    path = write_jsonl(tmp_path / "long.jsonl", rows)
+    _, report = score_json(path, subprocess_env, "--id-field", "id")
+    assert report["truncated"] == {"count": 1, "limit_chars": 1200, "example_ids": ["long"]}
+    assert any("cut for the LLM" in w for w in report["warnings"])
+    table = run_cli(["score", str(path), "--model", "fake/echo", *LLM, "--metrics", "none", "--no-record"],
+                    subprocess_env)
+    assert table.returncode == 0 and "1 truncated" in table.stdout
+    markdown = run_cli(["score", str(path), "--model", "fake/echo", *LLM, "--metrics", "none", "--no-record",
+                        "--format", "markdown"], subprocess_env)
+    assert "texts cut for the LLM: 1 (longer than 1200 characters)" in markdown.stdout
+
+
+def test_metrics_skip_invalid_table_shows_skipped_rows(tmp_path, subprocess_env):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"text": "play some jazz"}\nnot json\n{"text": "set an alarm"}\n{"text": ""}\n'
+                    '{"text": "tell me a joke"}\n')
+    for fmt, expected in (("table", "2 skipped"), ("markdown", "2 malformed rows skipped")):
+        result = run_cli(["metrics", str(path), "--metrics", "lexical", "--skip-invalid", "--format", fmt],
+                         subprocess_env)
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout and "line 2: invalid JSON" in result.stdout
+
+
+def test_one_and_two_identical_examples_give_na_not_zero_width(tmp_path, subprocess_env):
+    one = write_jsonl(tmp_path / "one.jsonl", [{"text": "hi there"}])
+    _, report = score_json(one, subprocess_env)
+    assert report["ci95"] is None and report["ci95_normalized"] is None
+    assert report["metrics"]["distinct_3"]["value"] is None
+    assert "no 3-grams" in report["metrics"]["distinct_3"]["details"]["reason"]
+    assert any("too few for the score's 95% intervals" in w for w in report["warnings"])
+    assert any(w.startswith("distinct_3 is n/a") for w in report["warnings"])
+
+    two = write_jsonl(tmp_path / "two.jsonl", [{"text": "set an alarm for six"}] * 2)
+    _, report = score_json(two, subprocess_env)
+    assert report["ci95"] is None and report["ci95_normalized"] is None
+    assert report["metrics"]["distinct_1"]["ci95"] is None
+    assert "too few for an interval" in report["metrics"]["distinct_1"]["details"]["ci_skipped"]
+    table = run_cli(["metrics", str(one), "--metrics", "lexical"], subprocess_env)
+    assert table.returncode == 0 and "n/a" in table.stdout and "warning: distinct_3 is n/a" in table.stdout
+
+
+# ------------------------------------------------------------------------------ file modes
+
+
+def test_cache_and_history_files_are_private(small_corpus, tmp_path, subprocess_env):
+    history = tmp_path / "new" / "dir" / "history.sqlite"
+    cache = tmp_path / "fresh-cache"
+    env = {**subprocess_env, "CLUSTERDIV_HISTORY_DB": str(history), "CLUSTERDIV_CACHE_DIR": str(cache)}
+    result = run_cli(["score", str(small_corpus), "--model", "fake/echo", "--metrics", "none"], env)
+    assert result.returncode == 0, result.stderr
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    assert mode(cache) == 0o700 and mode(cache / "cache.db") == 0o600
+    assert mode(history) == 0o600 and mode(history.parent) == 0o700 and mode(history.parent.parent) == 0o700
+    for side in [*cache.glob("cache.db-*"), *history.parent.glob("history.sqlite-*")]:
+        assert mode(side) == 0o600, side
