@@ -362,3 +362,226 @@ def test_cache_and_history_files_are_private(small_corpus, tmp_path, subprocess_
     assert mode(history) == 0o600 and mode(history.parent) == 0o700 and mode(history.parent.parent) == 0o700
     for side in [*cache.glob("cache.db-*"), *history.parent.glob("history.sqlite-*")]:
         assert mode(side) == 0o600, side
+
+
+# ------------------------------------------------------------------------------ the service, a real server
+
+
+@pytest.fixture
+def server(tmp_path):
+    from service_server import ServerProcess
+
+    proc = ServerProcess(tmp_path, args=["--model", "fake/echo", "--max-body-mb", "1", "--body-timeout", "2"]).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def token_server(tmp_path):
+    from service_server import ServerProcess
+
+    proc = ServerProcess(tmp_path, args=["--model", "fake/echo", "--log-level", "info"], token="tok-3f9c1e77").start()
+    yield proc
+    proc.stop()
+
+
+def test_gz_upload_is_decompressed_against_the_body_limit(server):
+    line = json.dumps({"text": "y" * 1000}).encode() + b"\n"
+    bomb = gzip.compress(line * 50_000, compresslevel=9)  # ~50 MB of JSONL in well under the 1 MB limit
+    assert len(bomb) < 1024 * 1024
+    with server.client() as client:
+        answer = client.post("/v1/jobs/upload", files={"file": ("bomb.jsonl.gz", bomb)})
+        assert answer.status_code == 413, answer.text
+        assert "decompressed data exceeds the limit of 1048576 bytes" in answer.json()["detail"]
+        assert client.get("/v1/jobs").json()["jobs"] == []  # nothing was queued
+
+
+def test_host_header_and_cross_origin_posts_are_checked(server):
+    import httpx
+
+    files = {"file": ("a.txt", b"set an alarm for six\nplay some jazz\n")}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        rebound = client.get("/v1/jobs", headers={"Host": "evil.example"})
+        assert rebound.status_code == 400 and "invalid Host header 'evil.example'" in rebound.json()["detail"]
+        assert client.get("/v1/jobs", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+        forged = client.post("/v1/jobs/upload", files=files, headers={"Origin": "http://evil.example"})
+        assert forged.status_code == 403 and "cross-origin request refused" in forged.json()["detail"]
+        cross = client.post("/v1/jobs/upload", files=files, headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status_code == 403
+        assert client.get("/v1/jobs").json()["jobs"] == []
+        same = client.post("/v1/jobs/upload", files=files, headers={"Origin": server.url})
+        assert same.status_code == 202, same.text
+
+
+def test_access_token_only_on_html_pages_and_never_logged(token_server):
+    import httpx
+    from service_server import wait_for_job
+
+    token = token_server.token
+    with token_server.client() as client:
+        job = client.post("/v1/jobs", json={"kind": "score", "texts": ["set an alarm", "play jazz", "tell a joke"],
+                                            "options": {"metrics": "none", "name_clusters": False}}).json()
+        assert wait_for_job(client, job["id"])["status"] == "succeeded"
+    with httpx.Client(base_url=token_server.url, timeout=30) as anon:
+        for path in ("/v1/jobs", f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/report",
+                     f"/v1/jobs/{job['id']}/exploration"):
+            assert anon.get(path, params={"access_token": token}).status_code == 401, path
+        assert anon.get(f"/v1/jobs/{job['id']}/explorer", params={"access_token": token}).status_code == 200
+        html = anon.get(f"/v1/jobs/{job['id']}/report", params={"access_token": token, "format": "html"})
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    time.sleep(0.5)
+    log = token_server.log_path.read_text()
+    assert f"/v1/jobs/{job['id']}/explorer?" in log  # the access log still shows the request
+    assert token not in log
+
+
+def test_blank_texts_and_bad_options_are_422_at_submit_naming_the_field(server):
+    tail = [{"name": "alarms", "description": "requests to set alarms"}]
+    cases = [
+        ({"kind": "score", "texts": [""]}, ["texts", 0]),
+        ({"kind": "audit", "texts": [""], "tail": tail}, ["texts", 0]),
+        ({"kind": "score", "texts": ["a b", "c d"], "options": {"metrics": "bogus"}}, ["options", "metrics"]),
+        ({"kind": "score", "texts": ["a b", "c d"], "options": {"seed": -1}}, ["options", "seed"]),
+        ({"kind": "score", "texts": ["a b", "c d"], "reference": [""]}, ["reference", 0]),
+        ({"kind": "score", "texts": ["a b", "c d"], "reference": []}, ["reference"]),
+        ({"kind": "compare", "batches": {"a": ["x y"], "b": [""]}}, ["batches", "b", 0]),
+        ({"kind": "compare", "batches": {"a": ["x y"], "b": []}}, ["batches", "b"]),
+    ]
+    with server.client() as client:
+        for body, field in cases:
+            answer = client.post("/v1/jobs", json=body)
+            assert answer.status_code == 422, (body, answer.text)
+            locations = [err["loc"] for err in answer.json()["detail"]]
+            assert any(loc[2:2 + len(field)] == field for loc in locations), (body, locations)
+        blank = client.post("/v1/jobs", json={"kind": "score", "texts": ["fine", "  "]})
+        assert blank.status_code == 422 and blank.json()["detail"] == "texts: text 2 is empty"
+        upload = client.post("/v1/jobs/upload", files={"file": ("a.txt", b"one two\nthree four\n")},
+                             data={"options": json.dumps({"metrics": "bogus"})})
+        assert upload.status_code == 422 and "bogus" in upload.text
+        assert client.get("/v1/jobs").json()["jobs"] == []  # nothing queued, nothing paid
+    assert "Traceback" not in server.log()
+
+
+def test_html_responses_carry_csp_nosniff_and_no_framing(server):
+    from service_server import wait_for_job
+
+    with server.client() as client:
+        job = client.post("/v1/jobs", json={"kind": "score", "texts": ["set an alarm", "play jazz", "tell a joke"],
+                                            "options": {"metrics": "none"}}).json()
+        assert wait_for_job(client, job["id"])["status"] == "succeeded"
+        for path in (f"/v1/jobs/{job['id']}/explorer", f"/v1/jobs/{job['id']}/report?format=html", "/docs"):
+            page = client.get(path)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            csp = page.headers["content-security-policy"]
+            assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "'sha256-" in csp
+            assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";", 1)[0]
+            assert page.headers["x-content-type-options"] == "nosniff"
+            assert page.headers["x-frame-options"] == "DENY"
+        assert client.get("/v1/jobs").headers["x-content-type-options"] == "nosniff"
+
+
+def test_chunked_oversize_body_is_413(server):
+    import httpx
+
+    def chunks():
+        for _ in range(64):
+            yield b"x" * 65536  # 4 MB in total, no Content-Length: sent chunked
+
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        answer = client.post("/v1/jobs", content=chunks(), headers={"Content-Type": "application/json"})
+        assert answer.status_code == 413, answer.text
+        assert "exceeds this server's limit" in answer.json()["detail"]
+
+
+def test_a_stalled_body_times_out_with_408(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"kind\": \"score\", ")
+        started = time.monotonic()
+        reply = sock.recv(65536)
+        waited = time.monotonic() - started
+        while chunk := sock.recv(65536):  # the server closes the connection after the 408
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b"request body timed out" in reply
+    assert 1.5 <= waited < 20  # --body-timeout 2, not the 84 s the probe saw
+
+
+def test_auth_comes_before_body_validation_and_readyz_says_little_without_a_token(token_server):
+    import httpx
+
+    with httpx.Client(base_url=token_server.url, timeout=30) as anon:
+        malformed = anon.post("/v1/jobs", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert malformed.status_code == 401 and malformed.headers["www-authenticate"] == "Bearer"
+        bad_schema = anon.post("/v1/jobs", json={"kind": "nonsense"})
+        assert bad_schema.status_code == 401
+        assert anon.get("/readyz").json() == {"status": "ready"}
+    with token_server.client() as client:
+        assert client.post("/v1/jobs", content=b"{not json",
+                           headers={"Content-Type": "application/json"}).status_code == 422
+        detailed = client.get("/readyz").json()
+        assert detailed["status"] == "ready" and "jobs" in detailed and "models" in detailed
+
+
+def test_service_databases_and_cache_are_private(server):
+    from clusterdiv.cache import ModelCache
+
+    db = server.workdir / "service.sqlite"
+    with server.client() as client:
+        job = client.post("/v1/jobs", json={"kind": "score", "texts": ["set an alarm", "play jazz", "a joke"],
+                                            "options": {"metrics": "none"}}).json()
+        from service_server import wait_for_job
+
+        assert wait_for_job(client, job["id"])["status"] == "succeeded"
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    with ModelCache(server.workdir / "cache", migrate=False):
+        pass
+    assert stat.S_IMODE((server.workdir / "cache").stat().st_mode) == 0o700
+    assert stat.S_IMODE((server.workdir / "cache" / "cache.db").stat().st_mode) == 0o600
+
+
+def test_cancel_a_running_job_stops_it_and_keeps_paid_answers(tmp_path):
+    from service_server import ServerProcess, wait_for_job
+
+    from clusterdiv.cache import ModelCache
+
+    proc = ServerProcess(tmp_path, args=["--model", "fake/slow", "--workers", "1", "--llm-concurrency", "1"],
+                         env={"FAKE_LLM_DELAY": "0.4"}).start()
+    log = tmp_path / "calls.log"
+
+    def calls() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    texts = [t for t, _ in intent_corpus(["weather", "alarm", "music", "joke", "recipe", "flight"], 36, seed=2)]
+    try:
+        with proc.client() as client:
+            job = client.post("/v1/jobs", json={"kind": "score", "texts": texts, "options": {"metrics": "none"}}).json()
+            queued = client.post("/v1/jobs", json={"kind": "score", "texts": texts[:4]}).json()
+            deadline = time.monotonic() + 120
+            while calls() < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert calls() >= 3, proc.log()
+            cancelled = client.post(f"/v1/jobs/{job['id']}/cancel")
+            assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+            at_cancel = calls()
+            # a queued job is cancelled with DELETE and never runs
+            dropped = client.delete(f"/v1/jobs/{queued['id']}")
+            assert dropped.status_code == 200 and dropped.json()["status"] == "cancelled"
+            time.sleep(3)
+            assert calls() <= at_cancel + 1  # it stopped at the next example, not after all 36
+            view = client.get(f"/v1/jobs/{job['id']}").json()
+            assert view["status"] == "cancelled" and view["error"] == "cancelled by request"
+            assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409  # already cancelled
+            assert client.post("/v1/jobs/nope/cancel").status_code == 404
+            # the one worker is free again: a new job runs to the end
+            after = client.post("/v1/jobs", json={"kind": "score", "texts": texts[:3],
+                                                  "options": {"metrics": "none", "name_clusters": False}}).json()
+            assert wait_for_job(client, after["id"])["status"] == "succeeded"
+            assert client.get(f"/v1/jobs/{queued['id']}").json()["status"] == "cancelled"
+        with ModelCache(tmp_path / "cache", migrate=False) as cache:
+            paid = cache.info()["entries_by_kind"].get("llm", 0)
+        assert paid >= at_cancel - 1  # every answer paid before the cancel is in the cache
+    finally:
+        proc.stop()

@@ -21,6 +21,10 @@ def serve_command(
     max_body_mb: Annotated[float, typer.Option(help="Largest request body in MB (413 above)")] = 20.0,
     model: Annotated[str | None, typer.Option(help="Default LLM for jobs")] = None,
     allow_model: Annotated[list[str] | None, typer.Option(help="Further LLMs a job may ask for (repeatable)")] = None,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        help="Host names clients may use besides the bound address and loopback (repeatable; "
+             "or $CLUSTERDIV_ALLOWED_HOSTS, comma-separated)")] = None,
+    body_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a request body may stall before a 408")] = 30.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     debug: Debug = False,
 ) -> None:
@@ -40,7 +44,8 @@ def serve_command(
             "db": db, "cache_dir": str(cache_dir) if cache_dir else None, "workers": workers,
             "llm_concurrency": llm_concurrency, "max_examples_per_job": max_examples,
             "max_body_bytes": int(max_body_mb * 1024 * 1024), "default_model": model,
-            "allowed_models": allow_model or None,
+            "allowed_models": allow_model or None, "bind_host": host, "allowed_hosts": allow_host or None,
+            "body_idle_timeout_s": body_timeout,
         }
         settings = ServiceSettings.from_env(**overrides)
         if settings.token is None and not is_loopback(host):

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import TypeAdapter, ValidationError
 
 from clusterdiv import __version__
-from clusterdiv.errors import ClusterdivError
+from clusterdiv.errors import ClusterdivError, CorpusTooLarge
 from clusterdiv.service.jobs import JobRecord, JobStore
 from clusterdiv.service.schemas import (
     InputExample,
@@ -27,7 +27,15 @@ from clusterdiv.service.schemas import (
     JobView,
     ScoreJob,
 )
-from clusterdiv.service.security import BodySizeLimit, make_auth_dependency
+from clusterdiv.service.security import (
+    BodySizeLimit,
+    HostOriginGuard,
+    SecurityHeaders,
+    TokenGuard,
+    is_authorized,
+    make_auth_dependency,
+    redact_access_log,
+)
 from clusterdiv.service.settings import ServiceSettings
 from clusterdiv.service.worker import JobRunner
 
@@ -73,6 +81,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        redact_access_log()  # after uvicorn configured logging: ?access_token= never reaches a log line
         store = await asyncio.to_thread(JobStore, settings.db)
         runner = JobRunner(store, settings)
         app.state.store, app.state.runner = store, runner
@@ -89,7 +98,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         summary="Diversity of text datasets by LLM semantic clustering: jobs, reports, explorer.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost last: headers on every answer; then Host/Origin, token, body limits, the app.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       idle_timeout_s=settings.body_idle_timeout_s, total_timeout_s=settings.body_total_timeout_s)
+    app.add_middleware(TokenGuard, token=settings.token)
+    app.add_middleware(HostOriginGuard, bind_host=settings.bind_host, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(CorpusTooLarge)
+    async def _too_large(_: Request, exc: CorpusTooLarge) -> JSONResponse:
+        return JSONResponse(status_code=413, content={"detail": str(exc)})
 
     @app.exception_handler(ClusterdivError)
     async def _library_error(_: Request, exc: ClusterdivError) -> JSONResponse:
@@ -108,13 +126,18 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database answers and the job runner is alive."""
+        """Readiness: the database answers and the job runner is alive (details only with the token)."""
+        detailed = is_authorized(request, settings.token)
         try:
             counts = await asyncio.to_thread(store_of(request).counts)
         except Exception as exc:  # noqa: BLE001
-            return JSONResponse(status_code=503, content={"status": "database unavailable", "detail": str(exc)})
+            body = {"status": "not ready"} | ({"reason": "database unavailable", "detail": str(exc)} if detailed else {})
+            return JSONResponse(status_code=503, content=body)
         if not runner_of(request).alive:
-            return JSONResponse(status_code=503, content={"status": "job runner stopped"})
+            return JSONResponse(status_code=503, content={"status": "not ready"}
+                                | ({"reason": "job runner stopped"} if detailed else {}))
+        if not detailed:
+            return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "ready", "jobs": counts, "workers": settings.workers,
                              "models": settings.models()})
 
@@ -129,10 +152,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         from clusterdiv.service.execute import resolve_model
 
         resolve_model(job.options, settings)  # refuse a disallowed model now, not after queueing
-        if getattr(job, "texts", None) is not None:
-            from clusterdiv.service.execute import to_examples
+        from clusterdiv.service.execute import to_examples
 
-            to_examples(job.texts, what="texts")  # duplicate ids, empty texts: 422 before queueing
+        # duplicate ids, blank texts: 422 before queueing, for every list of texts the job has
+        if getattr(job, "texts", None) is not None:
+            to_examples(job.texts, what="texts")
+        if getattr(job, "reference", None):
+            to_examples(job.reference, what="reference")
+        for name, texts in (getattr(job, "batches", None) or {}).items():
+            to_examples(texts, what=f"batch {name!r}")
         record = store_of(request).submit(kind=job.kind, request=job.model_dump(mode="json"), n_examples=n,
                                           dataset=job.dataset, owner=job.owner)
         runner_of(request).notify()
@@ -160,8 +188,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         from clusterdiv.corpus import load_corpus_bytes
 
         def parse(upload: UploadFile, data: bytes) -> list[InputExample]:
+            # decompression is capped by the body limit too: a small .gz cannot unpack into gigabytes
             corpus = load_corpus_bytes(data, filename=upload.filename or "upload", text_field=text_field,
-                                       id_field=id_field, format=format)
+                                       id_field=id_field, format=format, max_bytes=settings.max_body_bytes)
             return [InputExample(text=e.text, id=e.id, label=e.label) for e in corpus.examples]
 
         texts = parse(file, await file.read())
@@ -176,7 +205,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @api.get("/jobs", response_model=JobList, tags=["jobs"])
     async def list_jobs(request: Request, dataset: str | None = None,
-                        status_: Annotated[Literal["queued", "running", "succeeded", "failed"] | None,
+                        status_: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
                                            Query(alias="status")] = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JobList:
         store = store_of(request)
@@ -196,6 +225,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def get_job(request: Request, job_id: str) -> JobView:
         """Status and progress; poll until `status` is `succeeded` or `failed`."""
         return await asyncio.to_thread(lambda: _view(_job(request, job_id), store_of(request)))
+
+    def _cancel(request: Request, job_id: str) -> JobView:
+        store = store_of(request)
+        before = store.cancel(job_id)
+        if before is None:
+            raise HTTPException(404, detail=f"no job {job_id}")
+        if before not in ("queued", "running"):
+            raise HTTPException(409, detail=f"job {job_id} is already {before}")
+        runner_of(request).cancel(job_id)
+        return _view(_job(request, job_id), store)
+
+    @api.post("/jobs/{job_id}/cancel", response_model=JobView, tags=["jobs"])
+    async def cancel_job(request: Request, job_id: str) -> JobView:
+        """Cancel a queued or running job: it stops at the next example and ends `cancelled`;
+        the model answers it already paid for stay in the cache (resubmitting reuses them)."""
+        return await asyncio.to_thread(_cancel, request, job_id)
+
+    @api.delete("/jobs/{job_id}", response_model=JobView, tags=["jobs"])
+    async def delete_job(request: Request, job_id: str) -> JobView:
+        """Same as `POST /v1/jobs/{job_id}/cancel`."""
+        return await asyncio.to_thread(_cancel, request, job_id)
 
     def _finished(request: Request, job_id: str) -> tuple[JobRecord, Any]:
         job = _job(request, job_id)

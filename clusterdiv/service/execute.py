@@ -52,21 +52,35 @@ def score_config(options: JobOptions, settings: ServiceSettings) -> Any:
     )
 
 
-class StoreProgress:
-    """A ProgressReporter that writes stage counts to the job row, at most every `interval` s."""
+class JobCancelled(Exception):
+    """Raised from a progress event of a job that was cancelled: the work stops at that example."""
 
-    def __init__(self, publish: Any, *, interval: float = 0.5):
+
+class StoreProgress:
+    """A ProgressReporter that writes stage counts to the job row, at most every `interval` s.
+
+    `publish` returns False when the row is no longer this worker's running job (cancelled, or
+    requeued elsewhere); then, as when `cancelled` is set, the next progress event raises
+    `JobCancelled`, so the job stops at the next example with every answer so far cached."""
+
+    def __init__(self, publish: Any, *, interval: float = 0.5, cancelled: threading.Event | None = None):
         self._publish = publish
         self._interval = interval
         self._last = 0.0
         self._lock = threading.Lock()
         self.progress = Progress()
+        self.cancelled = cancelled or threading.Event()
 
     def _maybe_publish(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last >= self._interval:
             self._last = now
-            self._publish(self.progress.model_copy(deep=True))
+            if self._publish(self.progress.model_copy(deep=True)) is False:
+                self.cancelled.set()
+
+    def _check(self) -> None:
+        if self.cancelled.is_set():
+            raise JobCancelled("the job was cancelled")
 
     def start(self, stage: str, total: int) -> None:
         from clusterdiv.service.schemas import StageProgress
@@ -75,6 +89,7 @@ class StoreProgress:
             self.progress.stage = stage
             self.progress.stages[stage] = StageProgress(done=0, total=total)
             self._maybe_publish(force=True)
+        self._check()
 
     def advance(self, stage: str, n: int = 1, *, cached: bool = False) -> None:
         with self._lock:
@@ -82,6 +97,7 @@ class StoreProgress:
             if entry is not None:
                 entry.done = min(entry.total, entry.done + n)
             self._maybe_publish()
+        self._check()
 
     def finish(self, stage: str) -> None:
         with self._lock:

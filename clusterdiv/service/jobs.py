@@ -227,6 +227,19 @@ class JobStore:
             return conn.execute(jobs.update().where(self._owned(job_id, worker)).values(
                 status="failed", finished_at=_now(), error=error)).rowcount == 1
 
+    def cancel(self, job_id: str) -> str | None:
+        """Cancel a queued or running job; returns its status before (None: no such job).
+
+        A running job's row is marked `cancelled` at once; its worker notices at the next example
+        (its heartbeat no longer matches a running row) and stops, keeping every paid answer cached.
+        Finished jobs are left as they are."""
+        with self._write() as conn, conn.begin():
+            before = conn.execute(sa.select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
+            if before in ("queued", "running"):
+                conn.execute(jobs.update().where((jobs.c.id == job_id) & (jobs.c.status == before)).values(
+                    status="cancelled", finished_at=_now(), error="cancelled by request"))
+        return before
+
     def release(self, job_id: str, worker: str) -> bool:
         """Give a running job back to the queue (graceful shutdown); its attempt still counts."""
         with self._write() as conn, conn.begin():

@@ -8,21 +8,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Imported here, not in the validator: a lazy import from a request thread while a job thread imports
+# the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
+from clusterdiv.metrics.registry import resolve_selection
 
 JobKind = Literal["score", "compare", "audit"]
-JobState = Literal["queued", "running", "succeeded", "failed"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+SEED_MAX = 2**32 - 1
+NonEmptyText = Annotated[str, Field(min_length=1)]  # blank ones: 422 from to_examples ("text 2 is empty")
 
 
 class InputExample(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1)
+    text: NonEmptyText
     id: str | None = Field(default=None, min_length=1, max_length=255)
     label: str | None = None
 
 
-Texts = Annotated[list[str | InputExample], Field(min_length=1)]
+Texts = Annotated[list[NonEmptyText | InputExample], Field(min_length=1)]
 
 
 class JobOptions(BaseModel):
@@ -32,10 +38,18 @@ class JobOptions(BaseModel):
 
     model: str | None = Field(default=None, description="LLM; must be one the server allows")
     sample: int | None = Field(default=None, ge=1)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: int = Field(default=200, ge=0, le=2000)
     name_clusters: bool = Field(default=True, description="LLM-written cluster names for the explorer")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: str) -> str:
+        if value in ("all", "none"):
+            return value
+        resolve_selection(value)  # ValueError naming the valid ones: a 422 at submit, before any work
+        return value
 
 
 class _JobBase(BaseModel):
@@ -51,7 +65,7 @@ class _JobBase(BaseModel):
 class ScoreJob(_JobBase):
     kind: Literal["score"] = "score"
     texts: Texts
-    reference: list[str | InputExample] | None = Field(default=None, min_length=1)
+    reference: list[NonEmptyText | InputExample] | None = Field(default=None, min_length=1)
 
     def n_examples(self) -> int:
         return len(self.texts) + len(self.reference or [])
@@ -60,7 +74,7 @@ class ScoreJob(_JobBase):
 class CompareJob(_JobBase):
     kind: Literal["compare"]
     batches: dict[str, Texts] = Field(min_length=2)
-    reference: list[str | InputExample] | None = Field(default=None, min_length=1)
+    reference: list[NonEmptyText | InputExample] | None = Field(default=None, min_length=1)
     permutations: int = Field(default=1000, ge=0, le=10000)
 
     def n_examples(self) -> int:

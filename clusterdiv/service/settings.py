@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clusterdiv.llm import DEFAULT_LLM
 
 TOKEN_ENV_VAR = "CLUSTERDIV_API_TOKEN"
+ALLOWED_HOSTS_ENV_VAR = "CLUSTERDIV_ALLOWED_HOSTS"
 
 
 class ServiceSettings(BaseModel):
@@ -29,10 +30,18 @@ class ServiceSettings(BaseModel):
     max_job_attempts: int = Field(default=3, ge=1)  # a job interrupted this often is marked failed
     stale_after_s: float = Field(default=60.0, gt=0)  # heartbeat age after which another host's job is stale
     poll_interval_s: float = Field(default=1.0, gt=0)
+    # Host header checks (DNS rebinding): the address bound, plus these names; None = not checked.
+    bind_host: str | None = None
+    allowed_hosts: list[str] = Field(default_factory=list)
+    body_idle_timeout_s: float = Field(default=30.0, gt=0)  # 408 when a body stalls this long
+    body_total_timeout_s: float = Field(default=300.0, gt=0)  # 408 when a body takes longer in all
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceSettings:
         values: dict[str, object] = {"token": os.environ.get(TOKEN_ENV_VAR) or None}
+        hosts = [h.strip() for h in os.environ.get(ALLOWED_HOSTS_ENV_VAR, "").split(",") if h.strip()]
+        if hosts:
+            values["allowed_hosts"] = hosts
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 
 from clusterdiv.cache import ModelCache
 from clusterdiv.errors import ClusterdivError
-from clusterdiv.service.execute import StoreProgress, execute_job
+from clusterdiv.service.execute import JobCancelled, StoreProgress, execute_job
 from clusterdiv.service.jobs import JobRecord, JobStore, new_worker_name
 from clusterdiv.service.schemas import JobRequest
 from clusterdiv.service.settings import ServiceSettings
@@ -35,6 +35,7 @@ class JobRunner:
         self.settings = settings
         self.workers = [new_worker_name() for _ in range(settings.workers)]
         self.in_flight: dict[str, str] = {}  # job id -> worker
+        self.cancel_events: dict[str, threading.Event] = {}  # job id -> set when cancelled
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,6 +63,12 @@ class JobRunner:
         for job_id, worker in list(self.in_flight.items()):
             self.store.release(job_id, worker)
             log.warning("job %s handed back to the queue at shutdown", job_id)
+
+    def cancel(self, job_id: str) -> None:
+        """Tell a job running in this process to stop at its next example (the row is already cancelled)."""
+        event = self.cancel_events.get(job_id)
+        if event is not None:
+            event.set()
 
     def notify(self) -> None:
         """A job was submitted: wake an idle worker now instead of at the next poll."""
@@ -117,13 +124,15 @@ class JobRunner:
     def _execute(self, job: JobRecord, worker: str) -> None:
         """Run one job to a stored outcome: succeeded with its result, or failed with the reason."""
         stop_beat = threading.Event()
+        cancelled = self.cancel_events.setdefault(job.id, threading.Event())
 
         def beat() -> None:
             while not stop_beat.wait(HEARTBEAT_S):
-                self.store.heartbeat(job.id, worker)
+                if self.store.heartbeat(job.id, worker) is False:
+                    cancelled.set()  # cancelled (or taken over): stop at the next example
 
         threading.Thread(target=beat, name=f"heartbeat {job.id}", daemon=True).start()
-        progress = StoreProgress(lambda p: self.store.heartbeat(job.id, worker, p))
+        progress = StoreProgress(lambda p: self.store.heartbeat(job.id, worker, p), cancelled=cancelled)
         try:
             request: Any = _REQUEST.validate_python(self.store.request(job.id))
             with ModelCache(self.settings.cache_dir) as cache:
@@ -132,6 +141,8 @@ class JobRunner:
             if not self.store.finish(job.id, worker, result):
                 log.warning("job %s finished but was no longer ours (requeued?); result dropped, "
                             "the cache keeps its model answers", job.id)
+        except JobCancelled:
+            log.warning("job %s cancelled; the answers it had paid for stay cached", job.id)
         except ClusterdivError as exc:
             self.store.fail(job.id, worker, str(exc))
         except Exception as exc:  # noqa: BLE001 - any bug becomes a failed job with its reason
@@ -139,3 +150,4 @@ class JobRunner:
             self.store.fail(job.id, worker, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             stop_beat.set()
+            self.cancel_events.pop(job.id, None)
