@@ -464,6 +464,9 @@ def _parse_jsonl(data: bytes) -> _Parsed:
         except json.JSONDecodeError as e:
             rows.append(_Row(number, error=f"invalid JSON: {e.msg} at column {e.colno}"))
             continue
+        except RecursionError:
+            rows.append(_Row(number, error="invalid JSON: nested too deeply"))
+            continue
         if isinstance(value, dict):
             fields.update(dict.fromkeys(value))
         rows.append(_Row(number, value))
@@ -521,6 +524,8 @@ def _parse_json(data: bytes, shown: str) -> _Parsed:
             return decoder.raw_decode(text, i)
         except json.JSONDecodeError as e:
             raise CorpusError(f"invalid JSON: {e.msg} at column {e.colno}", path=shown, line=e.lineno) from e
+        except RecursionError:
+            raise CorpusError("invalid JSON: nested too deeply", path=shown, line=lines.line_at(i)) from None
 
     shape = "expected a JSON array of records (or an object with a single key holding one)"
     i = ws(0)

@@ -20,6 +20,7 @@ from clusterdiv import __version__
 from clusterdiv.errors import ClusterdivError, CorpusTooLarge
 from clusterdiv.service.jobs import JobRecord, JobStore
 from clusterdiv.service.schemas import (
+    ERROR_RESPONSES,
     InputExample,
     JobList,
     JobOptions,
@@ -141,7 +142,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return JSONResponse({"status": "ready", "jobs": counts, "workers": settings.workers,
                              "models": settings.models()})
 
-    api = APIRouter(prefix="/v1", dependencies=[Depends(make_auth_dependency(settings.token))])
+    api = APIRouter(prefix="/v1", dependencies=[Depends(make_auth_dependency(settings.token))],
+                    responses=ERROR_RESPONSES)
 
     def _submit(request: Request, job: Any) -> JobView:
         n = job.n_examples()

@@ -143,3 +143,21 @@ class JobView(JobFields):
 
 class JobList(BaseModel):
     jobs: list[JobView]
+
+
+class ApiError(BaseModel):
+    """Every 4xx body: a message, or pydantic's list of validation errors (each naming its field)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ApiError, "description": "Host header not one this server answers to"},
+    401: {"model": ApiError, "description": "missing or wrong bearer token"},
+    403: {"model": ApiError, "description": "cross-origin request refused"},
+    404: {"model": ApiError, "description": "no such job or dataset"},
+    408: {"model": ApiError, "description": "the request body stalled or took too long"},
+    409: {"model": ApiError, "description": "the job is not in a state that allows this"},
+    413: {"model": ApiError, "description": "body, upload (after decompression) or job over the limits"},
+    422: {"model": ApiError, "description": "invalid request: the message or the errors name the field"},
+}
