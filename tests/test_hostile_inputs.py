@@ -585,3 +585,79 @@ def test_cancel_a_running_job_stops_it_and_keeps_paid_answers(tmp_path):
         assert paid >= at_cancel - 1  # every answer paid before the cancel is in the cache
     finally:
         proc.stop()
+
+
+# ------------------------------------------------------------------------------ a real OpenAI-compatible server
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's own OpenAI-compatible server (its `[server]` extra) with the bundled GGUF."""
+    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (dev extras)")
+    import httpx
+    from service_server import free_port
+
+    from clusterdiv.llm.local import resolve_local_model
+
+    gguf = resolve_local_model("smollm2").path
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                                 "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"llama-cpp server did not start: {log.read_text()[-3000:]}")
+    yield url, log
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+REPORT_KEYS = {"n_samples", "n_clusters", "score", "score_normalized", "ci95", "clusters", "failed", "config",
+               "timings", "truncated", "warnings"}
+
+
+def test_key_less_local_openai_server_with_response_format_fallback(llama_server, small_corpus, subprocess_env):
+    url, log = llama_server
+    env = {k: v for k, v in subprocess_env.items() if k not in ("OPENAI_API_KEY", "CLUSTERDIV_API_KEY")}
+    result = run_cli(["score", str(small_corpus), "--model", "openai/smollm2", "--api-base", url, *LLM,
+                      "--metrics", "none", "--format", "json", "--no-record", "--concurrency", "2"], env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout is the report only (no litellm banner)
+    # detected once per run: one warning, then every call uses the format the server takes
+    assert result.stderr.count("refused response_format 'json_schema'; using 'json_object_schema'") == 1
+    assert report["failed"]["count"] <= 2 and report["n_samples"] >= 7
+    assert report["config"]["model"] == "openai/smollm2"
+    assert all(set(c["top_values"]) == {"intent", "topic", "task", "style"} for c in report["clusters"])
+    server_log = log.read_text()
+    assert "Missing credentials" not in result.stderr and "401" not in server_log
+    in_process = run_cli(["score", str(small_corpus), "--model", "local/smollm2", *LLM, "--metrics", "none",
+                          "--format", "json", "--no-record", "--sample", "3"], env, timeout=600)
+    assert in_process.returncode == 0, in_process.stderr
+    assert set(json.loads(in_process.stdout)) == set(report) and REPORT_KEYS <= set(report)
+
+
+def test_systematic_error_stops_the_run_instead_of_retrying_every_example(tmp_path, subprocess_env):
+    from service_server import free_port
+
+    rows = [{"text": t} for t, _ in intent_corpus(["weather", "alarm", "music", "joke"], 40)]
+    path = write_jsonl(tmp_path / "forty.jsonl", rows)
+    env = {k: v for k, v in subprocess_env.items() if k != "OPENAI_API_KEY"}
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every call fails alike
+    started = time.monotonic()
+    result = run_cli(["score", str(path), "--model", "openai/smollm2", "--api-base", dead, *LLM, "--metrics",
+                      "none", "--no-record", "--concurrency", "1"], env, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "examples in a row failed with the same error" in result.stderr
+    assert "Connection error" in result.stderr
+    assert time.monotonic() - started < 90  # 3 examples' retries, not 40

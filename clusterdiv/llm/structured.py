@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +80,79 @@ class CallStats:
     completion_tokens: int = 0
     cache_hits: int = 0
     errors: list[str] = field(default_factory=list)
+    last_error: str | None = None  # the previous example's final error, to spot systematic ones
+    error_streak: int = 0  # examples in a row that ended with that same error
+
+
+SYSTEMATIC_ERROR_STREAK = 3
+"""After this many examples in a row end with the same error, the run stops (FatalLLMError):
+a wrong endpoint or an unsupported request fails all 10,000 examples alike, and retrying each one
+would take hours and pay for nothing."""
+
+# How the answer's JSON schema is sent, best first. A server that refuses one (llama-cpp-python's
+# takes `json_object` with a `schema`, some take only `json_object`, some nothing) is moved to the
+# next once, for the rest of the process; the answer is validated (and re-asked) in every mode.
+RESPONSE_FORMAT_MODES = ("json_schema", "json_object_schema", "json_object", "prompt")
+_format_modes: dict[tuple[str, str | None], str] = {}
+_format_lock = threading.Lock()
+
+
+def response_format_mode(settings: LLMSettings) -> str:
+    return _format_modes.get((settings.model, settings.api_base), RESPONSE_FORMAT_MODES[0])
+
+
+def _downgrade_format(settings: LLMSettings, tried: str) -> bool:
+    """Move this endpoint past `tried`; False when there is nothing left to try."""
+    key = (settings.model, settings.api_base)
+    with _format_lock:
+        current = _format_modes.get(key, RESPONSE_FORMAT_MODES[0])
+        if current != tried:  # another request already moved on: retry with that one
+            return True
+        index = RESPONSE_FORMAT_MODES.index(current)
+        if index + 1 >= len(RESPONSE_FORMAT_MODES):
+            return False
+        _format_modes[key] = RESPONSE_FORMAT_MODES[index + 1]
+    warnings.warn(f"{settings.model}{' at ' + settings.api_base if settings.api_base else ''} refused "
+                  f"response_format {tried!r}; using {RESPONSE_FORMAT_MODES[index + 1]!r} for the rest of the run",
+                  ResponseFormatWarning, stacklevel=2)
+    return True
+
+
+class ResponseFormatWarning(UserWarning):
+    pass
+
+
+def _format_refused(exc: BaseException) -> bool:
+    """The server rejected the request because of `response_format` (not a transient problem)."""
+    text = str(exc).lower()
+    return "response_format" in text or "json_schema" in text or "response format" in text
+
+
+def _request_format(mode: str, schema: type[BaseModel], messages: list[dict[str, Any]]
+                    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    json_schema = schema.model_json_schema()
+    if mode == "json_schema":
+        return {"type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": json_schema, "strict": True}}, messages
+    if mode == "json_object_schema":
+        return {"type": "json_object", "schema": json_schema}, messages
+    if mode == "json_object":
+        return {"type": "json_object"}, messages
+    instruction = ("Reply with one JSON object only, no other text, matching this JSON schema: "
+                   + json.dumps(json_schema, sort_keys=True))
+    first, rest = messages[0], messages[1:]
+    if first.get("role") == "system":
+        return None, [{**first, "content": f"{first['content']}\n\n{instruction}"}, *rest]
+    return None, [{"role": "system", "content": instruction}, *messages]
+
+
+def _note_error(stats: CallStats, error: str) -> None:
+    signature = error.split(" after ", 1)[0] + ":" + error.split(":", 1)[-1][:160]
+    stats.error_streak = stats.error_streak + 1 if signature == stats.last_error else 1
+    stats.last_error = signature
+    if stats.error_streak >= SYSTEMATIC_ERROR_STREAK:
+        raise FatalLLMError(f"stopping: {stats.error_streak} examples in a row failed with the same error, "
+                            f"so it is not about the examples: {error}")
 
 
 class FatalLLMError(ClusterdivError):
@@ -197,6 +272,8 @@ async def agenerate_structured(
     """Ask `model` for one `schema` object; cached under model+prompt hash+params+schema+input."""
     import litellm
 
+    litellm.suppress_debug_info = True  # its "Give Feedback" banner goes to stdout, into --format json
+
     stats = stats if stats is not None else CallStats()
     key = llm_cache_key(prompt, variables, schema, settings=model)
     hit = cache.get(key)
@@ -209,10 +286,6 @@ async def agenerate_structured(
 
     registry = get_registry()
     messages = prompt.messages(**variables)
-    response_format = {
-        "type": "json_schema",
-        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
-    }
     attempts = 0
     outcome: LLMOutcome
     try:
@@ -224,15 +297,12 @@ async def agenerate_structured(
         ):
             with attempt:
                 attempts += 1
-                stats.calls += 1
                 kwargs: dict[str, Any] = {
                     "model": model.model,
-                    "messages": messages,
                     "temperature": model.temperature,
                     "seed": model.seed,
                     "max_tokens": model.max_tokens,
                     "timeout": model.timeout,
-                    "response_format": response_format,
                     "num_retries": 0,  # tenacity owns retries, so they are counted and bounded once
                 }
                 if model.api_base:
@@ -242,11 +312,24 @@ async def agenerate_structured(
                     kwargs["api_key"] = api_key
                 if registry.handler_for(model.model) is None:
                     kwargs["drop_params"] = True  # providers without seed/json_schema still answer
-                try:
-                    response = await litellm.acompletion(**kwargs)
-                except Exception as exc:  # classify, then let tenacity decide
-                    _raise_if_fatal(exc)
-                    raise
+                while True:  # a refused response_format moves to the next mode at once, not per attempt
+                    mode = response_format_mode(model)
+                    response_format, sent = _request_format(mode, schema, messages)
+                    kwargs["messages"] = sent
+                    if response_format is None:
+                        kwargs.pop("response_format", None)
+                    else:
+                        kwargs["response_format"] = response_format
+                    stats.calls += 1
+                    try:
+                        response = await litellm.acompletion(**kwargs)
+                        break
+                    except Exception as exc:  # classify, then let tenacity decide
+                        if _format_refused(exc) and not isinstance(exc, ClusterdivError) \
+                                and _downgrade_format(model, mode):
+                            continue
+                        _raise_if_fatal(exc)
+                        raise
                 usage = getattr(response, "usage", None)
                 if usage is not None:
                     stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -266,6 +349,7 @@ async def agenerate_structured(
                     raise
         outcome = LLMOutcome(value=value.model_dump(mode="json"), attempts=attempts)
         cache.set(key, outcome.model_dump(exclude={"cached"}))
+        stats.error_streak, stats.last_error = 0, None
     except InvalidAnswer as exc:
         # Deterministic settings give the same junk again, so the failure itself is cached:
         # a rerun does not pay for it twice (clear the cache or change settings to retry).
@@ -283,6 +367,7 @@ async def agenerate_structured(
             attempts=attempts,
         )
         stats.failures += 1
+        _note_error(stats, outcome.error or "")
     return outcome
 
 
