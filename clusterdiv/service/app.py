@@ -267,7 +267,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if format == "markdown":
             return PlainTextResponse(result.markdown, media_type="text/markdown; charset=utf-8")
         if result.exploration is not None:
-            return HTMLResponse(_explorer_html(result.exploration))
+            return HTMLResponse(_explorer_html(result.exploration), headers=_webgl(result.exploration))
         return HTMLResponse(_markdown_page(f"clusterdiv {job.kind} {job_id}", result.markdown))
 
     @api.get("/jobs/{job_id}/exploration", tags=["explorer"])
@@ -284,7 +284,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         _, result = await asyncio.to_thread(_finished, request, job_id)
         if result.exploration is None:
             raise HTTPException(404, detail="only score jobs have an explorer")
-        return HTMLResponse(await asyncio.to_thread(_explorer_html, result.exploration))
+        return HTMLResponse(await asyncio.to_thread(_explorer_html, result.exploration),
+                            headers=_webgl(result.exploration))
 
     @api.get("/datasets", tags=["history"])
     async def list_datasets() -> JSONResponse:
@@ -316,6 +317,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(api)
     return app
+
+
+WEBGL_POINTS = 3000  # the explorer template draws scattergl above this many points
+
+
+def _webgl(exploration: dict[str, Any]) -> dict[str, str]:
+    """Mark pages whose map is WebGL, so their CSP allows the `new Function` plotly's regl needs."""
+    return {"x-clusterdiv-webgl": "1"} if len(exploration.get("points") or []) > WEBGL_POINTS else {}
 
 
 def _explorer_html(exploration: dict[str, Any]) -> str:

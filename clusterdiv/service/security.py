@@ -230,7 +230,13 @@ class BodySizeLimit:
                 await _send_json(send, exc.status_code, str(exc.detail), [(b"connection", b"close")])
 
 
-def _csp_for(path: str, html: bytes) -> str:
+NEEDS_EVAL_HEADER = b"x-clusterdiv-webgl"
+"""Set (internally, stripped before sending) by routes whose page draws a WebGL map: plotly.js's
+scattergl (used above 3000 points) compiles shaders with `new Function`, so only those pages get
+'unsafe-eval'. Every other page runs with hashed inline scripts and nothing else."""
+
+
+def _csp_for(path: str, html: bytes, *, allow_eval: bool = False) -> str:
     hashes = sorted({
         "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
         for attrs, body in re.findall(rb"<script(\s[^>]*)?>(.*?)</script>", html, re.DOTALL | re.IGNORECASE)
@@ -238,8 +244,7 @@ def _csp_for(path: str, html: bytes) -> str:
     })
     docs = path in ("/docs", "/redoc", "/docs/oauth2-redirect")
     script = ["'self'", *hashes] + ([DOCS_CDN] if docs else [])
-    if HTML_PAGE.match(path):
-        # plotly.js compiles WebGL shaders (scattergl, used above 3000 points) with `new Function`.
+    if allow_eval:
         script.append("'unsafe-eval'")
     return "; ".join([
         "default-src 'none'",
@@ -287,9 +292,12 @@ class SecurityHeaders:
                 if message.get("more_body", False):
                     return
                 body = b"".join(chunks)
-                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                allow_eval = any(k.lower() == NEEDS_EVAL_HEADER for k, _ in start["headers"])
+                headers = [(k, v) for k, v in start["headers"]
+                           if k.lower() not in (b"content-length", NEEDS_EVAL_HEADER)]
                 headers += [(b"content-length", str(len(body)).encode()),
-                            (b"content-security-policy", _csp_for(scope["path"], body).encode()),
+                            (b"content-security-policy",
+                             _csp_for(scope["path"], body, allow_eval=allow_eval).encode()),
                             (b"cache-control", b"no-store")]
                 await send({**start, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
