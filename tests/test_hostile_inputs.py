@@ -692,3 +692,11 @@ def test_explorer_page_runs_under_its_csp_without_violations(server):
             browser.close()
     violations = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
     assert violations == [], violations
+
+
+def test_serve_with_a_garbage_database_is_one_line_naming_it(tmp_path, subprocess_env):
+    db = tmp_path / "jobs.sqlite"
+    db.write_bytes(b"definitely not sqlite\n" * 100)
+    result = run_cli(["serve", "--db", str(db), "--port", "0"], subprocess_env, timeout=60)
+    err = one_error_line(result)
+    assert str(db) in err and "not a usable SQLite database" in err

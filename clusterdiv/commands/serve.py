@@ -51,6 +51,9 @@ def serve_command(
         if settings.token is None and not is_loopback(host):
             raise InputError(f"refusing to serve on {host} without authentication: set {TOKEN_ENV_VAR} "
                              "(clients send it as 'Authorization: Bearer ...'), or bind to 127.0.0.1")
+        from clusterdiv.service.jobs import JobStore
+
+        JobStore(settings.db).close()  # a broken database is one line now, not a failed lifespan later
         typer.echo(f"clusterdiv service on http://{host}:{port} (docs at /docs); auth "
                    f"{'on' if settings.token else 'off (loopback only)'}; {settings.workers} workers", err=True)
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
