@@ -700,3 +700,15 @@ def test_serve_with_a_garbage_database_is_one_line_naming_it(tmp_path, subproces
     result = run_cli(["serve", "--db", str(db), "--port", "0"], subprocess_env, timeout=60)
     err = one_error_line(result)
     assert str(db) in err and "not a usable SQLite database" in err
+
+
+@pytest.mark.parametrize(("command", "option", "value", "bound"), [
+    ("check", "--seed", "-1", "greater than or equal to 0"), ("check", "--sample", "0", "greater than or equal to 1"),
+    ("compare", "--concurrency", "0", "greater than or equal to 1"),
+    ("compare", "--reference-size", "1", "greater than or equal to 2"),
+])
+def test_check_and_compare_share_the_option_bounds(command, option, value, bound, small_corpus, subprocess_env):
+    files = [str(small_corpus)] if command == "check" else [str(small_corpus), str(small_corpus)]
+    result = run_cli([command, *files, "--model", "fake/echo", option, value], subprocess_env)
+    assert f"Invalid value for '{option}': Input should be {bound}" in one_error_line(result)
+    assert calls_made(subprocess_env) == 0

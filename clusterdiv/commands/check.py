@@ -57,7 +57,7 @@ def check(
     output_format: Format = OutputFormat.table,
     model: Model = "local/smollm2",
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-    sample: Annotated[int | None, typer.Option(help="Score a seeded random sample of N examples")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Score a seeded random sample of N examples")] = None,
     seed: Seed = 0,
     text_field: TextField = None,
     id_field: IdField = None,

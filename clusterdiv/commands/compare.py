@@ -45,7 +45,7 @@ def batch_names(files: list[Path], names: str | None) -> list[str]:
 def compare_command(
     files: Annotated[list[Path], typer.Argument(help="Two or more batches (any format `score` reads)")],
     names: Annotated[str | None, typer.Option(help="Comma-separated display names (default: file stems)")] = None,
-    sample: Annotated[int | None, typer.Option(help="Common sample size (default: the smallest batch's)")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Common sample size (default: the smallest batch's)")] = None,
     reference: Reference = None,
     chart: Annotated[Path | None, typer.Option(help="Write a PNG chart here")] = None,
     permutations: Annotated[int, typer.Option(help="Permutations per pairwise test", min=99)] = 1000,
