@@ -8,6 +8,8 @@ Model names choose a behaviour:
   fake/auth        raises AuthenticationError (a fatal configuration error)
   fake/picky       valid, except for texts containing "#junk", which always get invalid JSON
   fake/slow        like echo but sleeps FAKE_LLM_DELAY seconds per call (for kill/resume tests)
+  fake/noformat    like echo, but refuses any request that carries a response_format (400), as some
+                   OpenAI-compatible servers do: the caller must fall back to the schema in the prompt
   fake/judge       tail-membership judge: member = "yes" when a keyword of the category description
                    (a word of 4+ letters, not a stopword) appears in the text; echo for other prompts
 Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
@@ -105,6 +107,9 @@ class FakeLLM(CustomLLM):
             raise litellm.RateLimitError(message="slow down", llm_provider="fake", model=model)
         if model == "slow":
             time.sleep(float(os.environ.get("FAKE_LLM_DELAY", "0.05")))
+        if model == "noformat" and optional_params.get("response_format"):
+            raise litellm.BadRequestError(message="response_format is not supported by this server",
+                                          llm_provider="fake", model=model)
         if model == "junk" or (model == "picky" and "#junk" in text) or (model == "flaky" and messages[-1]["content"].startswith("Message")):
             content = "Sure! Here is the JSON you asked for: {intent: oops"
         elif model == "judge" and (found := _DESCRIPTION.search(messages[-1]["content"])):

@@ -712,3 +712,19 @@ def test_check_and_compare_share_the_option_bounds(command, option, value, bound
     result = run_cli([command, *files, "--model", "fake/echo", option, value], subprocess_env)
     assert f"Invalid value for '{option}': Input should be {bound}" in one_error_line(result)
     assert calls_made(subprocess_env) == 0
+
+
+def test_a_server_refusing_every_response_format_gets_the_schema_in_the_prompt(small_corpus, subprocess_env):
+    result, report = score_json(small_corpus, subprocess_env, "--concurrency", "1")
+    assert report["timings"]["llm_calls"] > 0  # the baseline: fake/echo takes json_schema
+    refused = run_cli(["score", str(small_corpus), "--model", "fake/noformat", *LLM, "--metrics", "none",
+                       "--format", "json", "--no-record", "--concurrency", "1", "--cache-dir",
+                       str(Path(subprocess_env["CLUSTERDIV_CACHE_DIR"]) / "other")], subprocess_env)
+    assert refused.returncode == 0, refused.stderr
+    for tried, used in (("json_schema", "json_object_schema"), ("json_object_schema", "json_object"),
+                        ("json_object", "prompt")):
+        assert refused.stderr.count(f"refused response_format '{tried}'; using '{used}'") == 1
+    fallback = json.loads(refused.stdout)
+    assert fallback["failed"]["count"] == 0 and fallback["n_samples"] == report["n_samples"]
+    unique = len({json.loads(line)["text"] for line in small_corpus.read_text().splitlines()})
+    assert fallback["timings"]["llm_calls"] == unique + 3  # three refusals once per run, then one call each
