@@ -17,6 +17,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from clusterdiv.cli_common import RepresentationOpt, TextWeight, Threshold, representation_settings
+
 # Quiet third-party chatter before anything imports them; the report is the output.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -115,6 +117,9 @@ def score(
     skip_invalid: Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")] = False,
     prompt_file: Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")] = None,
     criteria: Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")] = None,
+    representation: RepresentationOpt = None,
+    text_weight: TextWeight = None,
+    threshold: Threshold = None,
     api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="CLUSTERDIV_API_KEY", show_envvar=True,
                                                 help="LLM API key (default: the provider's own variable, "
@@ -155,6 +160,7 @@ def score(
             sample=sample,
             reference_size=reference_size,
             metrics=metrics,
+            **representation_settings(representation, text_weight, threshold),
         )
         if metrics not in ("all", "none"):
             from clusterdiv.metrics.registry import resolve_selection

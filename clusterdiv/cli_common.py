@@ -31,6 +31,38 @@ IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
 SkipInvalid = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
 PromptFile = Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")]
 Criteria = Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")]
+
+
+class RepresentationChoice(str, Enum):
+    text = "text"
+    criteria = "criteria"
+    hybrid = "hybrid"
+
+
+RepresentationOpt = Annotated[RepresentationChoice | None, typer.Option(
+    "--representation",
+    help="What the modes are built from: text (raw-text embeddings, no LLM; the validated default), "
+         "criteria (LLM criteria) or hybrid (both)")]
+TextWeight = Annotated[float | None, typer.Option(
+    min=0.0, max=1.0, help="hybrid: weight of the text view, the criteria get the rest (default 0.75)")]
+Threshold = Annotated[float | None, typer.Option(
+    min=0.01, max=1.99, help="Cosine distance at which modes stop merging (default: the representation's own)")]
+
+
+def representation_settings(representation: RepresentationChoice | None, text_weight: float | None,
+                            threshold: float | None) -> dict[str, Any]:
+    """ScoreConfig fields for the representation options (only those given)."""
+    out: dict[str, Any] = {}
+    rep: dict[str, Any] = {}
+    if representation is not None:
+        rep["kind"] = representation.value
+    if text_weight is not None:
+        rep["text_weight"] = text_weight
+    if rep:
+        out["representation"] = rep
+    if threshold is not None:
+        out["clustering"] = {"distance_threshold": threshold}
+    return out
 ApiBase = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
 Concurrency = Annotated[int, typer.Option(min=1, max=256, help="Concurrent LLM requests")]
 ReferenceSize = Annotated[int, typer.Option(min=2, help="Sample size the normalised score refers to")]
@@ -48,7 +80,8 @@ BatchId = Annotated[str | None, typer.Option(help="Batch id in history (default:
 
 def build_config(*, model: str, embedding_model: str, seed: int, sample: int | None,
                  prompt_file: Path | None, criteria: str | None, api_base: str | None, concurrency: int,
-                 reference_size: int, metrics: str) -> Any:
+                 reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
+                 text_weight: float | None = None, threshold: float | None = None) -> Any:
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
@@ -67,6 +100,7 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | N
         prompt_file=str(prompt_file) if prompt_file else None,
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
         seed=seed, sample=sample, reference_size=reference_size, metrics=metrics,
+        **representation_settings(representation, text_weight, threshold),
     )
 
 

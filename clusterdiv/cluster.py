@@ -43,7 +43,18 @@ class ClusterParams(BaseModel):
     min_cluster_size: int = Field(default=3, ge=2)
     min_samples: int = Field(default=3, ge=1)
     cluster_selection_method: Literal["eom", "leaf"] = "eom"
-    distance_threshold: float = Field(default=0.3, gt=0.0, lt=2.0)
+    distance_threshold: float | None = Field(
+        default=None, gt=0.0, lt=2.0,
+        description="cosine distance at which agglomerative stops merging; None = the validated default "
+                    "of the representation being clustered (clusterdiv.represent.DEFAULT_THRESHOLDS)")
+
+    def for_representation(self, kind: str) -> ClusterParams:
+        """These settings with an unset threshold filled in for vectors of representation `kind`."""
+        if self.distance_threshold is not None:
+            return self
+        from clusterdiv.represent import DEFAULT_THRESHOLDS
+
+        return self.model_copy(update={"distance_threshold": DEFAULT_THRESHOLDS[kind]})
 
 
 class Clustering(BaseModel):
@@ -69,6 +80,10 @@ def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
 def _agglomerative(X: np.ndarray, params: ClusterParams) -> np.ndarray:
     from sklearn.cluster import AgglomerativeClustering
 
+    if params.distance_threshold is None:
+        from clusterdiv.represent import DEFAULT_KIND
+
+        params = params.for_representation(DEFAULT_KIND)
     model = AgglomerativeClustering(
         n_clusters=None, distance_threshold=params.distance_threshold, metric="cosine", linkage="average"
     )

@@ -34,6 +34,7 @@ from clusterdiv.errors import ClusterdivError, InputError
 from clusterdiv.progress import NullProgress, ProgressReporter
 from clusterdiv.records import Example
 from clusterdiv.report import ClusterSummary, RunConfig
+from clusterdiv.represent import RepresentationInfo
 from clusterdiv.scoring import expected_richness, mode_counts, score_labels
 from clusterdiv.shares import ClusterShare, cluster_shares
 
@@ -96,6 +97,8 @@ class ComparisonReport(BaseModel):
     pairwise: list[PairwiseTest]
     representation: list[Representation]
     versus_reference: list[Representation] = Field(default_factory=list)
+    modes_from: RepresentationInfo | None = Field(
+        default=None, description="the representation the shared modes were built from")
     reference: dict[str, Any] | None = None
     clusters: list[ClusterSummary] = Field(default_factory=list, description="largest shared clusters")
     cluster_counts: dict[str, dict[int, int]] = Field(
@@ -171,7 +174,6 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     """
     from clusterdiv import __version__
     from clusterdiv.embed import Embedder, embed_texts
-    from clusterdiv.extract import extract_criteria
     from clusterdiv.llm.plugins import get_registry
     from clusterdiv.llm.structured import CallStats
     from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
@@ -179,7 +181,8 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
         ScoreConfig,
         _as_examples,
         cluster_examples,
-        embed_extractions,
+        extract_if_needed,
+        represent_examples,
         sample_examples,
         summarize_clusters,
     )
@@ -234,22 +237,23 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
 
         t = time.perf_counter()
         stats = CallStats()
-        extractions = extract_criteria(union, model=config.llm, cache=cache, prompt=prompt, stats=stats,
-                                       progress=progress)
+        extractions = extract_if_needed(union, config=config, cache=cache, prompt=prompt, stats=stats,
+                                        progress=progress)
         timings["extract_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        embedded = embed_extractions(extractions, model=embedder, cache=cache, fields=fields, progress=progress)
+        embedded, rep_info = represent_examples(union, extractions, config=config, embedder=embedder, cache=cache,
+                                                prompt=prompt, fields=fields, progress=progress)
         timings["embed_s"] = time.perf_counter() - t
         failed = {name: 0 for name in group_of.values()}
         for e in extractions:
             if not e.ok:
                 failed[group_of[e.example_id]] += 1
-        empty = [name for name in sampled if failed[name] == n]
+        empty = [name for name in sampled if failed[name] == n and config.representation.kind == "criteria"]
         if empty:
             raise ClusterdivError(f"every example of batch '{empty[0]}' failed extraction")
 
         t = time.perf_counter()
-        assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+        assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
         timings["cluster_s"] = time.perf_counter() - t
         labels = [a.cluster for a in assignments]
         ids = [a.example_id for a in assignments]
@@ -293,7 +297,8 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                 metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
         timings["metrics_s"] = time.perf_counter() - t
 
-        summaries_list = summarize_clusters(assignments, extractions, top=10**6, per_cluster=3)
+        summaries_list = summarize_clusters(assignments, extractions, top=10**6, per_cluster=3,
+                                            texts={e.id: e.text for e in union})
         summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
         batch_names = set(names)
         representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names)
@@ -322,7 +327,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             n_shared_clusters=clustering.n_clusters, n_shared_noise=clustering.n_noise,
             significance_method=SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha),
             alpha=alpha, batches=results, pairwise=pairwise, representation=representation,
-            versus_reference=versus_reference,
+            versus_reference=versus_reference, modes_from=rep_info,
             reference=({"source": ref_corpus.path if ref_corpus is not None else None,
                         "n_samples": len(ref_examples), "n_failed": failed.get(REFERENCE, 0)}
                        if ref_examples else None),
@@ -331,8 +336,9 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                 model=config.llm.model, model_fingerprint=get_registry().fingerprint(config.llm.model),
                 embedding_model=embedder.spec.name, embedding_fingerprint=embedder.spec.fingerprint,
                 prompt_file=prompt.source if config.prompt_file else "bundled:extract_criteria.yaml",
-                prompt_sha256=prompt.content_hash, embedded_criteria=list(fields), seed=config.seed,
-                sample=n, reference_size=config.reference_size, clustering=config.clustering.model_dump(),
+                prompt_sha256=prompt.content_hash, seed=config.seed,
+                embedded_criteria=list(fields) if config.representation.uses_llm else [],
+                sample=n, reference_size=config.reference_size, clustering=config.cluster_params().model_dump(),
                 clustering_method=clustering.method, clusterdiv_version=__version__,
             ),
             timings=timings,

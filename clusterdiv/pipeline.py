@@ -35,9 +35,11 @@ from clusterdiv.report import (
     RunConfig,
     SkippedInput,
     Timings,
+    Truncations,
     ValueCount,
     count_truncations,
 )
+from clusterdiv.represent import Representation, RepresentationInfo, copied_values, represent
 from clusterdiv.scoring import DiversityScore, score_labels
 
 
@@ -46,10 +48,15 @@ class ScoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def cluster_params(self) -> ClusterParams:
+        """The clustering settings with the threshold resolved for the representation in use."""
+        return self.clustering.for_representation(self.representation.kind)
+
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     prompt_file: str | None = None
     criteria: list[str] | None = None  # which criteria to embed; None = the prompt file's `embed`
+    representation: Representation = Field(default_factory=Representation)
     clustering: ClusterParams = Field(default_factory=ClusterParams)
     seed: int = 0
     sample: int | None = Field(default=None, ge=1)
@@ -94,6 +101,27 @@ def embed_extractions(extractions: Sequence[Extraction], *, model: Embedder, cac
     ]
 
 
+def extract_if_needed(examples: Sequence[Example], *, config: ScoreConfig, cache: ModelCache,
+                      prompt: PromptTemplate, stats: CallStats, progress: ProgressReporter | None = None
+                      ) -> list[Extraction]:
+    """Criteria for every example when the representation uses them; none (no LLM call) for `text`."""
+    if not config.representation.uses_llm:
+        return []
+    return extract_criteria(examples, model=config.llm, cache=cache, prompt=prompt, stats=stats,
+                            progress=progress)
+
+
+def represent_examples(examples: Sequence[Example], extractions: Sequence[Extraction], *, config: ScoreConfig,
+                       embedder: Embedder, cache: ModelCache, prompt: PromptTemplate, fields: Sequence[str],
+                       progress: ProgressReporter | None = None
+                       ) -> tuple[list[EmbeddedExample], RepresentationInfo]:
+    """The vectors the modes are built from, under the configured representation (see represent.py)."""
+    copied = copied_values([dict(s.output) for s in prompt.spec.few_shot], fields)
+    return represent(examples, extractions, representation=config.representation, model=embedder, cache=cache,
+                     fields=fields, copied=copied, distance_threshold=config.cluster_params().distance_threshold,
+                     progress=progress)
+
+
 def cluster_examples(embedded: Sequence[EmbeddedExample], *, params: ClusterParams, seed: int
                      ) -> tuple[list[ClusterAssignment], Clustering]:
     X = np.asarray([e.vector for e in embedded], dtype=np.float32).reshape(len(embedded), -1)
@@ -106,9 +134,14 @@ def cluster_examples(embedded: Sequence[EmbeddedExample], *, params: ClusterPara
 
 
 def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Sequence[Extraction], *,
-                       top: int, per_cluster: int) -> list[ClusterSummary]:
-    """The largest clusters with their share, a few example ids and their most common criteria."""
-    by_id = {e.example_id: e for e in extractions}
+                       top: int, per_cluster: int, texts: dict[str, str] | None = None) -> list[ClusterSummary]:
+    """The largest clusters with their share, a few example ids and their most common criteria.
+
+    A cluster with no criteria (the `text` representation makes no LLM call) is summarised by one
+    member's text instead, from `texts` (id -> text).
+    """
+    by_id = {e.example_id: e for e in extractions if e.ok}
+    texts = texts or {}
     members: dict[int, list[str]] = {}
     for a in assignments:
         if a.cluster != NOISE:
@@ -116,14 +149,20 @@ def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Se
     n = len(assignments)
     summaries = []
     for cluster_id, ids in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:top]:
+        labelled = [i for i in ids if i in by_id]
         top_values: dict[str, list[ValueCount]] = {}
-        for name in (by_id[ids[0]].criteria or {}):
-            counts = Counter((by_id[i].criteria or {}).get(name, "") for i in ids)
-            top_values[name] = [ValueCount(value=v, count=c) for v, c in counts.most_common(3)]
-        summary = "; ".join(
-            f"{name}: " + ", ".join(f"{vc.value} ({vc.count})" for vc in vals[:2])
-            for name, vals in top_values.items()
-        )
+        if labelled:
+            for name in (by_id[labelled[0]].criteria or {}):
+                counts = Counter((by_id[i].criteria or {}).get(name, "") for i in labelled)
+                top_values[name] = [ValueCount(value=v, count=c) for v, c in counts.most_common(3)]
+            summary = "; ".join(
+                f"{name}: " + ", ".join(f"{vc.value} ({vc.count})" for vc in vals[:2])
+                for name, vals in top_values.items()
+            )
+        else:
+            first = texts.get(ids[0], ids[0])
+            clipped = first if len(first) <= 80 else first[:77] + "..."
+            summary = f'"{clipped}"' + (f" and {len(ids) - 1} similar" if len(ids) > 1 else "")
         summaries.append(ClusterSummary(
             cluster_id=cluster_id, size=len(ids), share=len(ids) / n, example_ids=ids[:per_cluster],
             criteria_summary=summary, top_values=top_values,
@@ -179,13 +218,15 @@ def shared_clustering(examples: Sequence[Example], reference: Sequence[Example],
     included) and the embedded examples and assignments of the successful ones, in that order.
     `shared_cluster_shares` and the explorer both use it, so their clusterings are the same.
     """
-    batch_ex = extract_criteria(examples, model=config.llm, cache=cache, prompt=prompt, stats=stats)
-    ref_ex = extract_criteria(reference, model=config.llm, cache=cache, prompt=prompt, stats=stats,
-                              progress=progress)
+    batch_ex = extract_if_needed(examples, config=config, cache=cache, prompt=prompt, stats=stats)
+    ref_ex = extract_if_needed(reference, config=config, cache=cache, prompt=prompt, stats=stats,
+                               progress=progress)
     ref_ex = [e.model_copy(update={"example_id": f"ref:{e.example_id}"}) for e in ref_ex]
     both = list(batch_ex) + list(ref_ex)
-    embedded = embed_extractions(both, model=embedder, cache=cache, fields=fields)
-    assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+    union = list(examples) + [e.model_copy(update={"id": f"ref:{e.id}"}) for e in reference]
+    embedded, _ = represent_examples(union, both, config=config, embedder=embedder, cache=cache, prompt=prompt,
+                                     fields=fields)
+    assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
     return both, embedded, assignments, clustering
 
 
@@ -200,8 +241,9 @@ def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Examp
         examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt,
         fields=fields, stats=stats, progress=progress,
     )
+    texts = {e.id: e.text for e in examples} | {f"ref:{e.id}": e.text for e in reference}
     summaries = {c.cluster_id: c.criteria_summary for c in summarize_clusters(
-        assignments, both, top=10**6, per_cluster=1)}
+        assignments, both, top=10**6, per_cluster=1, texts=texts)}
     rows = cluster_shares(
         [a.cluster for a in assignments], [not a.example_id.startswith("ref:") for a in assignments],
         [a.example_id for a in assignments], summaries=summaries,
@@ -268,20 +310,21 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
 
         t = time.perf_counter()
         stats = CallStats()
-        extractions = extract_criteria(examples, model=config.llm, cache=cache, prompt=prompt,
-                                       stats=stats, progress=progress)
+        extractions = extract_if_needed(examples, config=config, cache=cache, prompt=prompt, stats=stats,
+                                        progress=progress)
         timings.extract_s = time.perf_counter() - t
 
         t = time.perf_counter()
         hits_before = cache.hits["embedding"]
-        embedded = embed_extractions(extractions, model=embedder, cache=cache, fields=fields,
-                                     progress=progress)
+        embedded, representation = represent_examples(examples, extractions, config=config, embedder=embedder,
+                                                      cache=cache, prompt=prompt, fields=fields, progress=progress)
         timings.embed_s = time.perf_counter() - t
         if not embedded:
             raise ClusterdivError(f"every example failed extraction, e.g. {extractions[0].error}")
 
         t = time.perf_counter()
-        assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+        params = config.cluster_params()
+        assignments, clustering = cluster_examples(embedded, params=params, seed=config.seed)
         timings.cluster_s = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -290,7 +333,8 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
             n_boot=config.bootstrap, seed=config.seed,
         )
         clusters = summarize_clusters(assignments, extractions, top=config.top_clusters,
-                                      per_cluster=config.examples_per_cluster)
+                                      per_cluster=config.examples_per_cluster,
+                                      texts={e.id: e.text for e in examples})
         timings.score_s = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -331,7 +375,9 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
             clusters=clusters,
             failed=Failures(count=len(failures), reasons=failures),
             skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
-            truncated=count_truncations(examples, config.llm.max_input_chars),
+            truncated=(count_truncations(examples, config.llm.max_input_chars) if config.representation.uses_llm
+                       else Truncations()),
+            modes_from=representation,
             metrics=metrics,
             config=RunConfig(
                 model=config.llm.model,
@@ -340,11 +386,11 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
                 embedding_fingerprint=embedder.spec.fingerprint,
                 prompt_file=prompt.source if config.prompt_file else "bundled:extract_criteria.yaml",
                 prompt_sha256=prompt.content_hash,
-                embedded_criteria=list(fields),
+                embedded_criteria=list(fields) if config.representation.uses_llm else [],
                 seed=config.seed,
                 sample=config.sample,
                 reference_size=config.reference_size,
-                clustering=config.clustering.model_dump(),
+                clustering=params.model_dump(),
                 clustering_method=clustering.method,
                 clusterdiv_version=__version__,
             ),

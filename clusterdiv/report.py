@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
+from clusterdiv.represent import RepresentationInfo
+
 MIN_SAMPLES_FOR_INTERVAL = 3
 """Below this many scored samples the bootstrap intervals of the score are degenerate (a single
 example always resamples to itself): they are reported as n/a, with a warning, not as zero-width."""
@@ -134,6 +136,8 @@ class Report(BaseModel):
     clusters: list[ClusterSummary] = Field(default_factory=list)
     failed: Failures = Field(default_factory=Failures)
     skipped: SkippedInput = Field(default_factory=SkippedInput)
+    modes_from: RepresentationInfo | None = Field(
+        default=None, description="the representation the modes were built from: text, criteria or both")
     metrics: dict[str, Any] = Field(default_factory=dict)
     tail_audit: dict[str, Any] | None = None
     mix: dict[str, Any] | None = None
@@ -182,6 +186,7 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         f"- model `{report.config.model}`, embeddings `{report.config.embedding_model}`, "
         f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
         f"clustering {report.config.clustering_method}",
+        *([f"- {representation_line(report)}"] if report.modes_from is not None else []),
         "",
         "## Largest clusters",
         "",
@@ -226,6 +231,25 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     return "\n".join(lines) + "\n"
 
 
+def representation_line(report: Report) -> str:
+    """One line saying what the modes were built from, at what threshold, and every fallback."""
+    r = report.modes_from
+    if r is None:
+        return ""
+    if r.kind == "text":
+        what = "raw-text embeddings (no LLM)"
+    elif r.kind == "criteria":
+        what = f"LLM criteria {r.embedded_criteria}"
+    else:
+        w = r.text_weight if r.text_weight is not None else 0.5
+        what = f"text x {w:g} + LLM criteria {r.embedded_criteria} x {1 - w:g}"
+    line = f"modes from {what}, cosine distance {r.distance_threshold:g}"
+    if r.n_text_fallback:
+        line += f"; {r.n_text_fallback} examples by their text alone (" + ", ".join(
+            f"{k}: {v}" for k, v in r.fallback_reasons.items()) + ")"
+    return line
+
+
 def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     """Rich terminal view: headline, largest clusters, metrics, failures, cost."""
     from rich.table import Table
@@ -240,9 +264,11 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         f"over {report.n_samples} samples ({report.failed.count} failed, {report.skipped.count} skipped, "
         f"{report.truncated.count} truncated); {report.normalization}"
     )
+    if report.modes_from is not None:
+        console.print(representation_line(report), highlight=False)
     table = Table(title="Largest clusters", show_lines=False)
     for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
-                         ("criteria", "left"), ("example ids", "left")):
+                         ("mode", "left"), ("example ids", "left")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for c in report.clusters[:top]:
         table.add_row(str(c.cluster_id), str(c.size), f"{c.share:.1%}", c.criteria_summary,

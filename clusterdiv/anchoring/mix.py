@@ -115,7 +115,9 @@ def _cluster_groups(examples: list[Example], *, settings: LLMSettings, embedding
     fields = prompt.spec.embed
     extractions = extract_criteria(examples, model=settings, cache=cache, prompt=prompt)
     embedded = embed_extractions(extractions, model=get_embedder(embedding_model), cache=cache, fields=fields)
-    assignments, clustering = cluster_examples(embedded, params=ClusterParams(), seed=seed)
+    # this grouping clusters criteria vectors, so it uses the criteria representation's threshold
+    assignments, clustering = cluster_examples(embedded, params=ClusterParams().for_representation("criteria"),
+                                               seed=seed)
     summaries = {f"cluster {c.cluster_id}": c.criteria_summary for c in summarize_clusters(
         assignments, extractions, top=10**6, per_cluster=1)}
     by_id = {a.example_id: a.cluster for a in assignments}

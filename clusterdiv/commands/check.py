@@ -32,10 +32,13 @@ from clusterdiv.cli_common import (
     PromptFile,
     Reference,
     ReferenceSize,
+    RepresentationOpt,
     Seed,
     SkipInvalid,
     Tags,
     TextField,
+    TextWeight,
+    Threshold,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +67,9 @@ def check(
     skip_invalid: SkipInvalid = False,
     prompt_file: PromptFile = None,
     criteria: Criteria = None,
+    representation: RepresentationOpt = None,
+    text_weight: TextWeight = None,
+    threshold: Threshold = None,
     api_base: ApiBase = None,
     concurrency: Concurrency = 4,
     reference_size: ReferenceSize = 100,
@@ -92,7 +98,8 @@ def check(
                                  f"clusterdiv track {name} --min score_normalized=0.3")
             config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
                                   prompt_file=prompt_file, criteria=criteria, api_base=api_base,
-                                  concurrency=concurrency, reference_size=reference_size, metrics=metrics)
+                                  concurrency=concurrency, reference_size=reference_size, metrics=metrics,
+                              representation=representation, text_weight=text_weight, threshold=threshold)
             from clusterdiv.pipeline import score as run_score
 
             load_options = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid}

@@ -23,9 +23,12 @@ from clusterdiv.cli_common import (
     PromptFile,
     Reference,
     ReferenceSize,
+    RepresentationOpt,
     Seed,
     SkipInvalid,
     TextField,
+    TextWeight,
+    Threshold,
 )
 
 
@@ -59,6 +62,9 @@ def compare_command(
     skip_invalid: SkipInvalid = False,
     prompt_file: PromptFile = None,
     criteria: Criteria = None,
+    representation: RepresentationOpt = None,
+    text_weight: TextWeight = None,
+    threshold: Threshold = None,
     api_base: ApiBase = None,
     concurrency: Concurrency = 4,
     reference_size: ReferenceSize = 100,
@@ -88,7 +94,8 @@ def compare_command(
         labels = batch_names(files, names)
         config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=None,
                               prompt_file=prompt_file, criteria=criteria, api_base=api_base,
-                              concurrency=concurrency, reference_size=reference_size, metrics=metrics)
+                              concurrency=concurrency, reference_size=reference_size, metrics=metrics,
+                              representation=representation, text_weight=text_weight, threshold=threshold)
         with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
             report = compare(
                 dict(zip(labels, files, strict=True)), config=config, cache=cache, reference=reference,

@@ -26,9 +26,12 @@ from clusterdiv.cli_common import (
     PromptFile,
     Reference,
     ReferenceSize,
+    RepresentationOpt,
     Seed,
     SkipInvalid,
     TextField,
+    TextWeight,
+    Threshold,
 )
 
 
@@ -52,6 +55,9 @@ def explore_command(
     skip_invalid: SkipInvalid = False,
     prompt_file: PromptFile = None,
     criteria: Criteria = None,
+    representation: RepresentationOpt = None,
+    text_weight: TextWeight = None,
+    threshold: Threshold = None,
     api_base: ApiBase = None,
     concurrency: Concurrency = 4,
     reference_size: ReferenceSize = 100,
@@ -72,7 +78,8 @@ def explore_command(
             raise InputError("nothing to write: pass --html OUT.html and/or --json OUT.json")
         config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
                               prompt_file=prompt_file, criteria=criteria, api_base=api_base,
-                              concurrency=concurrency, reference_size=reference_size, metrics=metrics)
+                              concurrency=concurrency, reference_size=reference_size, metrics=metrics,
+                              representation=representation, text_weight=text_weight, threshold=threshold)
         with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
             exploration = explore(
                 file, reference=reference, config=config, cache=cache, progress=bars, title=title,

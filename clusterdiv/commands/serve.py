@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli_common import CacheDir, Debug
+from clusterdiv.cli_common import CacheDir, Debug, RepresentationOpt
 
 
 def serve_command(
@@ -20,6 +20,7 @@ def serve_command(
     max_examples: Annotated[int, typer.Option(help="Most examples per job (413 above)")] = 5000,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body in MB (413 above)")] = 20.0,
     model: Annotated[str | None, typer.Option(help="Default LLM for jobs")] = None,
+    representation: RepresentationOpt = None,
     allow_model: Annotated[list[str] | None, typer.Option(help="Further LLMs a job may ask for (repeatable)")] = None,
     allow_host: Annotated[list[str] | None, typer.Option(
         help="Host names clients may use besides the bound address and loopback (repeatable; "
@@ -46,6 +47,7 @@ def serve_command(
             "max_body_bytes": int(max_body_mb * 1024 * 1024), "default_model": model,
             "allowed_models": allow_model or None, "bind_host": host, "allowed_hosts": allow_host or None,
             "body_idle_timeout_s": body_timeout,
+            "default_representation": representation.value if representation else None,
         }
         settings = ServiceSettings.from_env(**overrides)
         if settings.token is None and not is_loopback(host):

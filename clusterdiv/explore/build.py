@@ -37,13 +37,13 @@ from clusterdiv.explore.naming import (
     name_clusters,
     representatives,
 )
-from clusterdiv.extract import extract_criteria
 from clusterdiv.llm.structured import CallStats, LLMSettings
 from clusterdiv.pipeline import (
     ScoreConfig,
     _as_examples,
     cluster_examples,
-    embed_extractions,
+    extract_if_needed,
+    represent_examples,
     sample_examples,
     score,
     shared_clustering,
@@ -119,23 +119,24 @@ def explore(
         fields = config.criteria or prompt.spec.embed
         embedder = Embedder(config.embedding_model)
         stats = CallStats()
-        texts = [e.text for e in batch] + [e.text for e in ref_examples or []]
-        sources: list[Source] = ["batch"] * len(batch) + ["reference"] * len(ref_examples or [])
         if ref_examples is None:
-            extractions = extract_criteria(batch, model=config.llm, cache=cache, prompt=prompt, stats=stats)
-            embedded = embed_extractions(extractions, model=embedder, cache=cache, fields=fields)
-            assignments, clustering = cluster_examples(embedded, params=config.clustering, seed=config.seed)
+            extractions = extract_if_needed(batch, config=config, cache=cache, prompt=prompt, stats=stats)
+            embedded, _ = represent_examples(batch, extractions, config=config, embedder=embedder, cache=cache,
+                                             prompt=prompt, fields=fields)
+            assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
         else:
             extractions, embedded, assignments, clustering = shared_clustering(
                 batch, ref_examples, config=config, embedder=embedder, cache=cache, prompt=prompt,
                 fields=fields, stats=stats,
             )
-
-        ok = [i for i, e in enumerate(extractions) if e.ok]
+        # ids as the clustering knows them: the reference's are prefixed `ref:` (pipeline.shared_clustering)
+        row_of: dict[str, tuple[Source, str]] = {e.id: ("batch", e.text) for e in batch}
+        row_of |= {f"ref:{e.id}": ("reference", e.text) for e in ref_examples or []}
+        criteria_of = {e.example_id: e.criteria for e in extractions if e.ok}
         members = [
-            ClusterMember(example_id=extractions[i].example_id, source=sources[i], cluster=a.cluster,
-                          text=texts[i], criteria=extractions[i].criteria or {})
-            for i, a in zip(ok, assignments, strict=True)
+            ClusterMember(example_id=a.example_id, source=row_of[a.example_id][0], cluster=a.cluster,
+                          text=row_of[a.example_id][1], criteria=criteria_of.get(a.example_id) or {})
+            for a in assignments
         ]
         vectors = np.asarray([e.vector for e in embedded], dtype=np.float32).reshape(len(embedded), -1)
 
@@ -190,7 +191,8 @@ def _named_clusters(members: list[ClusterMember], vectors: np.ndarray, extractio
     reps = representatives(members, vectors, centroids(members, vectors))
     n_batch = sum(1 for m in members if m.source == "batch")
     summaries = {s.cluster_id: s.criteria_summary for s in summarize_clusters(
-        [ClusterAssignment(example_id=m.example_id, cluster=m.cluster) for m in members], extractions, top=10**6, per_cluster=1)}
+        [ClusterAssignment(example_id=m.example_id, cluster=m.cluster) for m in members], extractions,
+        top=10**6, per_cluster=1, texts={m.example_id: m.text for m in members})}
     out = []
     for named in names:
         c = named.cluster_id

@@ -37,6 +37,8 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(default=None, description="LLM; must be one the server allows")
+    representation: Literal["text", "criteria", "hybrid"] | None = Field(
+        default=None, description="what the modes are built from (default: the validated one, raw text)")
     sample: int | None = Field(default=None, ge=1)
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")

@@ -24,6 +24,7 @@ class ServiceSettings(BaseModel):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_examples_per_job: int = Field(default=5000, ge=1)  # all texts of a job, reference included
     default_model: str = DEFAULT_LLM
+    default_representation: str | None = None  # jobs that name none; None = the library's validated default
     # Models a request may ask for. A request can never name an arbitrary model or endpoint:
     # that would let any client spend the server's API keys or reach internal hosts.
     allowed_models: list[str] = Field(default_factory=list)
