@@ -39,7 +39,7 @@ def calls_made(env: dict[str, str]) -> int:
 
 
 def test_json_contract_and_identical_rerun_with_zero_calls(corpus_file, subprocess_env):
-    first = run_cli(["score", str(corpus_file), "--model", "fake/echo", "--format", "json", "--id-field", "id"],
+    first = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/echo", "--format", "json", "--id-field", "id"],
                     subprocess_env)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
@@ -55,7 +55,7 @@ def test_json_contract_and_identical_rerun_with_zero_calls(corpus_file, subproce
     assert report["timings"]["llm_calls"] == unique_texts == calls_made(subprocess_env)
     assert report["timings"]["llm_cache_hits"] == 24 - unique_texts
 
-    second = run_cli(["score", str(corpus_file), "--model", "fake/echo", "--format", "json", "--id-field", "id"],
+    second = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/echo", "--format", "json", "--id-field", "id"],
                      subprocess_env)
     again = json.loads(second.stdout)
     assert again["timings"]["llm_calls"] == 0 and again["timings"]["llm_cache_hits"] == 24
@@ -69,7 +69,7 @@ def test_failed_examples_are_reported_not_dropped(tmp_path, subprocess_env):
     rows = [{"id": f"r{i}", "text": t + (" #junk" if i % 4 == 0 else "")}
             for i, (t, _) in enumerate(intent_corpus(["weather", "alarm"], 12))]
     path = write_jsonl(tmp_path / "b.jsonl", rows)
-    result = run_cli(["score", str(path), "--model", "fake/picky", "--format", "json", "--id-field", "id"],
+    result = run_cli(["score", str(path), "--representation", "criteria", "--model", "fake/picky", "--format", "json", "--id-field", "id"],
                      subprocess_env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -82,14 +82,14 @@ def test_failed_examples_are_reported_not_dropped(tmp_path, subprocess_env):
 def test_all_examples_failing_is_an_error_not_a_score(tmp_path, subprocess_env):
     rows = [{"text": t} for t, _ in intent_corpus(["weather", "alarm"], 6)]
     path = write_jsonl(tmp_path / "b.jsonl", rows)
-    result = run_cli(["score", str(path), "--model", "fake/junk", "--format", "json"], subprocess_env)
+    result = run_cli(["score", str(path), "--representation", "criteria", "--model", "fake/junk", "--format", "json"], subprocess_env)
     assert result.returncode == 1 and result.stdout == ""
     assert "every example failed extraction" in result.stderr and "invalid answer" in result.stderr
 
 
 def test_markdown_and_output_file(corpus_file, subprocess_env, tmp_path):
     out = tmp_path / "report.md"
-    result = run_cli(["score", str(corpus_file), "--model", "fake/echo", "--format", "markdown",
+    result = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/echo", "--format", "markdown",
                       "--output", str(out)], subprocess_env)
     assert result.returncode == 0, result.stderr
     text = out.read_text()
@@ -104,7 +104,7 @@ def test_markdown_and_output_file(corpus_file, subprocess_env, tmp_path):
 def test_bad_input_exits_2_with_one_line(tmp_path, subprocess_env, content, message):
     path = tmp_path / "b.jsonl"
     path.write_text(content)
-    result = run_cli(["score", str(path), "--model", "fake/echo"], subprocess_env)
+    result = run_cli(["score", str(path), "--representation", "criteria", "--model", "fake/echo"], subprocess_env)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -112,15 +112,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path, subprocess_env, content, mess
 
 def test_missing_file_and_unknown_criteria_exit_2(tmp_path, corpus_file, subprocess_env):
     assert run_cli(["score", str(tmp_path / "nope.jsonl")], subprocess_env).returncode == 2
-    bad = run_cli(["score", str(corpus_file), "--model", "fake/echo", "--criteria", "mood"], subprocess_env)
+    bad = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/echo", "--criteria", "mood"], subprocess_env)
     assert bad.returncode == 2 and "unknown criteria" in bad.stderr
 
 
 def test_fatal_model_error_exits_1_and_debug_shows_traceback(corpus_file, subprocess_env):
-    result = run_cli(["score", str(corpus_file), "--model", "fake/auth"], subprocess_env)
+    result = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/auth"], subprocess_env)
     assert result.returncode == 1 and "AuthenticationError" in result.stderr
     assert "Traceback" not in result.stderr
-    debug = run_cli(["score", str(corpus_file), "--model", "fake/auth", "--debug"], subprocess_env)
+    debug = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/auth", "--debug"], subprocess_env)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
@@ -128,7 +128,7 @@ def test_skip_invalid_counts_what_was_skipped(tmp_path, subprocess_env):
     rows = "".join(json.dumps({"text": t}) + "\n" for t, _ in intent_corpus(["weather", "alarm"], 8))
     path = tmp_path / "b.jsonl"
     path.write_text(rows + "not json\n" + '{"text": ""}\n')
-    result = run_cli(["score", str(path), "--model", "fake/echo", "--skip-invalid", "--format", "json"],
+    result = run_cli(["score", str(path), "--representation", "criteria", "--model", "fake/echo", "--skip-invalid", "--format", "json"],
                      subprocess_env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -137,7 +137,7 @@ def test_skip_invalid_counts_what_was_skipped(tmp_path, subprocess_env):
 
 
 def test_cache_info_and_clear_commands(corpus_file, subprocess_env):
-    run_cli(["score", str(corpus_file), "--model", "fake/echo", "--format", "json"], subprocess_env)
+    run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/echo", "--format", "json"], subprocess_env)
     info = json.loads(run_cli(["cache", "info"], subprocess_env).stdout)
     unique_texts = len({json.loads(line)["text"] for line in corpus_file.read_text().splitlines()})
     assert info["entries_by_kind"]["llm"] == unique_texts and info["entries_by_kind"]["embedding"] > 0
@@ -150,7 +150,7 @@ def test_killed_run_resumes_without_repeating_paid_calls(tmp_path, subprocess_en
     rows = [{"text": f"{t} (variant {i})"} for i, (t, _) in enumerate(intent_corpus(["weather", "alarm"], 40))]
     path = write_jsonl(tmp_path / "big.jsonl", rows)
     env = dict(subprocess_env, FAKE_LLM_DELAY="0.1")
-    proc = subprocess.Popen([sys.executable, "-m", "clusterdiv.cli", "score", str(path), "--model", "fake/slow",
+    proc = subprocess.Popen([sys.executable, "-m", "clusterdiv.cli", "score", str(path), "--representation", "criteria", "--model", "fake/slow",
                              "--concurrency", "1", "--format", "json"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
@@ -161,7 +161,7 @@ def test_killed_run_resumes_without_repeating_paid_calls(tmp_path, subprocess_en
     paid_before_kill = calls_made(env)
     assert 10 <= paid_before_kill < 40
 
-    result = run_cli(["score", str(path), "--model", "fake/slow", "--format", "json"], env)
+    result = run_cli(["score", str(path), "--representation", "criteria", "--model", "fake/slow", "--format", "json"], env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     # Every answer written before the kill is reused (at most the one in flight is repeated).
@@ -176,7 +176,7 @@ def test_report_carries_named_set_metrics_and_reference_shares(corpus_file, tmp_
     real_rows = [{"text": t} for t, _ in intent_corpus(["weather", "alarm", "music", "joke", "recipe",
                                                         "flight"], 30, seed=5)]
     real = write_jsonl(tmp_path / "real.jsonl", real_rows)
-    result = run_cli(["score", str(corpus_file), "--model", "fake/echo", "--format", "json",
+    result = run_cli(["score", str(corpus_file), "--representation", "criteria", "--model", "fake/echo", "--format", "json",
                       "--reference", str(real)], subprocess_env)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)["metrics"]

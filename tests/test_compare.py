@@ -28,7 +28,9 @@ def texts(n_intents: int, n: int, seed: int) -> list[str]:
     return [t for t, _ in intent_corpus(INTENTS[:n_intents], n, seed=seed)]
 
 
+# The criteria representation: these tests check what compare does with the fake model's criteria.
 CONFIG = ScoreConfig(llm=LLMSettings(model="fake/echo"), criteria=["intent"], metrics="lexical",
+                     representation={"kind": "criteria"},
                      clustering={"method": "agglomerative", "distance_threshold": 0.1})
 
 

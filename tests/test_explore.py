@@ -43,7 +43,9 @@ def corpus(intents: list[str], per_intent: int = 8) -> list[tuple[str, str]]:
 
 
 def config(model: str = "fake/echo") -> ScoreConfig:
-    return ScoreConfig(llm=LLMSettings(model=model), metrics="none", bootstrap=20)
+    # the criteria representation: these tests check the explorer's use of the fake model's criteria
+    return ScoreConfig(llm=LLMSettings(model=model), metrics="none", bootstrap=20,
+                       representation={"kind": "criteria"})
 
 
 def total_calls(fake_llm) -> int:
@@ -246,7 +248,8 @@ def test_cli_writes_the_page_and_the_json_and_bad_input_exits_2(tmp_path: Path, 
     html, data = tmp_path / "out.html", tmp_path / "out.json"
 
     result = run_cli(["explore", str(batch), "--reference", str(real), "--html", str(html), "--json", str(data),
-                      "--model", "fake/echo", "--id-field", "id", "--metrics", "none", "--no-progress"],
+                      "--representation", "criteria", "--model", "fake/echo", "--id-field", "id",
+                      "--metrics", "none", "--no-progress"],
                      subprocess_env)
     assert result.returncode == 0, result.stderr
     exploration = Exploration.model_validate_json(data.read_text())

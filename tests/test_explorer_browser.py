@@ -31,7 +31,7 @@ if CHROMIUM is None:
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("explorer")
-    server = ServerProcess(workdir, args=["--model", "fake/echo"]).start()
+    server = ServerProcess(workdir, args=["--representation", "criteria", "--model", "fake/echo"]).start()
     batch = [t for t, _ in intent_corpus(["weather", "alarm", "music", "recipe"], 40, seed=3)]
     batch += [t for t, _ in intent_corpus(["weather"], 20, seed=4)]  # an over-produced head
     reference = [t for t, _ in intent_corpus(["weather", "alarm", "music", "recipe", "joke", "flight"], 36, seed=5)]

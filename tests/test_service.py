@@ -29,7 +29,7 @@ def score_job(texts: list, **extra) -> dict:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("service")
-    proc = ServerProcess(workdir, args=["--model", "fake/echo", "--allow-model", "fake/junk",
+    proc = ServerProcess(workdir, args=["--representation", "criteria", "--model", "fake/echo", "--allow-model", "fake/junk",
                                         "--allow-model", "local/smollm2",
                                         "--max-examples", "300", "--workers", "4"]).start()
     yield proc
@@ -42,7 +42,8 @@ def library_score(texts: list[str], cache_dir, model: str = "fake/echo") -> dict
     from clusterdiv.pipeline import score
 
     with ModelCache(cache_dir) as cache:
-        report = score(texts, cache=cache, llm={"model": model, "concurrency": 4}, metrics="none", bootstrap=50)
+        report = score(texts, cache=cache, llm={"model": model, "concurrency": 4}, metrics="none", bootstrap=50,
+                       representation={"kind": "criteria"})
     return report.model_dump(mode="json")
 
 
@@ -173,7 +174,7 @@ def test_fifty_concurrent_submissions_all_complete_with_their_own_results(server
 
 
 def test_auth_is_required_when_a_token_is_set(tmp_path):
-    proc = ServerProcess(tmp_path, args=["--model", "fake/echo"], token="s3cret-token").start()
+    proc = ServerProcess(tmp_path, args=["--representation", "criteria", "--model", "fake/echo"], token="s3cret-token").start()
     try:
         body = score_job(["set an alarm for 6am", "play some jazz"])
         with httpx.Client(base_url=proc.url, timeout=30) as anon:
@@ -194,7 +195,7 @@ def test_auth_is_required_when_a_token_is_set(tmp_path):
 
 
 def test_oversize_body_is_rejected_with_413_before_it_is_read(tmp_path):
-    proc = ServerProcess(tmp_path, args=["--model", "fake/echo", "--max-body-mb", "0.01"]).start()
+    proc = ServerProcess(tmp_path, args=["--representation", "criteria", "--model", "fake/echo", "--max-body-mb", "0.01"]).start()
     try:
         with proc.client() as client:
             big = client.post("/v1/jobs", json=score_job(["x" * 200] * 100))
@@ -217,7 +218,7 @@ def test_refuses_to_serve_on_a_public_interface_without_a_token(tmp_path):
 
 def test_a_server_killed_mid_job_resumes_it_on_restart_without_paying_twice(tmp_path):
     texts = [f"{t} #{i}" for i, (t, _) in enumerate(intent_corpus(INTENTS, 30, seed=5))]
-    proc = ServerProcess(tmp_path, args=["--model", "fake/slow", "--workers", "1", "--llm-concurrency", "1"],
+    proc = ServerProcess(tmp_path, args=["--representation", "criteria", "--model", "fake/slow", "--workers", "1", "--llm-concurrency", "1"],
                          env={"FAKE_LLM_DELAY": "0.15"}).start()
     try:
         with proc.client() as client:
