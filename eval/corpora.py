@@ -46,12 +46,19 @@ class Dataset:
     intents: list[str] = field(default_factory=list)
 
 
-def load_dataset(path: Path, *, seed: int = 0, heldout_per_intent: int = 10) -> Dataset:
-    """Rows of a `../shared/data` file; out-of-scope examples dropped; a per-intent held-out split."""
+def load_dataset(path: Path, *, seed: int = 0, heldout_per_intent: int = 10, subset: str | None = None,
+                 subset_field: str | None = None, name: str | None = None) -> Dataset:
+    """Rows of a `../shared/data` file; out-of-scope examples dropped; a per-intent held-out split.
+
+    `subset` keeps the rows whose `subset_field` (CLINC150 `domain`, HWU64 `scenario`, HINT3
+    `dataset`) equals it: one fine-grained, single-domain dataset.
+    """
     rows = []
     for line in path.open(encoding="utf-8"):
         r = json.loads(line)
         if r.get("intent") in (None, "oos"):
+            continue
+        if subset is not None and r.get(subset_field or "") != subset:
             continue
         rows.append((Row(str(r["id"]), r["text"], r["intent"]), r.get("split")))
     rng = random.Random(seed)
@@ -64,13 +71,95 @@ def load_dataset(path: Path, *, seed: int = 0, heldout_per_intent: int = 10) -> 
         items = by_intent[intent]
         rng.shuffle(items)
         test = [r for r, s in items if s == "test"]
-        if test:  # CLINC150 ships a test split: use it as the held-out reference
+        if test:  # CLINC150 and HINT3 ship a test split: use it as the held-out reference
             heldout += test[:heldout_per_intent]
             pool[intent] = [r for r, s in items if s != "test"]
         else:
             heldout += [r for r, _ in items[:heldout_per_intent]]
             pool[intent] = [r for r, _ in items[heldout_per_intent:]]
-    return Dataset(path.stem, pool, heldout, sorted(pool))
+    pool = {i: rows for i, rows in pool.items() if rows}
+    return Dataset(name or path.stem, pool, heldout, sorted(pool))
+
+
+# Which field splits each shared file into single-domain datasets, and which of those are used: a
+# within-domain dataset needs at least 5 intents for an intent-count family to have 4 levels.
+SUBSET_FIELD = {"clinc150": "domain", "hwu64": "scenario", "hint3": "dataset"}
+MIN_SUBSET_INTENTS = 5
+
+
+def dataset_source(name: str) -> str:
+    """The group a dataset is held out with: CLINC150 and its domains are one source, and so on.
+
+    HINT3's three datasets are separate products from separate companies, so each is its own source.
+    """
+    base, _, subset = name.partition(":")
+    return name if base == "hint3" else base
+
+
+def load_datasets(data: Path, spec: str, *, seed: int = 0) -> list[Dataset]:
+    """Datasets named by a comma-separated spec.
+
+    `clinc150` is the whole file; `clinc150:banking` one domain; `clinc150:*` every domain (likewise
+    `hwu64:*` every scenario with >= 5 intents, `hint3:*` the three HINT3 datasets); `within` is all
+    of those single-domain datasets.
+    """
+    names: list[str] = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        if part == "within":
+            names += ["clinc150:*", "hwu64:*", "hint3:*"]
+        else:
+            names.append(part)
+    out: list[Dataset] = []
+    for name in names:
+        base, _, subset = name.partition(":")
+        path = data / f"{base}.jsonl"
+        if not subset:
+            if base == "hint3":
+                raise ValueError("hint3 is three datasets: name hint3:curekart, hint3:powerplay11, "
+                                 "hint3:sofmattress or hint3:*")
+            out.append(load_dataset(path, seed=seed))
+            continue
+        field_name = SUBSET_FIELD[base]
+        if subset == "*":
+            counts: dict[str, set[str]] = {}
+            for line in path.open(encoding="utf-8"):
+                r = json.loads(line)
+                if r.get("intent") not in (None, "oos"):
+                    counts.setdefault(r[field_name], set()).add(r["intent"])
+            subsets = sorted(s for s, intents in counts.items() if len(intents) >= MIN_SUBSET_INTENTS)
+        else:
+            subsets = [subset]
+        for s in subsets:
+            out.append(load_dataset(path, seed=seed, subset=s, subset_field=field_name, name=f"{base}:{s}"))
+    return out
+
+
+def fill(n: int, intents: Sequence[str], pool: dict[str, list[Row]],
+         weights: Sequence[float] | None = None) -> dict[str, int]:
+    """Counts summing to at most n, proportional to weights, never more than an intent's pool holds.
+
+    Water-filling: what a small intent cannot supply is shared among the others in proportion to
+    their weights, so small single-domain datasets still give corpora of the requested size.
+    """
+    weights = list(weights) if weights is not None else [1.0] * len(intents)
+    caps = {i: len(pool[i]) for i in intents}
+    counts = {i: 0 for i in intents}
+    active = [i for i, w in zip(intents, weights, strict=True) if w > 0 and caps[i] > 0]
+    wmap = dict(zip(intents, weights, strict=True))
+    remaining = n
+    while remaining > 0 and active:
+        total = sum(wmap[i] for i in active)
+        share = _spread(remaining, active, [wmap[i] / total for i in active])
+        progressed = 0
+        for i in active:
+            add = min(share.get(i, 0), caps[i] - counts[i])
+            counts[i] += add
+            progressed += add
+        remaining -= progressed
+        active = [i for i in active if counts[i] < caps[i]]
+        if progressed == 0:
+            break
+    return {i: c for i, c in counts.items() if c > 0}
 
 
 def _take(ds: Dataset, counts: dict[str, int]) -> list[Row]:
@@ -98,13 +187,27 @@ def intent_order(ds: Dataset, rep: int) -> list[str]:
     return order
 
 
-def intent_count_family(ds: Dataset, n: int, rep: int, ks: Sequence[int] = (2, 5, 10, 25, 50, 0)) -> list[Corpus]:
-    """n examples from the first k intents (k=0 means all): more intents, more diversity."""
+def count_levels(n_intents: int, ks: Sequence[int]) -> list[int]:
+    """The distinct intent counts a dataset supports (0 = all), smallest first."""
+    return sorted({n_intents if k == 0 else min(k, n_intents) for k in ks})
+
+
+def intent_count_family(ds: Dataset, n: int, rep: int, ks: Sequence[int] = (2, 3, 5, 10, 25, 50, 0)) -> list[Corpus]:
+    """n examples from k intents (k=0 means all): more intents, more diversity.
+
+    The k intents are the first in the repetition's order that hold n/k examples each (so every
+    level has n examples); a level no k intents can fill is left out rather than made smaller.
+    """
     order = intent_order(ds, rep)
     out = []
-    for k in ks:
-        k = len(order) if k == 0 else min(k, len(order))
-        rows = _take(ds, _spread(n, order[:k]))
+    for k in count_levels(len(order), ks):
+        need = -(-n // k)
+        chosen = [i for i in order if len(ds.pool[i]) >= need][:k]
+        if len(chosen) < k:
+            chosen = sorted(order, key=lambda i: -len(ds.pool[i]))[:k]
+        rows = _take(ds, fill(n, chosen, ds.pool))
+        if len(rows) < n:
+            continue
         out.append(Corpus("intent_count", k, k, rep, rows, f"{k} intents"))
     return out
 
@@ -116,7 +219,7 @@ def head_collapse_family(ds: Dataset, n: int, rep: int,
     out = []
     for s in exponents:
         weights = [1.0 / (r + 1) ** s for r in range(len(order))]
-        rows = _take(ds, _spread(n, order, weights))
+        rows = _take(ds, fill(n, order, ds.pool, weights))
         out.append(Corpus("head_collapse", s, -s, rep, rows, f"zipf exponent {s}"))
     return out
 
@@ -129,9 +232,10 @@ def recursive_family(ds: Dataset, n: int, rep: int, generations: int = 5, regime
     """
     rng = random.Random(2000 + rep)
     order = intent_order(ds, rep)
-    base = _take(ds, _spread(n, order))
+    base = _take(ds, fill(n, order, ds.pool))
     # fresh real data for the accumulate regime: the next examples of each intent, beyond `base`
-    fresh_pool = [r for i in order for r in ds.pool[i][len([b for b in base if b.intent == i]):][:3]]
+    per_intent = max(3, -(-n // len(order)))
+    fresh_pool = [r for i in order for r in ds.pool[i][len([b for b in base if b.intent == i]):][:per_intent]]
     rng_fresh = random.Random(3000 + rep)
     gens = [base]
     for _ in range(generations):
@@ -139,7 +243,8 @@ def recursive_family(ds: Dataset, n: int, rep: int, generations: int = 5, regime
         if regime == "replace":
             nxt = [rng.choice(prev) for _ in range(n)]
         else:
-            nxt = [rng.choice(prev) for _ in range(n // 2)] + rng_fresh.sample(fresh_pool, n - n // 2)
+            k_fresh = min(n - n // 2, len(fresh_pool))  # small datasets: as much fresh data as exists
+            nxt = [rng.choice(prev) for _ in range(n - k_fresh)] + rng_fresh.sample(fresh_pool, k_fresh)
         gens.append(nxt)
     family = f"recursive_{regime}"
     return [Corpus(family, g, -g, rep, rows, f"generation {g}") for g, rows in enumerate(gens)]
@@ -167,15 +272,18 @@ def ngram_mislead_family(ds: Dataset, n: int, rep: int, ks: Sequence[int] = (3, 
         bg = _bigrams(r.text)
         return sum(freq[b] for b in bg) / max(1, len(bg))
 
+    levels = count_levels(len(order), ks)
+    head = {i: ds.pool[i][:60] for i in order}
     out = []
-    for idx, k in enumerate(ks):
-        k = min(k, len(order))
-        counts = _spread(n, order[:k])
-        frac = idx / max(1, len(ks) - 1)  # 0 = most idiosyncratic, 1 = most formulaic
+    for idx, k in enumerate(levels):
+        counts = fill(n, order[:k], head)
+        frac = idx / max(1, len(levels) - 1)  # 0 = most idiosyncratic, 1 = most formulaic
         rows = []
         for intent, c in counts.items():
-            ranked = sorted(ds.pool[intent][:60], key=commonness, reverse=frac >= 0.5)
+            ranked = sorted(head[intent], key=commonness, reverse=frac >= 0.5)
             rows += ranked[:c]
+        if len(rows) < n:
+            continue
         out.append(Corpus("ngram_mislead", k, k, rep, rows, f"{k} intents, {'formulaic' if frac >= .5 else 'varied'} wording"))
     return out
 
@@ -197,7 +305,7 @@ def contamination_family(ds: Dataset, n: int, rep: int,
                          shares: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8)) -> list[Corpus]:
     """Real data where a growing share is replaced by near-duplicates of the remaining examples."""
     order = intent_order(ds, rep)
-    base = _take(ds, _spread(n, order))
+    base = _take(ds, fill(n, order, ds.pool))
     random.Random(4000 + rep).shuffle(base)
     out = []
     for f in shares:

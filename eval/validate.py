@@ -32,7 +32,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from eval.corpora import FAMILIES, Dataset, build_all, load_dataset  # noqa: E402
+from eval.corpora import FAMILIES, Dataset, build_all, dataset_source, load_datasets  # noqa: E402
+from eval.representations import ViewVectors, cut_scores, view_distances, views_for  # noqa: E402
 
 # +1: higher value = more diverse; -1: higher value = less diverse.
 DIRECTION = {
@@ -61,193 +62,217 @@ def _examples(texts: list[str]):
 
 
 class Scorer:
-    """Runs the product's stage functions over the union of texts once, then scores corpora cheaply."""
+    """Runs the product's stage functions over the union of texts once, then scores corpora cheaply.
+
+    Raw-text vectors are made for every text; criteria (the LLM) only for datasets named with
+    `--criteria-datasets`, because cold extraction costs ~0.8 s per text on this CPU.
+    """
 
     def __init__(self, *, model: str, cache_dir: Path | None, embed_fields: list[str] | None,
-                 clustering: dict[str, Any], reference_size: int, seed: int = 0):
+                 reference_size: int, seed: int = 0, criteria_reps: int = 1,
+                 criteria_families: tuple[str, ...] = ("intent_count",)):
         from clusterdiv.cache import ModelCache
-        from clusterdiv.cluster import ClusterParams
         from clusterdiv.embed import Embedder
         from clusterdiv.llm.structured import LLMSettings
         from clusterdiv.prompts import PromptTemplate
+        from clusterdiv.represent import copied_values
 
         self.cache = ModelCache(cache_dir)
         self.prompt = PromptTemplate.load()
         self.fields = embed_fields or self.prompt.spec.embed
+        self.copied = copied_values([dict(s.output) for s in self.prompt.spec.few_shot], self.fields)
         self.llm = LLMSettings(model=model)
         self.embedder = Embedder()
-        self.params = ClusterParams(**clustering)
         self.reference_size = reference_size
         self.seed = seed
-        self.criteria: dict[str, dict[str, str] | None] = {}
-        self.criteria_vec: dict[str, np.ndarray] = {}
-        self.raw_vec: dict[str, np.ndarray] = {}
-        self.cost: dict[str, float] = {}
+        self.criteria_reps = criteria_reps
+        self.criteria_families = criteria_families
+        self.vv = ViewVectors(text={}, criteria={}, degenerate={})
+        self.extracted: set[str] = set()
 
-    def prepare(self, texts: list[str], label: str) -> None:
+    def prepare(self, texts: list[str], label: str, *, with_criteria: bool) -> dict[str, Any]:
         from clusterdiv.embed import embed_texts
-        from clusterdiv.extract import criteria_text, extract_criteria
+        from clusterdiv.extract import extract_criteria
         from clusterdiv.llm.structured import CallStats
+        from clusterdiv.represent import criteria_text, degenerate_reason
 
-        texts = sorted(set(texts) - set(self.criteria))
-        examples = _examples(texts)
-        stats = CallStats()
+        unique = sorted(set(texts))
+        cost: dict[str, Any] = {"unique_texts": len(unique), "model_calls": 0, "cache_hits": 0, "failures": 0,
+                                "extract_s": 0.0, "degenerate": 0}
         started = time.perf_counter()
-        done = 0
-        for start in range(0, len(examples), 200):  # chunks: progress lines, and each chunk is cached
-            chunk = examples[start: start + 200]
-            for ex, e in zip(chunk, extract_criteria(chunk, model=self.llm, cache=self.cache,
-                                                     prompt=self.prompt, stats=stats), strict=True):
-                self.criteria[ex.text] = e.criteria
-            done += len(chunk)
-            print(f"  [{label}] criteria {done}/{len(examples)} ({stats.calls} model calls, "
-                  f"{stats.cache_hits} cached, {time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
-        extract_s = time.perf_counter() - started
-        ok = [t for t in texts if self.criteria.get(t)]
-        started = time.perf_counter()
-        vecs = embed_texts([criteria_text(self.criteria[t] or {}, self.fields) for t in ok],
-                           model=self.embedder, cache=self.cache)
-        self.criteria_vec.update(zip(ok, vecs, strict=True))
-        raw = embed_texts(texts, model=self.embedder, cache=self.cache)
-        self.raw_vec.update(zip(texts, raw, strict=True))
-        self.cost = {
-            "unique_texts": len(texts), "model_calls": stats.calls, "cache_hits": stats.cache_hits,
-            "failures": stats.failures, "extract_s": extract_s, "embed_s": time.perf_counter() - started,
-        }
+        todo = [t for t in unique if t not in self.vv.text]
+        for t, v in zip(todo, embed_texts(todo, model=self.embedder, cache=self.cache), strict=True):
+            self.vv.text[t] = v
+        if with_criteria:
+            stats = CallStats()
+            todo = [t for t in unique if t not in self.extracted]
+            examples = _examples(todo)
+            t0 = time.perf_counter()
+            for start in range(0, len(examples), 100):  # chunks: progress lines; each answer is cached
+                chunk = examples[start: start + 100]
+                extractions = extract_criteria(chunk, model=self.llm, cache=self.cache, prompt=self.prompt,
+                                               stats=stats)
+                ok = [(ex.text, e.criteria) for ex, e in zip(chunk, extractions, strict=True) if e.criteria]
+                vecs = embed_texts([criteria_text(c, self.fields) for _, c in ok], model=self.embedder,
+                                   cache=self.cache) if ok else []
+                got = dict(zip([t for t, _ in ok], vecs, strict=True))
+                for ex, e in zip(chunk, extractions, strict=True):
+                    self.extracted.add(ex.text)
+                    self.vv.criteria[ex.text] = got.get(ex.text)
+                    reason = degenerate_reason(e.criteria, ex.text, fields=self.fields, copied=self.copied)
+                    self.vv.degenerate[ex.text] = reason is not None
+                print(f"  [{label}] criteria {start + len(chunk)}/{len(examples)} ({stats.calls} model calls, "
+                      f"{stats.cache_hits} cached, {time.perf_counter() - t0:.0f}s)", file=sys.stderr, flush=True)
+            cost.update(model_calls=stats.calls, cache_hits=stats.cache_hits, failures=stats.failures,
+                        extract_s=time.perf_counter() - t0,
+                        degenerate=sum(self.vv.degenerate.get(t, False) for t in unique))
+        cost["prepare_s"] = time.perf_counter() - started
+        return cost
 
-    def headline(self, texts: list[str]) -> tuple[dict[str, float], list[int], list[str]]:
-        from clusterdiv.cluster import cluster_vectors
-        from clusterdiv.scoring import score_labels
+    def has_criteria(self, texts: list[str]) -> bool:
+        return all(t in self.extracted for t in texts)
 
-        ok = [t for t in texts if t in self.criteria_vec]
-        X = np.vstack([self.criteria_vec[t] for t in ok])
-        labels = cluster_vectors(X, params=self.params, seed=self.seed).labels
-        s = score_labels(labels, reference_size=self.reference_size, n_boot=0, seed=self.seed)
-        return {"score": s.score, "score_normalized": s.score_normalized, "n_clusters": s.n_clusters,
-                "n_noise": s.n_noise, "failed": len(texts) - len(ok)}, labels, ok
+    def views(self, texts: list[str], views: list[str]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+        """Scores over GRID for every view, and labels per view (for agreement with gold)."""
+        out: dict[str, Any] = {}
+        labels: dict[str, list[Any]] = {}
+        for view in views:
+            condensed, kept, fallback = view_distances(texts, view, self.vv)
+            scores, labs = cut_scores(condensed, len(kept), reference_size=self.reference_size)
+            out[view] = {"scores": [round(x, 6) for x in scores], "kept": len(kept), "fallback": fallback}
+            labels[view] = [kept, labs]
+        return out, labels
 
-    def raw_clusters(self, texts: list[str]) -> list[int]:
-        from clusterdiv.cluster import cluster_vectors
-
-        return cluster_vectors(np.vstack([self.raw_vec[t] for t in texts]), params=self.params,
-                               seed=self.seed).labels
-
-    def set_metrics(self, texts: list[str], reference: list[str]) -> dict[str, float | None]:
+    def set_metrics(self, texts: list[str], reference: list[str], *, mauve: bool) -> dict[str, float | None]:
         from clusterdiv.metrics.registry import compute_set_metrics
 
         values = compute_set_metrics(
-            texts, embeddings=np.vstack([self.raw_vec[t] for t in texts]),
-            reference_embeddings=np.vstack([self.raw_vec[t] for t in reference]),
-            select=set(SET_METRICS), seed=self.seed, bootstrap=0,
+            texts, embeddings=np.vstack([self.vv.text[t] for t in texts]),
+            reference_embeddings=np.vstack([self.vv.text[t] for t in reference]),
+            select=set(SET_METRICS) - (set() if mauve else {"mauve"}), seed=self.seed, bootstrap=0,
         )
         return {k: v.value for k, v in values.items()}
 
 
-def _with_noise_ids(labels: list[int]) -> list[int]:
-    """Noise points as their own singleton labels, matching how the score counts them."""
-    top = max(labels, default=0) + 1
-    out = []
-    for lab in labels:
-        if lab == -1:
-            out.append(top)
-            top += 1
-        else:
-            out.append(lab)
-    return out
+def dataset_n(name: str, n: int) -> int:
+    """HINT3's datasets hold 9-33 training examples per intent: corpora of 60 keep 2-3 intents feasible."""
+    return min(n, 60) if name.startswith("hint3") else n
 
 
 def evaluate_dataset(ds: Dataset, scorer: Scorer, *, n: int, reps: int, families: list[str],
-                     metrics: bool) -> dict[str, Any]:
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+                     metrics: bool, with_criteria: bool) -> dict[str, Any]:
+    from sklearn.metrics import adjusted_rand_score
 
+    n = dataset_n(ds.name, n)
     corpora = build_all(ds, n=n, reps=reps, families=families)
     rng = np.random.default_rng(0)
     reference = [ds.heldout[i].text for i in sorted(rng.choice(len(ds.heldout), size=min(n, len(ds.heldout)),
                                                                replace=False))]
-    texts = [r.text for c in corpora for r in c.rows] + reference
-    scorer.prepare(texts, ds.name)
+    # criteria cost: only the intent-count family's first repetition is extracted on within-domain
+    # datasets (see --criteria-reps); the views needing criteria are scored where every text has them
+    crit_texts: list[str] = []
+    if with_criteria:
+        crit_texts = [r.text for c in corpora if c.rep < scorer.criteria_reps
+                      and (c.family in scorer.criteria_families) for r in c.rows]
+    cost = scorer.prepare([r.text for c in corpora for r in c.rows] + reference, ds.name, with_criteria=False)
+    if crit_texts:
+        crit = scorer.prepare(crit_texts, ds.name, with_criteria=True)
+        cost = {**cost, **{k: v for k, v in crit.items() if k not in ("unique_texts", "prepare_s")},
+                "criteria_texts": crit["unique_texts"]}
     rows: list[dict[str, Any]] = []
-    agreement: list[dict[str, float]] = []
+    agreement: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, corpus in enumerate(corpora):
         texts = [r.text for r in corpus.rows]
-        head, labels, ok = scorer.headline(texts)
+        views = views_for(scorer.has_criteria(texts))
+        view_scores, view_labels = scorer.views(texts, views)
         row: dict[str, Any] = {"family": corpus.family, "level": corpus.level, "truth": corpus.truth,
-                               "rep": corpus.rep, "n": len(texts), **head}
+                               "rep": corpus.rep, "n": len(texts), "views": view_scores}
         if metrics:
-            row.update(scorer.set_metrics(texts, reference))
+            # MAUVE costs seconds per corpus (k-means over both sets): the intent-count family's first
+            # repetition only; every other metric on every corpus
+            row.update(scorer.set_metrics(texts, reference,
+                                          mauve=corpus.family == "intent_count" and corpus.rep == 0))
         rows.append(row)
-        # Agreement needs several examples per intent: the 10- and 25-intent corpora (>= 6 per intent).
-        if corpus.family == "intent_count" and 10 <= corpus.level <= 25:
+        if corpus.family == "intent_count" and corpus.level >= 5 and n / corpus.level >= 5:
             gold_by_text = {r.text: r.intent for r in corpus.rows}
-            gold = [gold_by_text[t] for t in ok]
-            raw = scorer.raw_clusters(ok)
-            agreement.append({
-                "criteria_ari": adjusted_rand_score(gold, _with_noise_ids(labels)),
-                "criteria_nmi": normalized_mutual_info_score(gold, _with_noise_ids(labels)),
-                "raw_ari": adjusted_rand_score(gold, _with_noise_ids(raw)),
-                "raw_nmi": normalized_mutual_info_score(gold, _with_noise_ids(raw)),
-            })
-        if (i + 1) % 20 == 0:
+            entry: dict[str, Any] = {"level": corpus.level, "rep": corpus.rep, "ari": {}}
+            for view, (kept, labs) in view_labels.items():
+                gold = [gold_by_text[t] for t in kept]
+                entry["ari"][view] = [round(float(adjusted_rand_score(gold, lab)), 4) for lab in labs]
+            agreement.append(entry)
+        if (i + 1) % 50 == 0:
             print(f"  [{ds.name}] scored {i + 1}/{len(corpora)} corpora", file=sys.stderr, flush=True)
-    return {"dataset": ds.name, "n": n, "reps": reps, "rows": rows, "agreement": agreement,
-            "cost": {**scorer.cost, "scoring_s": time.perf_counter() - started, "corpora": len(corpora)}}
+    return {"dataset": ds.name, "source": dataset_source(ds.name), "n": n, "reps": reps, "rows": rows,
+            "agreement": agreement,
+            "cost": {**cost, "scoring_s": time.perf_counter() - started, "corpora": len(corpora)}}
 
 
-def correlations(rows: list[dict[str, Any]], metric_names: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """family -> metric -> {mean, sd, per-rep} of sign-corrected Spearman with the true order."""
-    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    by_family_rep: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_family_rep[(row["family"], row["rep"])].append(row)
-    families = sorted({f for f, _ in by_family_rep})
-    for family in families:
-        for metric in metric_names:
-            values = []
-            for (f, _rep), group in sorted(by_family_rep.items()):
-                if f != family or any(g.get(metric) is None for g in group):
-                    continue
-                rho = spearman([DIRECTION[metric] * g[metric] for g in group], [g["truth"] for g in group])
-                if not math.isnan(rho):
-                    values.append(rho)
-            if values:
-                out[family][metric] = {"mean": statistics.fmean(values),
-                                       "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                                       "reps": values}
-    return out
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
-def plot_family(results: list[dict[str, Any]], family: str, metric_names: list[str], path: Path) -> None:
-    import matplotlib
+def _ari_at(agreement: list[dict[str, Any]], view: str, setting: str, keep=None) -> float | None:
+    from eval.representations import GRID
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
-    for ax, result in zip(axes[0], results, strict=True):
-        rows = [r for r in result["rows"] if r["family"] == family]
-        levels = sorted({r["level"] for r in rows})
-        for metric in metric_names:
-            means = []
-            for lv in levels:
-                vals = [r[metric] for r in rows if r["level"] == lv and r.get(metric) is not None]
-                means.append(statistics.fmean(vals) * DIRECTION[metric] if vals else float("nan"))
-            arr = np.array(means, dtype=float)
-            if np.all(np.isnan(arr)) or np.nanmax(arr) == np.nanmin(arr):
-                continue
-            arr = (arr - np.nanmin(arr)) / (np.nanmax(arr) - np.nanmin(arr))
-            style = {"linewidth": 3, "color": "black"} if metric == "score_normalized" else {"alpha": 0.6}
-            ax.plot(levels, arr, marker="o", label=metric, **style)
-        ax.set_title(f"{result['dataset']}: {family}")
-        ax.set_xlabel("controlled level (see RESULTS.md)")
-        ax.set_ylabel("sign-corrected, min-max scaled (up = more diverse)")
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    kind, _, arg = setting.partition("=")
+    if kind == "t":
+        t = round(float(arg), 2)
+    else:
+        lo, hi = (float(x) for x in arg.split("-"))
+        t = min(GRID, key=lambda g: abs(g - (lo + hi) / 2))  # the modes of a range: its middle cut
+    vals = [a["ari"][view][GRID.index(t)] for a in agreement if view in a["ari"] and (keep is None or keep(a))]
+    return statistics.fmean(vals) if vals else None
 
 
-TRUTH_NOTE = {
+def analyse(results: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """Leave-one-source-out choices and figures for every view, and the baselines beside them."""
+    from eval.representations import GRID, RANGES, family_spearman, select_lodo
+
+    source_of = {r["dataset"]: r["source"] for r in results}
+    res = {r["dataset"]: r["rows"] for r in results}
+    agreement = {r["dataset"]: r["agreement"] for r in results}
+    single = [f"t={t:.2f}" for t in GRID]
+    multi = [f"multi={lo:.1f}-{hi:.1f}" for lo, hi in RANGES]
+    crit_fams = tuple(meta["criteria_families"])
+    reps = meta["criteria_reps"]
+
+    def crit_keep(r: dict[str, Any]) -> bool:
+        return r["family"] in crit_fams and r["rep"] < reps and "criteria" in r["views"]
+
+    views = sorted({v for rows in res.values() for r in rows for v in r["views"]},
+                   key=lambda v: ["text", "criteria", "criteria+gate"].index(v) if "@" not in v else 3 + float(v[7:]))
+    comparison = {}
+    for view in views:
+        for mode, settings in (("one threshold", single), ("multi-resolution", multi)):
+            sel = select_lodo(res, source_of, view, settings, keep=crit_keep, families=crit_fams)
+            ari = {d: _ari_at(agreement[d], view, o["setting"], keep=lambda a: a["rep"] < reps)
+                   for d, o in sel["out_of_sample"].items()}
+            comparison[f"{view} | {mode}"] = {
+                "view": view, "mode": mode, "folds": {k: v["chosen"] for k, v in sel["folds"].items()},
+                "in_sample_setting": sel["in_sample"]["setting"],
+                "out_of_sample": {d: {"setting": o["setting"], "spearman": o["families"].get("intent_count"),
+                                      "ari": ari[d]} for d, o in sel["out_of_sample"].items()},
+                "in_sample": {d: f.get("intent_count") for d, f in sel["in_sample"]["per_dataset"].items()},
+            }
+    full = {}
+    for mode, settings in (("one threshold", single), ("multi-resolution", multi)):
+        sel = select_lodo(res, source_of, "text", settings)
+        full[mode] = {
+            "folds": {k: v["chosen"] for k, v in sel["folds"].items()},
+            "in_sample_setting": sel["in_sample"]["setting"],
+            "out_of_sample": {d: {"setting": o["setting"], "families": o["families"],
+                                  "ari": _ari_at(agreement[d], "text", o["setting"])}
+                              for d, o in sel["out_of_sample"].items()},
+            "in_sample": sel["in_sample"]["per_dataset"],
+        }
+    baselines = {d: {m: family_spearman(rows, lambda r, m=m: None if r.get(m) is None else DIRECTION[m] * r[m])
+                     for m in SET_METRICS if any(r.get(m) is not None for r in rows)}
+                 for d, rows in res.items()}
+    return {"comparison": comparison, "text_full": full, "baselines": baselines}
+
+
+FAMILY_NOTE = {
     "intent_count": "level = number of intents sampled (more = more diverse)",
     "head_collapse": "level = Zipf exponent of intent weights (higher = tail lost, less diverse)",
     "recursive_replace": "level = generation, each resampled from the previous only (later = less diverse)",
@@ -257,170 +282,217 @@ TRUTH_NOTE = {
 }
 
 
-def write_markdown(results: list[dict[str, Any]], out: Path, plots_dir: Path, meta: dict[str, Any],
-                   tuning: list[dict[str, Any]] | None = None) -> str:
-    metric_names = [*HEADLINE, *SET_METRICS]
-    lines = [
+def write_markdown(results: list[dict[str, Any]], analysis: dict[str, Any], meta: dict[str, Any]) -> str:
+    from clusterdiv.represent import DEFAULT_KIND, DEFAULT_THRESHOLDS
+
+    datasets = [r["dataset"] for r in results]
+    crit_datasets = [d for d in datasets if d in meta["criteria_datasets"]]
+    L = [
         "# clusterdiv validation results",
         "",
-        "_Generated by `python -m eval.validate` ({}); do not edit by hand._".format(meta["command"]),
+        "_Generated by `python -m eval.validate` from saved JSON (`{}`); do not edit by hand._".format(meta["command"]),
         "",
-        f"- LLM: `{meta['model']}`; embeddings: `{meta['embedding_model']}`; prompt sha256 `{meta['prompt_sha256'][:12]}`; "
-        f"embedded criteria: {meta['embed_fields']}; clustering: {meta['clustering']}",
-        f"- corpora of n={meta['n']} real examples, {meta['reps']} repetitions (seeds) per family; "
-        f"normalised score at reference size {meta['reference_size']}",
-        "- Spearman is between each metric (sign-corrected so that 1.0 means it ranks corpora exactly in "
-        "the true diversity order) and the known order, per repetition; cells show mean ± sd over repetitions.",
-        "- Data: CLINC150 (Larson et al., EMNLP 2019, CC BY 3.0) and HWU64 (Liu et al., IWSDS 2019, CC BY 4.0), "
-        "from `../shared/data`; out-of-scope examples dropped; reference sets are held-out real examples.",
+        "## Protocol: nothing is reported on the data it was tuned on",
         "",
-        "## Families",
+        f"- Datasets: CLINC150 (Larson et al., EMNLP 2019, CC BY 3.0) and HWU64 (Liu et al., IWSDS 2019, CC BY 4.0) "
+        "whole, each CLINC150 domain (15 intents) and each HWU64 scenario with at least 5 intents as a "
+        "single-domain dataset of its own, and the three single-domain HINT3 datasets (Arora et al., 2020, "
+        f"ODbL): {len(datasets)} datasets in all. Out-of-scope examples dropped.",
+        f"- Corpora: {meta['n']} real examples each ({dataset_n('hint3', meta['n'])} for HINT3, whose intents hold "
+        f"9-33 training examples), {meta['reps']} repetitions (seeds) per family; normalised score at reference "
+        f"size {meta['reference_size']}. Families:",
+        *[f"  - **{f}**: {FAMILY_NOTE[f]}" for f in meta["families"]],
+        "- Figures are Spearman correlations of a metric with the known diversity order, sign-corrected (1.0 = "
+        "exact order), averaged over repetitions. ARI is agreement of the modes with the gold intents on the "
+        "intent-count corpora with at least 5 intents and 5 examples per intent.",
+        "- **Sources** are the groups held out together: CLINC150 with its 10 domains, HWU64 with its scenarios, "
+        "and each HINT3 dataset (three companies' products). Every tuned choice (clustering threshold or "
+        "multi-resolution range, per representation) is made **leave-one-source-out**: for each source, the "
+        "setting with the best mean Spearman over the *other* sources' datasets, then scored on that source. "
+        "Those are the out-of-sample figures; in-sample figures (one setting chosen on everything) are shown "
+        "separately and never in place of them.",
+        f"- Criteria (the LLM, `{meta['model']}`) cost ~0.8 s per new text on this 2-core CPU, so they were "
+        f"extracted for the {', '.join('intent_count' if f == 'intent_count' else f for f in meta['criteria_families'])} "
+        f"family, repetition{'s' if meta['criteria_reps'] > 1 else ''} < {meta['criteria_reps']}, of "
+        f"{len(crit_datasets)} datasets: {', '.join(crit_datasets)}. The representation comparison uses exactly "
+        "those corpora for every representation; the raw-text representation is then evaluated on everything.",
+        "",
+        "## Choosing the representation (out of sample)",
+        "",
+        "Each row is one representation with its setting chosen leave-one-source-out on the corpora that have "
+        "criteria; cells are out-of-sample intent-count Spearman / ARI with gold intents.",
+        "",
+        "| representation | setting chosen per held-out source | " + " | ".join(crit_datasets) + " | mean Spearman | mean ARI |",
+        "| --- | --- |" + " ---: |" * (len(crit_datasets) + 2),
+    ]
+    for key, c in analysis["comparison"].items():
+        oos = c["out_of_sample"]
+        cells = [f"{_fmt(oos[d]['spearman'])} / {_fmt(oos[d]['ari'])}" if d in oos else "n/a" for d in crit_datasets]
+        sp = [oos[d]["spearman"] for d in crit_datasets if d in oos and oos[d]["spearman"] is not None]
+        ar = [oos[d]["ari"] for d in crit_datasets if d in oos and oos[d]["ari"] is not None]
+        folds = ", ".join(f"{k.split(':')[-1]}: {v}" for k, v in c["folds"].items())
+        L.append(f"| {key} | {folds} | " + " | ".join(cells) +
+                 f" | {_fmt(statistics.fmean(sp) if sp else None)} | {_fmt(statistics.fmean(ar) if ar else None)} |")
+    full = analysis["text_full"]
+    one = full["one threshold"]
+    L += [
+        "",
+        f"**Shipped default: representation `{DEFAULT_KIND}` at cosine distance "
+        f"{DEFAULT_THRESHOLDS[DEFAULT_KIND]}** (`clusterdiv.represent`); the in-sample choice over every dataset "
+        f"is `{one['in_sample_setting']}`, and the leave-one-source-out choices are "
+        + ", ".join(f"`{v}` ({k})" for k, v in one["folds"].items()) + ".",
+        "",
+        "## The default on every dataset and family (raw text, out of sample)",
+        "",
+        "Out-of-sample Spearman of the default's `score_normalized` per family, and mode-vs-gold ARI.",
+        "",
+        "| dataset | setting | " + " | ".join(meta["families"]) + " | ARI |",
+        "| --- | --- |" + " ---: |" * (len(meta["families"]) + 1),
+    ]
+    for d in datasets:
+        o = one["out_of_sample"].get(d)
+        if not o:
+            continue
+        L.append(f"| {d} | {o['setting']} | " + " | ".join(_fmt(o["families"].get(f)) for f in meta["families"])
+                 + f" | {_fmt(o['ari'])} |")
+    mr = full["multi-resolution"]
+    L += [
+        "",
+        "## Baselines side by side (Spearman per family, raw texts)",
+        "",
+        "The default (raw-text modes, one threshold, out of sample) and its multi-resolution variant beside "
+        "every set metric at its own definition: lexical (distinct-n, self-BLEU, compression), embedding "
+        "(mean cosine, Vendi) and against held-out real data (MAUVE, k-NN recall/coverage).",
         "",
     ]
-    lines += [f"- **{f}**: {TRUTH_NOTE[f]}" for f in meta["families"]]
-    for result in results:
-        corr = correlations(result["rows"], metric_names)
-        lines += ["", f"## {result['dataset']}: Spearman with the true order", "",
-                  "| family | " + " | ".join(metric_names) + " |",
-                  "| --- |" + " ---: |" * len(metric_names)]
-        for family in meta["families"]:
-            cells = []
-            for m in metric_names:
-                c = corr.get(family, {}).get(m)
-                cells.append(f"{c['mean']:.2f} ± {c['sd']:.2f}" if c else "n/a")
-            lines.append(f"| {family} | " + " | ".join(cells) + " |")
-        agreement = result["agreement"]
-        if agreement:
-            mean = {k: statistics.fmean(a[k] for a in agreement) for k in agreement[0]}
-            lines += ["", f"Cluster agreement with gold intents on the 10- and 25-intent corpora ({len(agreement)} corpora):", "",
-                      "| clustering | ARI | NMI |", "| --- | ---: | ---: |",
-                      f"| LLM criteria (headline) | {mean['criteria_ari']:.3f} | {mean['criteria_nmi']:.3f} |",
-                      f"| raw-text embeddings, same clustering | {mean['raw_ari']:.3f} | {mean['raw_nmi']:.3f} |"]
-        cost = result["cost"]
-        lines += ["", f"Cost of this run: {cost['unique_texts']} unique texts across {cost['corpora']} corpora; "
-                  f"{cost['model_calls']} model calls ({cost['cache_hits']} answered from the cache, "
-                  f"{cost['failures']} failed); extraction {cost['extract_s']:.0f}s, embedding {cost['embed_s']:.0f}s, "
-                  f"scoring all corpora {cost['scoring_s']:.0f}s."]
-        cold = result.get("cold_cost")
-        if cold and cold["model_calls"]:
-            lines += ["", f"Cost of the cold run that filled the cache ({cold.get('when', 'earlier')}): "
-                      f"{cold['model_calls']} model calls for {cold['unique_texts']} texts, {cold['failures']} failed; "
-                      f"extraction {cold['extract_s']:.0f}s = {1000 * cold['extract_s'] / cold['model_calls']:.0f}s "
-                      f"and 1,000 model calls per 1,000 new examples with `{meta['model']}` on this 2-core CPU "
-                      "(shared with other jobs at the time); embedding and scoring are seconds."]
-        levels = defaultdict(list)
-        for row in result["rows"]:
-            levels[(row["family"], row["level"])].append(row)
-        lines += ["", "<details><summary>Mean values per level</summary>", "",
-                  "| family | level | score | score_normalized | distinct_2 | self_bleu | vendi | mauve |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for (family, level), group in sorted(levels.items(), key=lambda kv: (meta["families"].index(kv[0][0]), kv[0][1])):
-            def m(k: str, group: list[dict[str, Any]] = group) -> str:
-                vals = [g[k] for g in group if g.get(k) is not None]
-                return f"{statistics.fmean(vals):.3f}" if vals else "n/a"
-            lines.append(f"| {family} | {level:g} | {m('score')} | {m('score_normalized')} | {m('distinct_2')} | "
-                         f"{m('self_bleu')} | {m('vendi')} | {m('mauve')} |")
-        lines += ["", "</details>"]
-    lines += ["", "## Plots", ""]
+    metric_cols = [m for m in SET_METRICS if any(m in analysis["baselines"][d] for d in datasets)]
     for family in meta["families"]:
-        lines.append(f"![{family}](plots/{family}.png)")
-    if tuning:
-        lines += ["", "## Tuning the defaults (before/after)", "",
-                  "Headline score (normalised), mean Spearman over repetitions, per dataset and family; "
-                  "ARI of the criteria clustering with gold intents.", ""]
-        fams = [f for f in meta["families"] if f in tuning[0]["spearman"]]
-        lines += ["| variant | dataset | " + " | ".join(fams) + " | ARI |", "| --- | --- |" + " ---: |" * (len(fams) + 1)]
-        for t in tuning:
-            cells = [f"{t['spearman'].get(f, float('nan')):.2f}" for f in fams]
-            lines.append(f"| {t['variant']} | {t['dataset']} | " + " | ".join(cells) + f" | {t['ari']:.3f} |")
-    text = "\n".join(lines) + "\n"
-    out.write_text(text, encoding="utf-8")
+        L += [f"### {family}", "", "| dataset | default | multi-res | " + " | ".join(metric_cols) + " |",
+              "| --- |" + " ---: |" * (len(metric_cols) + 2)]
+        means: dict[str, list[float]] = defaultdict(list)
+        for d in datasets:
+            o = one["out_of_sample"].get(d, {}).get("families", {}).get(family)
+            m = mr["out_of_sample"].get(d, {}).get("families", {}).get(family)
+            base = [analysis["baselines"][d].get(mc, {}).get(family) for mc in metric_cols]
+            for k, v in zip(["default", "multi", *metric_cols], [o, m, *base], strict=True):
+                if v is not None:
+                    means[k].append(v)
+            L.append(f"| {d} | {_fmt(o)} | {_fmt(m)} | " + " | ".join(_fmt(b) for b in base) + " |")
+        L.append("| **mean** | " + " | ".join(_fmt(statistics.fmean(means[k]) if means[k] else None)
+                                          for k in ["default", "multi", *metric_cols]) + " |")
+        L.append("")
+    L += ["## In sample vs out of sample (raw-text default)", "",
+          f"In sample = one setting (`{one['in_sample_setting']}`) chosen on every dataset, including the one "
+          "reported. Mean Spearman over the tuning families (intent_count, head_collapse, ngram_mislead, contamination).",
+          "", "| dataset | in sample | out of sample |", "| --- | ---: | ---: |"]
+    from eval.representations import objective
+
+    for d in datasets:
+        ins = one["in_sample"].get(d)
+        oos = one["out_of_sample"].get(d, {}).get("families")
+        L.append(f"| {d} | {_fmt(objective(ins) if ins else None)} | {_fmt(objective(oos) if oos else None)} |")
+    L += ["", "## Cost", ""]
+    for r in results:
+        c = r["cost"]
+        if c.get("model_calls"):
+            L.append(f"- {r['dataset']}: {c['model_calls']} model calls ({c['cache_hits']} from the cache, "
+                     f"{c['failures']} failed, {c['degenerate']} degenerate answers gated) for criteria, "
+                     f"extraction {c['extract_s']:.0f} s.")
+    cold = meta.get("cold_cost")
+    if cold:
+        L.append(f"- The cold run that filled the cache: {cold['model_calls']} model calls in {cold['extract_s']:.0f} s "
+                 f"= {cold['extract_s'] / max(1, cold['model_calls']):.2f} s per new text with `{meta['model']}` "
+                 "(2-core CPU, shared with other jobs); raw-text embedding and all scoring take minutes.")
+    L.append(f"- Scoring every corpus of every dataset from cached vectors: "
+             f"{sum(r['cost']['scoring_s'] for r in results):.0f} s for {sum(r['cost']['corpora'] for r in results)} corpora.")
+    return "\n".join(L) + "\n"
+
+
+def render(results: list[dict[str, Any]], meta: dict[str, Any], markdown: Path, out: Path) -> str:
+    """RESULTS.md from saved results; appends the tail-audit evaluations when they have run."""
+    cold_file = out / "cold_cost.json"
+    calls = sum(r["cost"].get("model_calls", 0) for r in results)
+    if calls:
+        cold_file.write_text(json.dumps({"model_calls": calls,
+                                         "extract_s": sum(r["cost"].get("extract_s", 0) for r in results),
+                                         "when": time.strftime("%Y-%m-%d")}))
+    if cold_file.exists():
+        meta = {**meta, "cold_cost": json.loads(cold_file.read_text())}
+    analysis = analyse(results, meta)
+    (out / "analysis.json").write_text(json.dumps(analysis, indent=1, default=str))
+    text = write_markdown(results, analysis, meta)
+    for extra in ("compare_within.md", "tail_within.md", "tail_within_llm.md", "lineage_within.md",
+                  "tail_audit.md", "tail_audit_llm.md"):
+        if (out / extra).exists():
+            text += "\n" + (out / extra).read_text(encoding="utf-8")
+    markdown.write_text(text, encoding="utf-8")
     return text
+
+
+DEFAULT_CRITERIA_DATASETS = "hint3:curekart,hint3:powerplay11,hint3:sofmattress,clinc150:banking,hwu64:iot"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Validate clusterdiv metrics on controlled-diversity corpora")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--datasets", default="clinc150,hwu64")
+    parser.add_argument("--datasets", default="clinc150,hwu64,within",
+                        help="comma-separated: clinc150, clinc150:banking, clinc150:*, hwu64:*, hint3:*, within")
+    parser.add_argument("--criteria-datasets", default=DEFAULT_CRITERIA_DATASETS,
+                        help="datasets whose texts get LLM criteria (all: every dataset)")
+    parser.add_argument("--criteria-reps", type=int, default=3)
+    parser.add_argument("--criteria-families", default="intent_count")
     parser.add_argument("--out", type=Path, default=Path("eval/results"))
     parser.add_argument("--markdown", type=Path, default=Path("eval/RESULTS.md"))
-    parser.add_argument("--model", default="local/smollm2")
+    parser.add_argument("--model", default="local/smollm2", help="any litellm model string")
     parser.add_argument("--n", type=int, default=150)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--reference-size", type=int, default=100)
-    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"),
+                        help="model-answer cache (fixed, so reruns are free)")
     parser.add_argument("--embed-fields", default=None, help="comma-separated criteria to embed")
-    parser.add_argument("--clustering", default="{}", help="JSON of ClusterParams overrides")
-    parser.add_argument("--tune", action="store_true", help="also evaluate the tuning variants in eval/tuning.py")
     parser.add_argument("--no-set-metrics", action="store_true")
-    parser.add_argument("--no-tail-audit", action="store_true", help="skip eval.tail_audit_eval (CLINC150 only)")
+    parser.add_argument("--no-tail-audit", action="store_true", help="skip eval.tail_audit_eval")
     parser.add_argument("--from-json", type=Path, default=None,
-                        help="re-render RESULTS.md and plots from a saved validation.json (no scoring)")
+                        help="re-render RESULTS.md from a saved validation.json (no scoring)")
     args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.from_json is not None:
         saved = json.loads(args.from_json.read_text())
-        render(saved["results"], saved["meta"], saved.get("tuning"), args.markdown, args.out,
-               with_metrics=not args.no_set_metrics)
+        print(render(saved["results"], saved["meta"], args.markdown, args.out))
         return
 
     families = [f for f in args.families.split(",") if f]
     embed_fields = args.embed_fields.split(",") if args.embed_fields else None
-    clustering = json.loads(args.clustering)
-    scorer = Scorer(model=args.model, cache_dir=args.cache_dir, embed_fields=embed_fields, clustering=clustering,
-                    reference_size=args.reference_size)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = []
-    datasets = {}
-    for name in args.datasets.split(","):
-        ds = load_dataset(args.data / f"{name}.jsonl")
-        datasets[name] = ds
-        print(f"== {name}: {len(ds.intents)} intents", file=sys.stderr, flush=True)
-        results.append(evaluate_dataset(ds, scorer, n=args.n, reps=args.reps, families=families,
-                                        metrics=not args.no_set_metrics))
+    scorer = Scorer(model=args.model, cache_dir=args.cache_dir, embed_fields=embed_fields,
+                    reference_size=args.reference_size, criteria_reps=args.criteria_reps,
+                    criteria_families=tuple(args.criteria_families.split(",")))
+    datasets = load_datasets(args.data, args.datasets)
+    crit = {d.name for d in datasets} if args.criteria_datasets == "all" else set(
+        x for x in args.criteria_datasets.split(",") if x)
     meta = {
         "command": " ".join(["python -m eval.validate", *(argv if argv is not None else sys.argv[1:])]),
         "model": args.model, "embedding_model": scorer.embedder.spec.name,
         "prompt_sha256": scorer.prompt.content_hash, "embed_fields": scorer.fields,
-        "clustering": scorer.params.model_dump(), "n": args.n, "reps": args.reps, "families": families,
-        "reference_size": args.reference_size,
+        "n": args.n, "reps": args.reps, "families": families, "reference_size": args.reference_size,
+        "criteria_datasets": sorted(crit), "criteria_reps": args.criteria_reps,
+        "criteria_families": list(scorer.criteria_families),
     }
-    tuning = None
-    if args.tune:
-        from eval.tuning import run_tuning
-
-        tuning = run_tuning(scorer, datasets, n=args.n, reps=args.reps, families=families)
+    results = []
+    # datasets with criteria last: the cheap raw-text results are saved before the LLM runs
+    for ds in sorted(datasets, key=lambda d: d.name in crit):
+        print(f"== {ds.name}: {len(ds.intents)} intents", file=sys.stderr, flush=True)
+        results.append(evaluate_dataset(ds, scorer, n=args.n, reps=args.reps, families=families,
+                                        metrics=not args.no_set_metrics, with_criteria=ds.name in crit))
+        (args.out / "validation.json").write_text(json.dumps({"meta": meta, "results": results}, default=str))
+    order = {d.name: i for i, d in enumerate(datasets)}
+    results.sort(key=lambda r: order[r["dataset"]])
+    (args.out / "validation.json").write_text(json.dumps({"meta": meta, "results": results}, default=str))
     if not args.no_tail_audit and (args.data / "clinc150.jsonl").exists():
         from eval.tail_audit_eval import main as tail_audit_main
 
         tail_audit_main(["--data", str(args.data)])
-    (args.out / "validation.json").write_text(json.dumps({"meta": meta, "results": results, "tuning": tuning},
-                                                         indent=1, default=str))
-    print(render(results, meta, tuning, args.markdown, args.out, with_metrics=not args.no_set_metrics))
-
-
-def render(results: list[dict[str, Any]], meta: dict[str, Any], tuning: list[dict[str, Any]] | None,
-           markdown: Path, out: Path, *, with_metrics: bool) -> str:
-    """Plots and RESULTS.md; appends the tail-audit evaluation when `eval.tail_audit_eval` has run."""
-    for result in results:  # remember what a cold run cost, so a cached rerun can still report it
-        cold_file = Path(__file__).parent / "results" / f"cold_cost_{result['dataset']}.json"
-        if result["cost"]["model_calls"] > 0:
-            cold_file.parent.mkdir(parents=True, exist_ok=True)
-            cold_file.write_text(json.dumps({**result["cost"], "when": time.strftime("%Y-%m-%d")}))
-        if cold_file.exists():
-            result["cold_cost"] = json.loads(cold_file.read_text())
-    plots_dir = markdown.parent / "plots"
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    for family in meta["families"]:
-        plot_family(results, family, [*HEADLINE, *SET_METRICS] if with_metrics else list(HEADLINE),
-                    plots_dir / f"{family}.png")
-    text = write_markdown(results, markdown, plots_dir, meta, tuning)
-    tail_dir = Path(__file__).parent / "results"  # where eval.tail_audit_eval writes
-    for extra in ("tail_audit.md", "tail_audit_llm.md"):
-        if (tail_dir / extra).exists():
-            text += "\n" + (tail_dir / extra).read_text(encoding="utf-8")
-    markdown.write_text(text, encoding="utf-8")
-    return text
+    print(render(results, meta, args.markdown, args.out))
 
 
 if __name__ == "__main__":

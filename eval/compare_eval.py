@@ -1,0 +1,109 @@
+"""Does `compare` rank batches of 3 / 10 / all intents of one domain, with the extreme pair significant?
+
+For every single-domain dataset with more than 10 intents (the CLINC150 domains and the HINT3
+datasets), three batches of real utterances are drawn from 3, 10 and all intents (even shares,
+disjoint seeded draws) and compared in one shared clustering with the product's `compare` at its
+defaults (permutation tests with Holm adjustment). Nothing here was tuned: the representation and
+threshold are the shipped defaults chosen in eval/validate.py.
+
+    python -m eval.compare_eval --data ../shared/data [--representation criteria --model local/smollm2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+from eval.corpora import fill, intent_order, load_datasets
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def batches_for(ds, n: int, rep: int) -> dict[str, list[str]]:
+    order = intent_order(ds, rep)
+    used: set[str] = set()
+    out = {}
+    for name, k in (("all", len(order)), ("10 intents", 10), ("3 intents", 3)):
+        need = -(-n // k)
+        chosen = [i for i in order if len([r for r in ds.pool[i] if r.text not in used]) >= need][:k]
+        if len(chosen) < k:
+            return {}
+        pool = {i: [r for r in ds.pool[i] if r.text not in used] for i in chosen}
+        counts = fill(n, chosen, pool)
+        texts = [r.text for i, c in counts.items() for r in random.Random(rep).sample(pool[i], c)]
+        if len(texts) < n:
+            return {}
+        used |= set(texts)
+        out[name] = texts
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--datasets", default="clinc150:*,hint3:*")
+    parser.add_argument("--n", type=int, default=150)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--representation", default=None, help="text, criteria or hybrid (default: the product's)")
+    parser.add_argument("--model", default="local/smollm2")
+    parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
+    parser.add_argument("--name", default="compare_within")
+    args = parser.parse_args(argv)
+
+    from clusterdiv.cache import ModelCache
+    from clusterdiv.compare import compare
+    from clusterdiv.llm.structured import LLMSettings
+    from clusterdiv.pipeline import ScoreConfig
+
+    overrides = {"representation": {"kind": args.representation}} if args.representation else {}
+    config = ScoreConfig(llm=LLMSettings(model=args.model), metrics="none", **overrides)
+    runs = []
+    with ModelCache(args.cache_dir) as cache:
+        for ds in load_datasets(args.data, args.datasets):
+            if len(ds.intents) <= 10:
+                continue
+            n = min(args.n, 60) if ds.name.startswith("hint3") else args.n
+            for rep in range(args.reps):
+                batches = batches_for(ds, n, rep)
+                if not batches:
+                    print(f"{ds.name} rep {rep}: not enough data for three disjoint batches of {n}", flush=True)
+                    continue
+                report = compare(batches, config=config, cache=cache)
+                scores = {b.name: b.score_normalized for b in report.batches}
+                ranked = [b.name for b in sorted(report.batches, key=lambda b: b.rank)]
+                extreme = next(p for p in report.pairwise if {p.a, p.b} == {"all", "3 intents"})
+                runs.append({"dataset": ds.name, "rep": rep, "n": n, "scores": scores, "ranked": ranked,
+                             "correct_order": ranked == ["all", "10 intents", "3 intents"],
+                             "extreme_p_adjusted": extreme.p_adjusted, "extreme_significant": extreme.significant,
+                             "pairwise": [p.model_dump() for p in report.pairwise],
+                             "representation": report.modes_from.model_dump() if report.modes_from else None})
+                r = runs[-1]
+                print(f"{ds.name} rep {rep}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+                      + f"; order {'ok' if r['correct_order'] else 'WRONG'}; all vs 3 p_adj {extreme.p_adjusted:.3f}",
+                      flush=True)
+    kind = runs[0]["representation"]["kind"] if runs and runs[0]["representation"] else "?"
+    lines = [f"### `compare` within one domain (representation `{kind}`)", "",
+             f"Three disjoint batches per dataset and repetition: all intents, 10 and 3 intents ({args.n} "
+             "utterances each, 60 for HINT3), compared in one shared clustering at the shipped defaults.", "",
+             "| dataset | reps | order all > 10 > 3 | all vs 3 significant (Holm) | mean scores all / 10 / 3 |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    by_ds: dict[str, list[dict]] = {}
+    for r in runs:
+        by_ds.setdefault(r["dataset"], []).append(r)
+    for name, rs in by_ds.items():
+        mean = {k: sum(r["scores"][k] for r in rs) / len(rs) for k in ("all", "10 intents", "3 intents")}
+        lines.append(f"| {name} | {len(rs)} | {sum(r['correct_order'] for r in rs)}/{len(rs)} | "
+                     f"{sum(r['extreme_significant'] for r in rs)}/{len(rs)} | "
+                     f"{mean['all']:.3f} / {mean['10 intents']:.3f} / {mean['3 intents']:.3f} |")
+    lines.append(f"| **all** | {len(runs)} | {sum(r['correct_order'] for r in runs)}/{len(runs)} | "
+                 f"{sum(r['extreme_significant'] for r in runs)}/{len(runs)} | |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
