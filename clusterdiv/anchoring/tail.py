@@ -17,6 +17,10 @@ Two signals answer it, and the report says which one decided:
   example between two entries counts once, for the closer one). Anchors are the seeds of all
   entries plus, when the tail is derived from labelled real data, every real example of the
   other labels: those "contrast" examples absorb batch examples that merely resemble a tail entry.
+  The batch is its own contrast too: an example must be closer to the entry than to any batch
+  example that is less like the entry than it is (`closer_than_batch_neighbours`). Without it, a
+  spec entry missing from a single-domain batch was "covered" by its neighbouring intents (within-
+  domain recall 0.67 -> 0.83, eval/RESULTS.md).
 
 Calibration of the embedding threshold (a fixed, documented default; per-entry `threshold:` in the
 spec or `threshold=` overrides it):
@@ -34,6 +38,10 @@ seed): seeds much less similar to each other than the threshold mean members wil
 Policies (`judge`): `both` (default) counts an example only when the LLM says yes AND the embedding
 rule agrees, because the costly mistake of an audit is to call a tail covered when it is not; `either`
 counts it when one of them does; `llm` or `embedding` use one signal (`embedding` makes no LLM call).
+The judge is calibrated on every run: beside each entry's candidates it judges the
+`CONTROLS_PER_ENTRY` batch examples least like the entry. A judge that calls more than 20% of those
+members says yes to anything (the bundled 135M model did, for 22-50 of 50 candidates); it is then
+reported (`judge_trusted: false`, with a note) and coverage falls back to the embedding rule.
 Entries without seeds have no embedding signal: under `both`/`either` the LLM alone decides them,
 under `embedding` the similarity to the entry's "name: description" text is used instead (weaker).
 """
@@ -66,6 +74,8 @@ DEFAULT_CONTRAST_THRESHOLD = 0.5
 DEFAULT_JUDGE_TOP = 50
 DEFAULT_TAIL_SIZE = 5
 DEFAULT_MAX_SEEDS = 20
+CONTROLS_PER_ENTRY = 5
+MAX_CONTROL_YES = 0.2  # a judge saying yes to more of the negative controls than this is not trusted
 
 POLICY_MEANING = {
     "both": "covered = LLM judge says yes AND embedding rule agrees (entries without seeds: LLM alone)",
@@ -229,6 +239,10 @@ class TailAudit(BaseModel):
     llm_calls: int = 0
     llm_cache_hits: int = 0
     llm_failures: int = 0
+    judge_control_yes_rate: float | None = Field(
+        default=None, description="share of negative controls (the examples least like each entry) the LLM "
+                                  "judge called members; above 0.2 its answers are not trusted")
+    judge_trusted: bool | None = Field(default=None, description="None when no LLM judged")
     notes: list[str] = Field(default_factory=list)
     entries: list[TailEntryResult]
 
@@ -305,6 +319,25 @@ async def _ajudge(pairs: list[tuple[int, int]], texts: list[str], entries: list[
 
 
 # ---------------------------------------------------------------- the audit
+
+
+def closer_than_batch_neighbours(X: np.ndarray, sim: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Candidates that are closer to the entry than to any batch example less like the entry.
+
+    The batch's own neighbourhood is the contrast a spec cannot give: when an entry is missing, the
+    examples nearest its seeds belong to a neighbouring intent and sit closer to each other (their
+    own mode) than to the entry; a real member of a rare entry is closer to the entry's seeds than
+    to the unrelated examples around it. `sim` is each example's similarity to the entry; only the
+    candidates are checked (one row of similarities each), so the cost is candidates x batch.
+    """
+    keep = candidates.copy()
+    for i in np.flatnonzero(candidates):
+        row = X @ X[i]
+        row[i] = -np.inf
+        less_like = sim < sim[i]
+        if less_like.any() and float(row[less_like].max()) > float(sim[i]):
+            keep[i] = False
+    return keep
 
 
 def _cohesion(vectors: np.ndarray) -> float | None:
@@ -421,38 +454,61 @@ def audit_tail(
                 emb_member[:, k] = (sim[:, k] >= thresholds[k]) & (nearest_owner == k)
             else:
                 emb_member[:, k] = sim[:, k] >= thresholds[k]  # description only; used under `embedding`
+            emb_member[:, k] &= closer_than_batch_neighbours(X, sim[:, k], emb_member[:, k])
 
         # LLM judge on the prefiltered candidates.
         stats = CallStats()
         llm_yes = np.zeros((n, m), dtype=bool)
         judged = np.zeros((n, m), dtype=bool)
         failed = np.zeros((n, m), dtype=bool)
+        control_yes, control_judged = 0, 0
+        judge_trusted = judge != "embedding"
         if judge != "embedding":
             pairs: list[tuple[int, int]] = []
+            controls: list[tuple[int, int]] = []
             for k in range(m):
                 order = np.argsort(-sim[:, k], kind="stable")
                 top = order if judge_top is None else order[:judge_top]
                 pairs.extend((int(i), k) for i in top)
-            answers = run_sync(lambda: _ajudge(pairs, texts, entries, settings=settings, cache=cache, stats=stats))
+                # negative controls: the batch examples least like the entry; a judge that calls
+                # them members says yes to anything, and its yes must not decide coverage
+                chosen = {int(i) for i in top}
+                controls.extend((int(i), k) for i in order[::-1][:CONTROLS_PER_ENTRY] if int(i) not in chosen)
+            answers = run_sync(lambda: _ajudge(pairs + controls, texts, entries, settings=settings, cache=cache,
+                                               stats=stats))
+            control_set = set(controls)
             for (i, k), answer in answers.items():
+                if (i, k) in control_set:
+                    control_judged += answer is not None
+                    control_yes += answer == "yes"
+                    continue
                 judged[i, k] = True
                 if answer is None:
                     failed[i, k] = True
                 elif answer == "yes":
                     llm_yes[i, k] = True
+            if control_judged and control_yes / control_judged > MAX_CONTROL_YES:
+                judge_trusted = False
         timings.extract_s = time.perf_counter() - t
 
         results: list[TailEntryResult] = []
         notes: list[str] = []
         ids = [e.id for e in loaded.examples]
+        if judge != "embedding":
+            rate = control_yes / control_judged if control_judged else float("nan")
+            if not judge_trusted:
+                notes.append(f"the LLM judge is not calibrated: it said yes to {control_yes} of {control_judged} "
+                             f"negative controls (the examples least like each entry, {rate:.0%} > "
+                             f"{MAX_CONTROL_YES:.0%}); coverage is decided by the embedding rule alone")
+        effective = judge if judge_trusted or judge == "embedding" else "embedding"
         for k, entry in enumerate(entries):
-            if judge == "embedding":
+            if effective == "embedding":
                 covered, decided = emb_member[:, k], ("embedding" if has_seeds[k]
                                                       else "embedding (description only: no seeds)")
-            elif judge == "llm" or not has_seeds[k]:
+            elif effective == "llm" or not has_seeds[k]:
                 covered = llm_yes[:, k]
                 decided = "llm" if judge == "llm" else "llm (no seeds: no embedding signal)"
-            elif judge == "both":
+            elif effective == "both":
                 covered, decided = llm_yes[:, k] & emb_member[:, k], "both (llm and embedding agree)"
             else:
                 covered, decided = llm_yes[:, k] | emb_member[:, k], "either (llm or embedding)"
@@ -520,6 +576,8 @@ def audit_tail(
             min_count=min_count, min_share=min_share,
             judgements=int(judged.sum()), judgements_without_prefilter=n * m,
             llm_calls=stats.calls, llm_cache_hits=stats.cache_hits, llm_failures=stats.failures,
+            judge_control_yes_rate=(control_yes / control_judged) if control_judged else None,
+            judge_trusted=judge_trusted if judge != "embedding" else None,
             notes=notes, entries=results,
         )
         timings.llm_calls = stats.calls
