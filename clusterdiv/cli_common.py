@@ -64,6 +64,24 @@ def representation_settings(representation: RepresentationChoice | None, text_we
         out["clustering"] = {"distance_threshold": threshold}
     return out
 ApiBase = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
+ApiKey = Annotated[str | None, typer.Option(
+    envvar="CLUSTERDIV_API_KEY", show_envvar=True,
+    help="LLM API key (default: the provider's own variable, e.g. OPENAI_API_KEY; none needed for a "
+         "local --api-base)")]
+
+
+class InputFormat(str, Enum):
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+    tsv = "tsv"
+    parquet = "parquet"
+    txt = "txt"
+    hf_dataset = "hf_dataset"
+
+
+InputFormatOpt = Annotated[InputFormat | None, typer.Option(
+    "--input-format", help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=256, help="Concurrent LLM requests")]
 ReferenceSize = Annotated[int, typer.Option(min=2, help="Sample size the normalised score refers to")]
 Metrics = Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")]
@@ -81,7 +99,8 @@ BatchId = Annotated[str | None, typer.Option(help="Batch id in history (default:
 def build_config(*, model: str, embedding_model: str, seed: int, sample: int | None,
                  prompt_file: Path | None, criteria: str | None, api_base: str | None, concurrency: int,
                  reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
-                 text_weight: float | None = None, threshold: float | None = None) -> Any:
+                 text_weight: float | None = None, threshold: float | None = None,
+                 api_key: str | None = None) -> Any:
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
@@ -95,7 +114,7 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | N
         except ValueError as exc:
             raise InputError(str(exc)) from exc
     return ScoreConfig(
-        llm=LLMSettings(model=model, seed=seed, api_base=api_base, concurrency=concurrency),
+        llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency),
         embedding_model=embedding_model,
         prompt_file=str(prompt_file) if prompt_file else None,
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,

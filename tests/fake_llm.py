@@ -84,14 +84,14 @@ class FakeLLM(CustomLLM):
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    def _log(self, model: str, text: str) -> int:
+    def _log(self, model: str, text: str, api_key: Any = None) -> int:
         with self.lock:
             self.calls[(model, text)] += 1
             n = self.calls[(model, text)]
         log = os.environ.get("FAKE_LLM_CALL_LOG")
         if log:
             with open(log, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"model": model, "text": text}) + "\n")
+                handle.write(json.dumps({"model": model, "text": text, "api_key": api_key}) + "\n")
         return n
 
     def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
@@ -100,7 +100,7 @@ class FakeLLM(CustomLLM):
         import litellm
 
         text = _message_text(messages)
-        attempt = self._log(model, text)
+        attempt = self._log(model, text, api_key)
         if model == "auth":
             raise litellm.AuthenticationError(message="bad key", llm_provider="fake", model=model)
         if model == "ratelimit" and attempt == 1:

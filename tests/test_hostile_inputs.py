@@ -728,3 +728,26 @@ def test_a_server_refusing_every_response_format_gets_the_schema_in_the_prompt(s
     assert fallback["failed"]["count"] == 0 and fallback["n_samples"] == report["n_samples"]
     unique = len({json.loads(line)["text"] for line in small_corpus.read_text().splitlines()})
     assert fallback["timings"]["llm_calls"] == unique + 3  # three refusals once per run, then one call each
+
+
+def test_api_key_reaches_the_provider_but_never_the_report_or_cache(small_corpus, cache_dir, subprocess_env):
+    secret = "sk-test-9d2f61c0"
+    result, report = score_json(small_corpus, subprocess_env, "--api-key", secret)
+    sent = {json.loads(line)["api_key"] for line in Path(subprocess_env["FAKE_LLM_CALL_LOG"]).read_text().splitlines()}
+    assert sent == {secret}
+    assert secret not in result.stdout and secret not in result.stderr
+    with_env = run_cli(["score", str(small_corpus), "--model", "fake/echo", *LLM, "--metrics", "none",
+                        "--format", "json"], {**subprocess_env, "CLUSTERDIV_API_KEY": secret})
+    assert with_env.returncode == 0 and secret not in with_env.stdout
+    for path in [*cache_dir.rglob("*"), Path(subprocess_env["CLUSTERDIV_HISTORY_DB"])]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_check_reads_stdin_with_input_format(small_corpus, subprocess_env):
+    assert run_cli(["track", "ds", "--owner", "me", "--min", "score=0.0"], subprocess_env).returncode == 0
+    result = run_cli(["check", "-", "--input-format", "jsonl", "--dataset", "ds", "--model", "fake/echo",
+                      "--metrics", "none", "--format", "json", "--no-progress"], subprocess_env,
+                     input=small_corpus.read_text())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["report"]["source"] == "<stdin>"

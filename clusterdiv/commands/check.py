@@ -15,6 +15,7 @@ import typer
 
 from clusterdiv.cli_common import (
     ApiBase,
+    ApiKey,
     BatchId,
     CacheDir,
     Concurrency,
@@ -24,6 +25,7 @@ from clusterdiv.cli_common import (
     Format,
     HistoryDb,
     IdField,
+    InputFormatOpt,
     Metrics,
     Model,
     OutputFormat,
@@ -71,12 +73,14 @@ def check(
     text_weight: TextWeight = None,
     threshold: Threshold = None,
     api_base: ApiBase = None,
+    api_key: ApiKey = None,
     concurrency: Concurrency = 4,
     reference_size: ReferenceSize = 100,
     metrics: Metrics = "all",
     reference: Reference = None,
     cache_dir: CacheDir = None,
     progress: Progress = True,
+    input_format: InputFormatOpt = None,
     debug: Debug = False,
 ) -> None:
     """Score BATCH, record it, and exit 3 if it breaches its dataset's thresholds (see `track`)."""
@@ -99,10 +103,12 @@ def check(
             config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
                                   prompt_file=prompt_file, criteria=criteria, api_base=api_base,
                                   concurrency=concurrency, reference_size=reference_size, metrics=metrics,
-                              representation=representation, text_weight=text_weight, threshold=threshold)
+                              representation=representation, text_weight=text_weight, threshold=threshold,
+                                  api_key=api_key)
             from clusterdiv.pipeline import score as run_score
 
-            load_options = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid}
+            load_options = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid,
+                            "format": input_format.value if input_format else None}
             with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
                 report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options,
                                    reference=reference,
