@@ -12,6 +12,7 @@ Model names choose a behaviour:
                    OpenAI-compatible servers do: the caller must fall back to the schema in the prompt
   fake/judge       tail-membership judge: member = "yes" when a keyword of the category description
                    (a word of 4+ letters, not a stopword) appears in the text; echo for other prompts
+  fake/yesman      a judge that says "yes" to every membership question (as the 135M model nearly does)
 Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
 answers the cluster-naming schema (a `name` property in the requested response_format) with
 name = "<most common first word> requests" over the members of the group to name (ties
@@ -114,6 +115,8 @@ class FakeLLM(CustomLLM):
             content = "Sure! Here is the JSON you asked for: {intent: oops"
         elif model == "judge" and (found := _DESCRIPTION.search(messages[-1]["content"])):
             content = json.dumps({"member": judge_member(found.group(1), text)})
+        elif model == "yesman" and _DESCRIPTION.search(messages[-1]["content"]):
+            content = json.dumps({"member": "yes"})
         elif "name" in _schema_properties(optional_params):
             content = json.dumps(name_cluster(messages[-1]["content"]))
         else:

@@ -15,6 +15,7 @@ from corpora import intent_corpus
 from rich.console import Console
 
 from clusterdiv.anchoring import audit_tail, load_tail_spec, render_markdown, render_table
+from clusterdiv.anchoring.tail import CONTROLS_PER_ENTRY
 from clusterdiv.errors import InputError
 from clusterdiv.records import Example
 
@@ -87,10 +88,24 @@ def test_prefilter_bounds_the_judge_and_reruns_are_free(cache, fake_llm, embedde
     report = audit_tail(batch, spec=SPEC, model="fake/judge", judge_top=7, embedding_model=embedder, cache=cache)
     section = report.tail_audit
     assert section["judgements"] == 7 * 3 and section["judgements_without_prefilter"] == len(batch) * 3
-    assert 0 < section["llm_calls"] <= 21 and "7 examples most similar" in section["prefilter"]
+    # the 7 prefiltered candidates per entry, plus the negative controls that calibrate the judge
+    assert 0 < section["llm_calls"] <= 21 + 3 * CONTROLS_PER_ENTRY and "7 examples most similar" in section["prefilter"]
+    assert section["judge_trusted"] is True and section["judge_control_yes_rate"] == 0.0
     again = audit_tail(batch, spec=SPEC, model="fake/judge", judge_top=7, embedding_model=embedder, cache=cache)
     assert again.tail_audit["llm_calls"] == 0 and again.tail_audit["llm_cache_hits"] == section["llm_calls"]
     assert again.tail_audit["entries"] == section["entries"]
+
+
+def test_a_judge_that_says_yes_to_everything_is_detected_and_not_trusted(cache, fake_llm, embedder):
+    batch = batch_without(["alarm"])
+    report = audit_tail(batch, spec=SPEC, judge="llm", model="fake/yesman", judge_top=7, embedding_model=embedder,
+                        cache=cache)
+    section = report.tail_audit
+    assert section["judge_trusted"] is False and section["judge_control_yes_rate"] == 1.0
+    assert any("not calibrated" in note for note in section["notes"])
+    # coverage fell back to the embedding rule: the removed entry is still found missing
+    assert [e["decided_by"] for e in section["entries"]] == ["embedding"] * len(section["entries"])
+    assert "alarm" in section["uncovered"]
 
 
 def test_tail_derived_from_the_rarest_reference_labels(cache, embedder):

@@ -16,7 +16,8 @@ from corpora import INTENT_TEMPLATES, intent_corpus
 
 from clusterdiv.history import HistoryStore
 
-FAST = ["--model", "fake/echo", "--metrics", "lexical", "--no-progress"]
+# the criteria representation: these gate tests were calibrated on the fake model's criteria
+FAST = ["--representation", "criteria", "--model", "fake/echo", "--metrics", "lexical", "--no-progress"]
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -80,7 +81,7 @@ def test_check_rejects_bad_input_with_exit_2_before_scoring(tmp_path, env):
     assert run_cli(["track", "batch", "--min", "score_normalized=0.1"], env).returncode == 0
     missing = run_cli(["check", str(tmp_path / "nope.jsonl"), "--dataset", "batch", *FAST], env)
     assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
-    bad_metric = run_cli(["check", str(batch), *FAST[:2], "--metrics", "distinct_9"], env)
+    bad_metric = run_cli(["check", str(batch), *FAST[:4], "--metrics", "distinct_9"], env)
     assert bad_metric.returncode == 2
     with HistoryStore(env["CLUSTERDIV_HISTORY_DB"]) as store:
         assert store.count_runs() == 0  # nothing was scored, nothing recorded

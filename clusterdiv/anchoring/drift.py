@@ -256,6 +256,7 @@ def drift(
 
             settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
             config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
+                                 representation={"kind": "criteria"},
                                  clustering=cluster_params or ClusterParams())
             prompt = PromptTemplate.load(None)
             stats = CallStats()
