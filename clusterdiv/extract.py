@@ -69,7 +69,3 @@ def extract_criteria(examples: Sequence[Example], *, model: LLMSettings, cache: 
     return run_sync(lambda: aextract_criteria(examples, model=model, cache=cache, prompt=prompt, stats=stats,
                                               progress=progress))
 
-
-def criteria_text(criteria: dict[str, str], fields: Sequence[str]) -> str:
-    """The text that represents an example in embedding space: chosen criteria, labelled."""
-    return "; ".join(f"{f}: {criteria[f]}" for f in fields if criteria.get(f))

@@ -21,7 +21,7 @@ from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import NOISE, Clustering, ClusterParams, cluster_vectors
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import ClusterdivError, InputError
-from clusterdiv.extract import criteria_text, extract_criteria
+from clusterdiv.extract import extract_criteria
 from clusterdiv.llm.plugins import get_registry
 from clusterdiv.llm.structured import CallStats, LLMSettings
 from clusterdiv.progress import NullProgress, ProgressReporter
@@ -39,7 +39,7 @@ from clusterdiv.report import (
     ValueCount,
     count_truncations,
 )
-from clusterdiv.represent import Representation, RepresentationInfo, copied_values, represent
+from clusterdiv.represent import Representation, RepresentationInfo, copied_values, criteria_text, represent
 from clusterdiv.scoring import DiversityScore, score_labels
 
 

@@ -30,10 +30,10 @@ from clusterdiv.aio import run_sync
 from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import NOISE
 from clusterdiv.explore.model import Source
-from clusterdiv.extract import criteria_text
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
 from clusterdiv.progress import NullProgress, ProgressReporter
 from clusterdiv.prompts import PromptTemplate, prompts_dir
+from clusterdiv.represent import criteria_text
 
 MEMBERS_SHOWN = 8  # members of the cluster in the prompt
 NEIGHBOURS = 2  # nearest other clusters shown as contrast
