@@ -289,7 +289,7 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     shares = report.metrics.get("cluster_shares")
     if shares:
         st = Table(title="Modes versus the reference (most discrepant first)")
-        for col in ("cluster", "batch", "reference", "flag", "criteria"):
+        for col in ("cluster", "batch", "reference", "flag", "mode"):
             st.add_column(col)
         for row in shares["clusters"][:top]:
             st.add_row(str(row["cluster_id"]), f"{row['batch_share']:.1%}", f"{row['reference_share']:.1%}",

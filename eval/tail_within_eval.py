@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
                              "recall": len(hits) / len(removed),
                              "counts": {e["name"]: e["count"] for e in section["entries"]},
                              "true_counts_of_kept": truth, "notes": section.get("notes", []),
-                             "calibration": section["calibration"]})
+                             "calibration": section["calibration"], "judge_trusted": section.get("judge_trusted"),
+                             "judge_control_yes_rate": section.get("judge_control_yes_rate"),
+                             "llm_calls": section["llm_calls"], "llm_cache_hits": section["llm_cache_hits"]})
                 r = runs[-1]
                 print(f"{ds.name} seed {seed}: flagged {len(flagged)}, TP {len(hits)}/{len(removed)}; counts "
                       + ", ".join(f"{k}={v}{'*' if k in removed else ''}" for k, v in r["counts"].items()), flush=True)
@@ -107,6 +109,13 @@ def main(argv: list[str] | None = None) -> None:
                      f"{t / sum(len(r['removed']) for r in rs):.2f} |")
     lines.append(f"| **all** | {len(runs)} | {flagged} | {tp} | {tp / flagged if flagged else float('nan'):.2f} | "
                  f"{tp / total:.2f} |")
+    judged = [r for r in runs if r["judge_trusted"] is not None]
+    if judged:
+        rates = ", ".join(f"{r['judge_control_yes_rate']:.0%}" for r in judged)
+        lines += ["", f"LLM judge `{args.model}` calibration: trusted in {sum(r['judge_trusted'] for r in judged)} of "
+                      f"{len(judged)} runs; it called {rates} of its negative controls (the examples least like each "
+                      "entry) members, so where it was not trusted coverage was decided by the embedding rule. "
+                      f"{sum(r['llm_calls'] + r['llm_cache_hits'] for r in judged)} judgements in all."]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -394,10 +394,11 @@ def write_markdown(results: list[dict[str, Any]], analysis: dict[str, Any], meta
     L += ["", "## Cost", ""]
     for r in results:
         c = r["cost"]
-        if c.get("model_calls"):
-            L.append(f"- {r['dataset']}: {c['model_calls']} model calls ({c['cache_hits']} from the cache, "
-                     f"{c['failures']} failed, {c['degenerate']} degenerate answers gated) for criteria, "
-                     f"extraction {c['extract_s']:.0f} s.")
+        if c.get("model_calls", 0) + c.get("cache_hits", 0) > 0:
+            L.append(f"- {r['dataset']}: criteria for {c.get('criteria_texts', c['model_calls'] + c['cache_hits'])} "
+                     f"texts, {c['model_calls']} model calls in this run ({c['cache_hits']} from the cache), "
+                     f"{c['failures']} failed; {c['degenerate']} answers degenerate (one-word, generic or copied "
+                     f"intent), extraction {c['extract_s']:.0f} s.")
     cold = meta.get("cold_cost")
     if cold:
         L.append(f"- The cold run that filled the cache: {cold['model_calls']} model calls in {cold['extract_s']:.0f} s "
