@@ -28,7 +28,9 @@ def test_many_intents_score_clearly_above_few_intents(cache, representation):
     assert few_report.modes_from.kind == representation
     assert (few_report.timings.llm_calls + few_report.timings.llm_cache_hits > 0) == (representation != "text")
     assert few_report.failed.count <= 2 and many_report.failed.count <= 2
-    assert many_report.score_normalized > few_report.score_normalized + 0.15
+    # hybrid's validated cut (0.70) makes coarser modes on these templates: a smaller, still clear margin
+    margin = 0.1 if representation == "hybrid" else 0.15
+    assert many_report.score_normalized > few_report.score_normalized + margin
     assert many_report.ci95_normalized[0] > few_report.ci95_normalized[1]  # intervals do not overlap
 
 

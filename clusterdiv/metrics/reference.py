@@ -162,7 +162,8 @@ def mauve_score(
         kmeans_num_redo=kmeans_num_redo,
         kmeans_max_iter=kmeans_max_iter,
         mauve_scaling_factor=mauve_scaling_factor,
-        seed=seed,
+        # faiss takes a C int seed (and mauve adds 1 for its PCA): fold any accepted seed into that range
+        seed=seed % (2**31 - 1),
         verbose=False,
     )
     return float(out.mauve)
