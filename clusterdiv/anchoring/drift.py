@@ -7,11 +7,12 @@ fresh real sample on three kinds of evidence and gives one verdict:
 * MAUVE (distributional closeness), k-NN recall and coverage (how much of the fresh real data
   the batch still reaches), precision and density for context: the reference metrics of
   `clusterdiv.metrics.registry`, on MiniLM embeddings of the raw texts;
-* per-mode share shifts in one shared clustering of batch + fresh data (`pipeline.
-  shared_cluster_shares`: LLM criteria -> embeddings -> clusters), summarised as the total
+* per-mode share shifts in one shared clustering of batch + fresh data, summarised as the total
   variation distance between the two share vectors (noise points pooled as one bin), with the
-  modes the batch misses or over-produces; `cluster_on="text"` clusters the raw text embeddings
-  instead (no LLM), `cluster_on=None` skips it;
+  modes the batch misses or over-produces. `cluster_on="text"` (default) clusters the raw text
+  embeddings (no LLM), the representation the held-out validation chose for `score`;
+  `cluster_on="criteria"` clusters LLM criteria (`pipeline.shared_cluster_shares`);
+  `cluster_on=None` skips it;
 * an optional `expires_after` date: past it, the verdict is `stale` whatever the metrics say.
 
 Verdict thresholds (`VERDICT_THRESHOLDS`; the verdict is the worst of the indicators):
@@ -191,7 +192,7 @@ def drift(
     *,
     expires_after: dt.date | str | None = None,
     as_of: dt.date | str | None = None,
-    cluster_on: Literal["criteria", "text"] | None = "criteria",
+    cluster_on: Literal["criteria", "text"] | None = "text",
     cluster_params: ClusterParams | None = None,
     model: LLMSettings | str | None = None,
     embedding_model: str | Embedder = DEFAULT_EMBEDDING_MODEL,

@@ -250,8 +250,9 @@ def register(app: typer.Typer) -> None:
                                                                "stale regardless of the metrics")] = None,
         as_of: Annotated[str | None, typer.Option(help="Check the expiry against this date (default today)")]
         = None,
-        cluster_on: Annotated[ClusterOn, typer.Option(help="Per-mode shares from LLM criteria, raw text "
-                                                           "embeddings (no LLM), or none")] = ClusterOn.criteria,
+        cluster_on: Annotated[ClusterOn, typer.Option(help="Per-mode shares from raw text embeddings (no LLM; "
+                                                           "the validated default), LLM criteria, or none")]
+        = ClusterOn.text,
         model: ModelOpt = "local/smollm2",
         api_base: ApiBaseOpt = None,
         concurrency: ConcurrencyOpt = 4,
