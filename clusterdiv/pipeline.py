@@ -102,8 +102,8 @@ def embed_extractions(extractions: Sequence[Extraction], *, model: Embedder, cac
 
 
 def extract_if_needed(examples: Sequence[Example], *, config: ScoreConfig, cache: ModelCache,
-                      prompt: PromptTemplate, stats: CallStats, progress: ProgressReporter | None = None
-                      ) -> list[Extraction]:
+                      prompt: PromptTemplate, stats: CallStats | None = None,
+                      progress: ProgressReporter | None = None) -> list[Extraction]:
     """Criteria for every example when the representation uses them; none (no LLM call) for `text`."""
     if not config.representation.uses_llm:
         return []
