@@ -133,6 +133,9 @@ def score(
     input_format: Annotated[InputFormat | None, typer.Option(
         help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
+    # --- per-example modes (issue 17): see clusterdiv/actions/assignments.py
+    assignments: Annotated[Path | None, typer.Option(
+        help="Also write each input row's mode here (.parquet, .jsonl or .csv)")] = None,
     # --- history (issue 6): see clusterdiv/history/record.py
     record: Annotated[bool, typer.Option(help="Record the run in the history database")] = True,
     dataset: Annotated[str | None, typer.Option(help="History: dataset name (default: file stem)")] = None,
@@ -162,16 +165,19 @@ def score(
             metrics=metrics,
             **representation_settings(representation, text_weight, threshold),
         )
-        if metrics not in ("all", "none"):
-            from clusterdiv.metrics.registry import resolve_selection
+        from clusterdiv.metrics.registry import validate_selection
 
-            try:
-                resolve_selection(metrics)
-            except ValueError as exc:
-                raise InputError(str(exc)) from exc
+        try:
+            validate_selection(metrics)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
                         "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
         ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
+        if assignments is not None:  # a bad extension fails before the run, not after
+            from clusterdiv.actions.assignments import check_assignments_path
+
+            check_assignments_path(assignments)
         with ModelCache(cache_dir) as cache:
             if progress and stderr.is_terminal or progress and os.environ.get("CLUSTERDIV_FORCE_PROGRESS"):
                 with RichProgress() as bars:
@@ -180,6 +186,13 @@ def score(
             else:
                 report = run_score(file, config=config, cache=cache, load_options=load_options,
                                    reference=reference, reference_load_options=ref_options)
+            if assignments is not None:  # issue 17: same config and cache, so the report's modes
+                from clusterdiv.actions.assignments import assign_modes, write_assignments
+
+                write_assignments(assign_modes(file, config=config, cache=cache, load_options=load_options,
+                                               reference=reference, reference_load_options=ref_options),
+                                  assignments)
+                stderr.print(f"assignments written to {assignments}", highlight=False)
             warn_cache_damage(cache)
         if record:  # history (issue 6): a storage failure only warns, the report still prints
             from clusterdiv.history.record import record_from_cli
@@ -243,20 +256,18 @@ def metrics_command(
 
         from clusterdiv.corpus import load_corpus
         from clusterdiv.errors import InputError
-        from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+        from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
 
         try:
-            selected = resolve_selection(None if metrics == "all" else metrics)
+            plan = select_metrics(metrics, has_reference=reference is not None)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        if reference is None:
-            selected -= set(METRIC_GROUPS["reference"])
+        selected = set(plan.selected)
         corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid,
                              format=input_format.value if input_format else None)
         texts = [e.text for e in corpus.examples]
         vectors = ref_vectors = None
-        needs_vectors = selected - set(METRIC_GROUPS["lexical"])
-        if needs_vectors:
+        if plan.needs_embeddings:
             from clusterdiv.cache import ModelCache
             from clusterdiv.embed import Embedder, embed_texts
 

@@ -1,0 +1,201 @@
+"""CLI to act on the measurement (issue 17): `select` (a diverse subset under a budget) and `seeds`
+(real seed examples of the modes a batch lacks). Library: clusterdiv.actions.
+
+Same contract as `score`: errors as one line on stderr, exit 2 for bad input and 1 otherwise,
+--debug for the traceback. `score --assignments FILE` (per-example modes) lives in cli.py's `score`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clusterdiv.cli_common import (
+    CacheDir,
+    Debug,
+    EmbeddingModel,
+    Format,
+    IdField,
+    InputFormatOpt,
+    Model,
+    OutputFormat,
+    RepresentationOpt,
+    Seed,
+    SkipInvalid,
+    TextField,
+    Threshold,
+    build_config,
+)
+
+SourceField = Annotated[str, typer.Option(help="Field saying where an example came from (real or synthetic)")]
+RealValues = Annotated[str, typer.Option(help="Comma-separated source values that mean real (case-insensitive)")]
+
+
+def _config(model: str, embedding_model: str, seed: int, representation: Any, threshold: float | None) -> Any:
+    return build_config(model=model, embedding_model=embedding_model, seed=seed, sample=None, prompt_file=None,
+                        criteria=None, api_base=None, concurrency=4, reference_size=100, metrics="none",
+                        representation=representation, threshold=threshold)
+
+
+def _run(debug: bool, body: Any) -> None:
+    try:
+        body()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        from clusterdiv.cli import stderr
+
+        stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # one line per error; traceback only with --debug
+        from clusterdiv.cli import fail
+
+        fail(exc, debug)
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def select_markdown(result: Any) -> str:
+    b, a = result.before, result.after
+    lines = [f"# clusterdiv select: {result.n_selected} of {result.n_input} (budget {result.budget})", "",
+             f"- modes: {result.n_modes} ({result.method}); {result.weighting}",
+             f"- seed {result.seed}" + (f"; real share cap {result.real_share:.0%} = {result.real_cap} examples"
+                                       if result.real_share is not None else "")
+             + (f"; at most {result.mode_cap} per mode" if result.mode_cap is not None else ""), "",
+             "| | examples | real | modes touched | normalised score | real data in missing modes "
+             "| share distance to reference |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, f in (("before", b), ("after", a)):
+        lines.append(f"| {name} | {f.n} | {'' if f.real is None else f.real} | {f.n_modes} | "
+                     f"{f.score_normalized:.3f} | {_pct(f.reference_share_missing)} | "
+                     f"{'' if f.share_distance is None else f'{f.share_distance:.3f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_summary(result: Any) -> str:
+    excluded = ", ".join(f"{k}: {v}" for k, v in sorted(result.excluded.items())) or "none"
+    return (f"{result.n_lacking} of {result.n_modes} real modes lacking in the batch ({result.n_missing} missing, "
+            f"{result.n_lacking - result.n_missing} under-covered; {result.reference_share_lacking:.1%} of the real "
+            f"data); {sum(len(m.seeds) for m in result.modes)} seeds; reference rows excluded as possibly "
+            f"synthetic: {excluded}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("select")
+    def select_command(
+        batch: Annotated[Path, typer.Argument(help="The batch to choose from (any format `score` reads)")],
+        budget: Annotated[int, typer.Option(min=1, help="How many examples to keep (never exceeded)")],
+        reference: Annotated[Path | None, typer.Option(help="Real data: follow its mode shares")] = None,
+        real_share: Annotated[float | None, typer.Option(
+            min=0.0, max=1.0, help="Mix budget: prefer real examples (by --source-field) up to this share of "
+                                   "the budget, never more")] = None,
+        max_share: Annotated[float | None, typer.Option(
+            min=0.0, max=1.0, help="Cap on any one mode's share of the budget")] = None,
+        out: Annotated[Path | None, typer.Option(help="Write the subset here (default: BATCH.selected.<ext>), "
+                                                      "in the input's format unless the name says another")] = None,
+        source_field: SourceField = "source",
+        real_values: RealValues = "real,human,gold,original",
+        seed: Seed = 0,
+        representation: RepresentationOpt = None,
+        threshold: Threshold = None,
+        model: Model = "local/smollm2",
+        embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
+        output_format: Format = OutputFormat.table,
+        text_field: TextField = None,
+        id_field: IdField = None,
+        skip_invalid: SkipInvalid = False,
+        input_format: InputFormatOpt = None,
+        cache_dir: CacheDir = None,
+        debug: Debug = False,
+    ) -> None:
+        """A subset of N examples that covers the modes, follows the reference and keeps the mix budget."""
+
+        def body() -> None:
+            from clusterdiv.actions.select import select_subset
+            from clusterdiv.actions.write import default_output, write_examples
+            from clusterdiv.actions.write import output_format as out_format
+            from clusterdiv.cache import ModelCache
+            from clusterdiv.cli import stderr
+
+            load = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid,
+                    "format": input_format.value if input_format else None}
+            with ModelCache(cache_dir) as cache:
+                result = select_subset(
+                    batch, budget=budget, reference=reference, real_share=real_share, max_share=max_share,
+                    source_field=source_field, real_values=[v.strip() for v in real_values.split(",") if v.strip()],
+                    config=_config(model, embedding_model, seed, representation, threshold), cache=cache,
+                    load_options=load, reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid})
+            target = out or default_output(batch, "selected")
+            write_examples(result.examples, target, fmt=out_format(target, result.input_format),
+                           text_field=result.text_field, id_field=id_field)
+            stderr.print(f"{result.n_selected} examples written to {target}", highlight=False)
+            if output_format is OutputFormat.json:
+                sys.stdout.write(json.dumps({**result.model_dump(mode="json"), "out": str(target)}, indent=2) + "\n")
+            elif output_format is OutputFormat.markdown:
+                sys.stdout.write(select_markdown(result))
+            else:
+                from rich.console import Console
+                from rich.table import Table
+
+                table = Table(title=f"select: {result.n_selected} of {result.n_input} (budget {result.budget})")
+                for col in ("", "examples", "real", "modes touched", "normalised score",
+                            "real data in missing modes", "share distance"):
+                    table.add_column(col, justify="right" if col else "left")
+                for name, f in (("before", result.before), ("after", result.after)):
+                    table.add_row(name, str(f.n), "" if f.real is None else str(f.real), str(f.n_modes),
+                                  f"{f.score_normalized:.3f}", _pct(f.reference_share_missing),
+                                  "" if f.share_distance is None else f"{f.share_distance:.3f}")
+                Console().print(table)
+
+        _run(debug, body)
+
+    @app.command("seeds")
+    def seeds_command(
+        batch: Annotated[Path, typer.Argument(help="The synthetic batch")],
+        reference: Annotated[Path, typer.Option(help="Real data: seeds are drawn from it only")],
+        per_mode: Annotated[int, typer.Option(min=1, help="Real seed examples per lacking mode")] = 5,
+        against: Annotated[list[Path] | None, typer.Option(
+            help="Earlier synthetic batches: reference rows copied or paraphrased from them are never seeds")] = None,
+        missing_only: Annotated[bool, typer.Option(help="Only modes the batch has no example of")] = False,
+        out: Annotated[Path | None, typer.Option(help="Write the seeds JSONL here (default: stdout)")] = None,
+        source_field: SourceField = "source",
+        real_values: RealValues = "real,human,gold,original",
+        seed: Seed = 0,
+        representation: RepresentationOpt = None,
+        threshold: Threshold = None,
+        model: Model = "local/smollm2",
+        embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
+        text_field: TextField = None,
+        id_field: IdField = None,
+        skip_invalid: SkipInvalid = False,
+        cache_dir: CacheDir = None,
+        debug: Debug = False,
+    ) -> None:
+        """Real seeds (JSONL, one line per mode) for every mode the batch lacks or under-covers."""
+
+        def body() -> None:
+            from clusterdiv.actions.seeds import tail_seeds, write_seeds
+            from clusterdiv.cache import ModelCache
+            from clusterdiv.cli import stderr
+
+            load = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid}
+            with ModelCache(cache_dir) as cache:
+                result = tail_seeds(
+                    batch, reference=reference, per_mode=per_mode, against=list(against or []),
+                    source_field=source_field, real_values=[v.strip() for v in real_values.split(",") if v.strip()],
+                    include_under=not missing_only,
+                    config=_config(model, embedding_model, seed, representation, threshold), cache=cache,
+                    load_options=load, reference_load_options=load)
+            text = write_seeds(result, out)
+            stderr.print(seeds_summary(result), highlight=False, soft_wrap=True)
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                stderr.print(f"seeds written to {out}", highlight=False)
+
+        _run(debug, body)
