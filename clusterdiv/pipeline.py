@@ -7,23 +7,22 @@ notebook can run them one at a time; `score()` is only the composition plus timi
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from clusterdiv import __version__
 from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import NOISE, Clustering, ClusterParams, cluster_vectors
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import ClusterdivError, InputError
 from clusterdiv.extract import extract_criteria
-from clusterdiv.llm.plugins import get_registry
 from clusterdiv.llm.structured import CallStats, LLMSettings
+from clusterdiv.modespace import BATCH, REFERENCE, ModeRow, ModeSpace, build_mode_space
 from clusterdiv.progress import NullProgress, ProgressReporter
 from clusterdiv.prompts import PromptTemplate
 from clusterdiv.records import ClusterAssignment, EmbeddedExample, Example, Extraction
@@ -32,14 +31,13 @@ from clusterdiv.report import (
     FailureRecord,
     Failures,
     Report,
-    RunConfig,
     SkippedInput,
-    Timings,
     Truncations,
     ValueCount,
     count_truncations,
 )
 from clusterdiv.represent import Representation, RepresentationInfo, copied_values, criteria_text, represent
+from clusterdiv.run import RunContext
 from clusterdiv.scoring import DiversityScore, score_labels
 
 
@@ -173,12 +171,13 @@ def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Se
 def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Example] | None, *,
                            config: ScoreConfig, embedder: Embedder, cache: ModelCache,
                            prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
-                           progress: ProgressReporter | None = None) -> dict[str, Any]:
+                           progress: ProgressReporter | None = None, shared: ModeSpace | None = None
+                           ) -> dict[str, Any]:
     """The `metrics` section: set metrics on the raw texts, and against `reference` when given.
 
     Embedding metrics use the raw texts (the usual definition), embedded with the same model and
-    cache as the criteria. `cluster_shares` re-uses the criteria pipeline on the reference so both
-    sets are clustered together.
+    cache as the criteria. `cluster_shares` is read off `shared`, the batch + reference mode space
+    (built here when not given), so both sets are clustered together.
     """
     from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
 
@@ -199,7 +198,9 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
         seed=config.seed, bootstrap=config.bootstrap, self_bleu_sample=config.self_bleu_sample,
     )
     out: dict[str, Any] = {name: v.model_dump(mode="json") for name, v in values.items()}
-    if reference is not None:
+    if shared is not None:
+        out["cluster_shares"] = cluster_shares_section(shared)
+    elif reference is not None:
         out["cluster_shares"] = shared_cluster_shares(
             examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt,
             fields=fields, stats=stats, progress=progress,
@@ -207,27 +208,47 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
     return out
 
 
+def reference_key(row: ModeRow) -> str:
+    """A row's id in the `score`/`explore` report formats: the reference's are prefixed `ref:`."""
+    return row.example.id if row.group == BATCH else f"ref:{row.example.id}"
+
+
 def shared_clustering(examples: Sequence[Example], reference: Sequence[Example], *,
                       config: ScoreConfig, embedder: Embedder, cache: ModelCache,
                       prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
                       progress: ProgressReporter | None = None
                       ) -> tuple[list[Extraction], list[EmbeddedExample], list[ClusterAssignment], Clustering]:
-    """Batch and reference extracted, embedded and clustered together, so both live in one mode space.
+    """Batch and reference in one mode space (`build_mode_space`), as the stage records of old.
 
     Reference ids are prefixed `ref:`. Returns every extraction (batch then reference, failed ones
     included) and the embedded examples and assignments of the successful ones, in that order.
-    `shared_cluster_shares` and the explorer both use it, so their clusterings are the same.
     """
-    batch_ex = extract_if_needed(examples, config=config, cache=cache, prompt=prompt, stats=stats)
-    ref_ex = extract_if_needed(reference, config=config, cache=cache, prompt=prompt, stats=stats,
-                               progress=progress)
-    ref_ex = [e.model_copy(update={"example_id": f"ref:{e.example_id}"}) for e in ref_ex]
-    both = list(batch_ex) + list(ref_ex)
-    union = list(examples) + [e.model_copy(update={"id": f"ref:{e.id}"}) for e in reference]
-    embedded, _ = represent_examples(union, both, config=config, embedder=embedder, cache=cache, prompt=prompt,
-                                     fields=fields)
-    assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
-    return both, embedded, assignments, clustering
+    run = RunContext(cache=cache, progress=progress, stats=stats)
+    run.use_embedder(config.embedding_model, embedder)
+    space = build_mode_space({BATCH: examples, REFERENCE: reference}, config, run, timed=False, prompt=prompt,
+                             fields=fields)
+    return (space.extractions(reference_key), space.embedded(reference_key), space.assignments(reference_key),
+            space.clustering)
+
+
+def cluster_shares_section(space: ModeSpace) -> dict[str, Any]:
+    """The `cluster_shares` metric of a batch + reference space: each mode's share in both."""
+    from clusterdiv.shares import cluster_shares
+
+    summaries = {c.cluster_id: c.criteria_summary for c in space.summaries(key=reference_key)}
+    clustered = space.clustered()
+    rows = cluster_shares([int(r.mode) for r in clustered], [r.group == BATCH for r in clustered],  # type: ignore[arg-type]
+                          [reference_key(r) for r in clustered], summaries=summaries)
+    clustering = space.clustering
+    return {
+        "method": clustering.method,
+        "n_batch": len(space.clustered(BATCH)),
+        "n_reference": len(space.clustered(REFERENCE)),
+        "n_shared_clusters": clustering.n_clusters,
+        "under_covered": [r.cluster_id for r in rows if r.flag in ("missing", "under")],
+        "over_produced": [r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
+        "clusters": [r.model_dump(mode="json") for r in rows],
+    }
 
 
 def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Example], *,
@@ -235,28 +256,10 @@ def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Examp
                           prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
                           progress: ProgressReporter | None = None) -> dict[str, Any]:
     """Cluster batch and reference together; report each mode's share in both."""
-    from clusterdiv.shares import cluster_shares
-
-    both, _, assignments, clustering = shared_clustering(
-        examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt,
-        fields=fields, stats=stats, progress=progress,
-    )
-    texts = {e.id: e.text for e in examples} | {f"ref:{e.id}": e.text for e in reference}
-    summaries = {c.cluster_id: c.criteria_summary for c in summarize_clusters(
-        assignments, both, top=10**6, per_cluster=1, texts=texts)}
-    rows = cluster_shares(
-        [a.cluster for a in assignments], [not a.example_id.startswith("ref:") for a in assignments],
-        [a.example_id for a in assignments], summaries=summaries,
-    )
-    return {
-        "method": clustering.method,
-        "n_batch": sum(1 for a in assignments if not a.example_id.startswith("ref:")),
-        "n_reference": sum(1 for a in assignments if a.example_id.startswith("ref:")),
-        "n_shared_clusters": clustering.n_clusters,
-        "under_covered": [r.cluster_id for r in rows if r.flag in ("missing", "under")],
-        "over_produced": [r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
-        "clusters": [r.model_dump(mode="json") for r in rows],
-    }
+    run = RunContext(cache=cache, progress=progress, stats=stats)
+    run.use_embedder(config.embedding_model, embedder)
+    return cluster_shares_section(build_mode_space({BATCH: examples, REFERENCE: reference}, config, run,
+                                                   timed=False, prompt=prompt, fields=fields))
 
 
 # ---------------------------------------------------------------- composition
@@ -277,6 +280,15 @@ def _as_examples(data: Any, *, load_options: dict[str, Any]) -> tuple[list[Examp
     raise InputError("score() takes a path, a list of texts, a list of Examples or a LoadedCorpus")
 
 
+@dataclass
+class ScoreResult:
+    """A `score` run: the report and the mode spaces it was read from, for callers that go on (`explore`)."""
+
+    report: Report
+    space: ModeSpace  # the batch alone: the report's modes
+    shared: ModeSpace | None = None  # batch + reference together (`metrics.cluster_shares`), with a reference
+
+
 def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | None = None,
           progress: ProgressReporter | None = None, load_options: dict[str, Any] | None = None,
           reference: Any = None, reference_load_options: dict[str, Any] | None = None,
@@ -288,114 +300,70 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
     """
     # Validate overrides as fields (a dict for `llm` becomes LLMSettings), never copy them in raw.
     config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    progress = progress or NullProgress()
-    timings = Timings()
-    started = time.perf_counter()
-    try:
-        t = time.perf_counter()
+    with RunContext(cache=cache, progress=progress) as run:
+        return score_run(data, config=config, run=run, load_options=load_options, reference=reference,
+                         reference_load_options=reference_load_options).report
+
+
+def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: dict[str, Any] | None = None,
+              reference: Any = None, reference_load_options: dict[str, Any] | None = None) -> ScoreResult:
+    """`score` in a run the caller holds; returns the mode spaces with the report."""
+    with run.stage("load"):
         examples, corpus = _as_examples(data, load_options=load_options or {})
         examples = sample_examples(examples, n=config.sample, seed=config.seed)
         if not examples:
             raise InputError("no examples to score")
-        timings.load_s = time.perf_counter() - t
 
-        prompt = PromptTemplate.load(config.prompt_file)
-        fields = config.criteria or prompt.spec.embed
-        unknown = [f for f in fields if f not in prompt.criteria_names]
-        if unknown:
-            raise InputError(f"unknown criteria {unknown}; the prompt defines {prompt.criteria_names}")
-        embedder = Embedder(config.embedding_model)
+    space = build_mode_space({BATCH: examples}, config, run)
+    if not space.clustered():
+        raise ClusterdivError(f"every example failed extraction, e.g. {space.rows[0].extraction.error}"  # type: ignore[union-attr]
+                              )
 
-        t = time.perf_counter()
-        stats = CallStats()
-        extractions = extract_if_needed(examples, config=config, cache=cache, prompt=prompt, stats=stats,
-                                        progress=progress)
-        timings.extract_s = time.perf_counter() - t
-
-        t = time.perf_counter()
-        hits_before = cache.hits["embedding"]
-        embedded, representation = represent_examples(examples, extractions, config=config, embedder=embedder,
-                                                      cache=cache, prompt=prompt, fields=fields, progress=progress)
-        timings.embed_s = time.perf_counter() - t
-        if not embedded:
-            raise ClusterdivError(f"every example failed extraction, e.g. {extractions[0].error}")
-
-        t = time.perf_counter()
-        params = config.cluster_params()
-        assignments, clustering = cluster_examples(embedded, params=params, seed=config.seed)
-        timings.cluster_s = time.perf_counter() - t
-
-        t = time.perf_counter()
+    with run.stage("score"):
         result: DiversityScore = score_labels(
-            [a.cluster for a in assignments], reference_size=config.reference_size,
-            n_boot=config.bootstrap, seed=config.seed,
+            space.labels(), reference_size=config.reference_size, n_boot=config.bootstrap, seed=config.seed,
         )
-        clusters = summarize_clusters(assignments, extractions, top=config.top_clusters,
-                                      per_cluster=config.examples_per_cluster,
-                                      texts={e.id: e.text for e in examples})
-        timings.score_s = time.perf_counter() - t
+        clusters = space.summaries(top=config.top_clusters, per_cluster=config.examples_per_cluster)
 
-        t = time.perf_counter()
+    shared = None
+    with run.stage("metrics"):
         metrics: dict[str, Any] = {}
         if (config.metrics or "none") != "none" or reference is not None:
             reference_examples = None
             if reference is not None:
                 reference_examples, _ = _as_examples(reference, load_options=reference_load_options or {})
+                shared = build_mode_space({BATCH: examples, REFERENCE: reference_examples}, config, run,
+                                          reuse=space, timed=False)
             metrics = compute_report_metrics(
-                examples, reference_examples, config=config, embedder=embedder, cache=cache,
-                prompt=prompt, fields=fields, stats=stats, progress=progress,
+                examples, reference_examples, config=config, embedder=run.embedder(config.embedding_model),
+                cache=run.cache, prompt=space.prompt, fields=space.fields, stats=run.stats, progress=run.progress,
+                shared=shared,
             )
-        timings.metrics_s = time.perf_counter() - t
 
-        failures = [FailureRecord(example_id=e.example_id, reason=e.error or "unknown")
-                    for e in extractions if not e.ok]
-        timings.llm_calls = stats.calls
-        timings.llm_cache_hits = stats.cache_hits
-        timings.prompt_tokens = stats.prompt_tokens
-        timings.completion_tokens = stats.completion_tokens
-        timings.embedding_calls = embedder.calls
-        timings.embedding_cache_hits = cache.hits["embedding"] - hits_before
-        timings.total_s = time.perf_counter() - started
-        skipped_rows = [s.model_dump() for s in corpus.skipped] if corpus is not None else []
-        return Report(
-            source=corpus.path if corpus is not None else None,
-            content_hash=corpus.content_hash if corpus is not None else None,
-            n_input=len(examples),
-            n_samples=result.n_samples,
-            n_clusters=result.n_clusters,
-            n_noise=result.n_noise,
-            n_modes=result.n_modes,
-            score=result.score,
-            score_normalized=result.score_normalized,
-            ci95=result.ci95,
-            ci95_normalized=result.ci95_normalized,
-            normalization=result.normalization,
-            clusters=clusters,
-            failed=Failures(count=len(failures), reasons=failures),
-            skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
-            truncated=(count_truncations(examples, config.llm.max_input_chars) if config.representation.uses_llm
-                       else Truncations()),
-            modes_from=representation,
-            metrics=metrics,
-            config=RunConfig(
-                model=config.llm.model,
-                model_fingerprint=get_registry().fingerprint(config.llm.model),
-                embedding_model=embedder.spec.name,
-                embedding_fingerprint=embedder.spec.fingerprint,
-                prompt_file=prompt.source if config.prompt_file else "bundled:extract_criteria.yaml",
-                prompt_sha256=prompt.content_hash,
-                embedded_criteria=list(fields) if config.representation.uses_llm else [],
-                seed=config.seed,
-                sample=config.sample,
-                reference_size=config.reference_size,
-                clustering=params.model_dump(),
-                clustering_method=clustering.method,
-                clusterdiv_version=__version__,
-            ),
-            timings=timings,
-        )
-    finally:
-        if own_cache:
-            cache.close()
+    failures = [FailureRecord(example_id=r.example.id, reason=r.extraction.error or "unknown")  # type: ignore[union-attr]
+                for r in space.failures()]
+    skipped_rows = [s.model_dump() for s in corpus.skipped] if corpus is not None else []
+    report = Report(
+        source=corpus.path if corpus is not None else None,
+        content_hash=corpus.content_hash if corpus is not None else None,
+        n_input=len(examples),
+        n_samples=result.n_samples,
+        n_clusters=result.n_clusters,
+        n_noise=result.n_noise,
+        n_modes=result.n_modes,
+        score=result.score,
+        score_normalized=result.score_normalized,
+        ci95=result.ci95,
+        ci95_normalized=result.ci95_normalized,
+        normalization=result.normalization,
+        clusters=clusters,
+        failed=Failures(count=len(failures), reasons=failures),
+        skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
+        truncated=(count_truncations(examples, config.llm.max_input_chars) if config.representation.uses_llm
+                   else Truncations()),
+        modes_from=space.representation,
+        metrics=metrics,
+        config=run.run_config(config, space, sample=config.sample),
+        timings=run.finish(),
+    )
+    return ScoreResult(report=report, space=space, shared=shared)
