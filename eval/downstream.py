@@ -18,8 +18,13 @@ with bootstrap intervals over corpora.
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
 import statistics
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -111,3 +116,357 @@ def downstream_utility(train_texts: list[str], train_labels: list[str], test_tex
         "train_intents": float(len(train_set)),
         "test_intents_covered": float(len(train_set & set(test_intents))),
     }
+
+
+# ---------------------------------------------------------------- the correlation study
+
+# +1: higher value = more diverse; -1: higher value = less diverse (as in eval/validate.py).
+DIRECTION = {"headline": 1, "distinct_1": 1, "distinct_2": 1, "distinct_3": 1, "distinct_4": 1,
+             "self_bleu": -1, "compression_ratio": 1, "embedding_mean_cosine": -1, "vendi": 1}
+BASELINES = ("distinct_1", "distinct_2", "distinct_3", "distinct_4", "self_bleu", "compression_ratio",
+             "embedding_mean_cosine", "vendi")
+METRICS = ("headline", *BASELINES)
+DEFAULT_DATASETS = "clinc150,hwu64,clinc150:banking,hint3:curekart,hwu64:iot"
+TAIL_SHARE = 0.2  # the last fifth of a repetition's intent order: the tail head-collapse removes first
+
+
+def headline_score(texts: Sequence[str], vectors: dict[str, np.ndarray], *, threshold: float = 0.65,
+                   reference_size: int = 100) -> tuple[float, int]:
+    """The default `clusterdiv score` headline: raw-text modes at cosine distance `threshold`
+    (average linkage), normalised to `reference_size`. Returns (score_normalized, n_modes)."""
+    from clusterdiv.represent import DEFAULT_KIND, DEFAULT_THRESHOLDS
+    from eval.representations import GRID, ViewVectors, cut_scores, view_distances
+
+    assert DEFAULT_KIND == "text" and threshold == DEFAULT_THRESHOLDS["text"], "headline is the shipped default"
+    vv = ViewVectors(text=vectors, criteria={}, degenerate={})
+    condensed, kept, _ = view_distances(list(texts), "text", vv)
+    scores, labels = cut_scores(condensed, len(kept), reference_size=reference_size)
+    i = GRID.index(round(threshold, 2))
+    return float(scores[i]), int(len(set(np.asarray(labels[i]).tolist())))
+
+
+def set_metrics(texts: Sequence[str], vectors: dict[str, np.ndarray], *, seed: int = 0) -> dict[str, float | None]:
+    from clusterdiv.metrics.registry import compute_set_metrics
+
+    values = compute_set_metrics(list(texts), embeddings=np.vstack([vectors[t] for t in texts]),
+                                 select=set(BASELINES), seed=seed, bootstrap=0)
+    return {k: v.value for k, v in values.items()}
+
+
+def tail_of(order: Sequence[str]) -> set[str]:
+    return set(order[len(order) - max(1, round(TAIL_SHARE * len(order))):])
+
+
+def study_dataset(ds: Any, *, n: int, reps: int, families: Sequence[str], cache: Any, seed: int = 0) -> dict[str, Any]:
+    """Every controlled corpus of the dataset: downstream figures, headline and baselines."""
+    from eval.corpora import build_all, intent_order
+    from eval.validate import dataset_n
+
+    n = dataset_n(ds.name, n)
+    corpora = build_all(ds, n=n, reps=reps, families=families)
+    test_texts = [r.text for r in ds.heldout]
+    test_labels = [r.intent for r in ds.heldout]
+    started = time.perf_counter()
+    texts = sorted({r.text for c in corpora for r in c.rows} | set(test_texts))
+    vectors = dict(zip(texts, embed(texts, cache=cache), strict=True))
+    embed_s = time.perf_counter() - started
+    rows = []
+    started = time.perf_counter()
+    for i, c in enumerate(corpora):
+        ct = [r.text for r in c.rows]
+        util = downstream_utility(ct, [r.intent for r in c.rows], test_texts, test_labels,
+                                  tail_labels=tail_of(intent_order(ds, c.rep)), seed=seed, vectors=vectors)
+        head, modes = headline_score(ct, vectors)
+        rows.append({"family": c.family, "level": c.level, "truth": c.truth, "rep": c.rep, "n": len(ct),
+                     **{k: round(v, 6) for k, v in util.items()}, "headline": round(head, 6), "n_modes": modes,
+                     **{k: (None if v is None else round(float(v), 6)) for k, v in set_metrics(ct, vectors).items()}})
+        if (i + 1) % 25 == 0:
+            print(f"  [{ds.name}] {i + 1}/{len(corpora)} corpora", file=sys.stderr, flush=True)
+    return {"dataset": ds.name, "n": n, "reps": reps, "intents": len(ds.intents), "test_size": len(test_texts),
+            "rows": rows, "cost": {"embed_s": round(embed_s, 1), "score_s": round(time.perf_counter() - started, 1),
+                                   "corpora": len(corpora), "texts": len(texts)}}
+
+
+def _rank_corr(x: Sequence[float], y: Sequence[float], kind: str) -> float:
+    from scipy.stats import kendalltau, spearmanr
+
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")
+    return float((spearmanr if kind == "spearman" else kendalltau)(x, y).statistic)
+
+
+def correlate(rows: Sequence[dict[str, Any]], metric: str, target: str = "macro_recall", *,
+              n_boot: int = 1000, seed: int = 0, strata: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Sign-corrected Spearman and Kendall of a metric with a downstream figure, with 95% percentile
+    bootstrap intervals over corpora (resampled within `strata`, e.g. datasets, when given)."""
+    pairs = [(DIRECTION[metric] * r[metric], r[target], s) for r, s in
+             zip(rows, strata if strata is not None else [0] * len(rows), strict=True)
+             if r.get(metric) is not None and not math.isnan(r[target])]
+    if len(pairs) < 3:
+        return {"spearman": None, "kendall": None, "n": len(pairs)}
+    x, y, s = (list(t) for t in zip(*pairs, strict=True))
+    out: dict[str, Any] = {"n": len(pairs)}
+    rng = np.random.default_rng(seed)
+    groups: dict[Any, list[int]] = {}
+    for i, g in enumerate(s):
+        groups.setdefault(g, []).append(i)
+    boots: dict[str, list[float]] = {"spearman": [], "kendall": []}
+    for _ in range(n_boot):
+        idx = [i for g in groups.values() for i in rng.choice(g, size=len(g), replace=True)]
+        for kind in boots:
+            v = _rank_corr([x[i] for i in idx], [y[i] for i in idx], kind)
+            if not math.isnan(v):
+                boots[kind].append(v)
+    for kind in boots:
+        point = _rank_corr(x, y, kind)
+        out[kind] = None if math.isnan(point) else round(point, 4)
+        b = boots[kind]
+        out[f"{kind}_ci95"] = [round(float(np.percentile(b, 2.5)), 4), round(float(np.percentile(b, 97.5)), 4)] \
+            if b else None
+    return out
+
+
+def analyse(results: Sequence[dict[str, Any]], *, n_boot: int = 1000) -> dict[str, Any]:
+    """Per dataset and pooled: every metric against macro recall (and accuracy, tail recall);
+    per family: the mean over repetitions of the within-family Spearman with macro recall."""
+    per_dataset: dict[str, Any] = {}
+    for r in results:
+        per_dataset[r["dataset"]] = {
+            target: {m: correlate(r["rows"], m, target, n_boot=n_boot) for m in METRICS}
+            for target in ("macro_recall", "accuracy", "tail_recall")}
+    all_rows = [row for r in results for row in r["rows"]]
+    strata = [r["dataset"] for r in results for _ in r["rows"]]
+    pooled = {target: {m: correlate(all_rows, m, target, n_boot=n_boot, strata=strata) for m in METRICS}
+              for target in ("macro_recall", "accuracy")}
+    mean_of_datasets = {m: statistics.fmean(v) if (v := [per_dataset[d]["macro_recall"][m]["spearman"]
+                                                          for d in per_dataset
+                                                          if per_dataset[d]["macro_recall"][m]["spearman"]
+                                                          is not None]) else None for m in METRICS}
+    per_family: dict[str, dict[str, dict[str, float | None]]] = {}
+    for r in results:
+        fam_groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for row in r["rows"]:
+            fam_groups.setdefault((row["family"], row["rep"]), []).append(row)
+        fams = sorted({f for f, _ in fam_groups})
+        per_family[r["dataset"]] = {}
+        for f in fams:
+            per_family[r["dataset"]][f] = {}
+            for m in METRICS:
+                vals = [_rank_corr([DIRECTION[m] * g[m] for g in grp], [g["macro_recall"] for g in grp], "spearman")
+                        for (ff, _), grp in fam_groups.items() if ff == f and all(g.get(m) is not None for g in grp)]
+                vals = [v for v in vals if not math.isnan(v)]
+                per_family[r["dataset"]][f][m] = round(statistics.fmean(vals), 4) if vals else None
+    return {"per_dataset": per_dataset, "pooled": pooled, "mean_of_datasets": mean_of_datasets,
+            "per_family": per_family}
+
+
+def _f(x: Any, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _cell(c: dict[str, Any], kind: str = "spearman") -> str:
+    ci = c.get(f"{kind}_ci95")
+    return f"{_f(c.get(kind))} [{_f(ci[0])}, {_f(ci[1])}]" if ci else _f(c.get(kind))
+
+
+LABEL = {"headline": "**headline** (default score)", "embedding_mean_cosine": "embedding mean cosine",
+         "compression_ratio": "compression ratio", "self_bleu": "self-BLEU"}
+
+
+def plots(saved: dict[str, Any], gen: dict[str, Any] | None, out: Path) -> list[str]:
+    """PNG plots (matplotlib, when installed): score vs downstream recall; metrics over recursion rounds."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    results = saved["results"]
+    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        fams = sorted({row["family"] for row in r["rows"]})
+        for f in fams:
+            pts = [(row["headline"], row["macro_recall"]) for row in r["rows"] if row["family"] == f]
+            ax.scatter(*zip(*pts, strict=True), s=9, label=f)
+        rho = saved["analysis"]["per_dataset"][r["dataset"]]["macro_recall"]["headline"]["spearman"]
+        ax.set_title(f"{r['dataset']} (rho {_f(rho)})", fontsize=9)
+        ax.set_xlabel("headline score_normalized", fontsize=8)
+        ax.set_ylabel("downstream macro recall", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "downstream_scatter.png", dpi=110)
+    plt.close(fig)
+    made.append("downstream_scatter.png")
+    if gen:
+        rec = [b for b in gen["batches"] if b["regime"].startswith("recursive_")]
+        if rec:
+            keys = [("headline", "headline"), ("vendi", "Vendi"), ("macro_recall", "downstream macro recall"),
+                    ("tail_intents_present", "tail intents present")]
+            fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False)
+            for ax, (k, title) in zip(axes[0], keys, strict=True):
+                for regime in ("recursive_replace", "recursive_accumulate"):
+                    bs = sorted((b for b in rec if b["regime"] == regime), key=lambda b: b["round"])
+                    ax.plot([b["round"] for b in bs], [b.get(k) for b in bs], marker="o", label=regime[10:])
+                    if k == "headline":
+                        ax.fill_between([b["round"] for b in bs], [b["headline_ci95"][0] for b in bs],
+                                        [b["headline_ci95"][1] for b in bs], alpha=0.15)
+                ax.set_title(title, fontsize=9)
+                ax.set_xlabel("round", fontsize=8)
+                ax.tick_params(labelsize=7)
+            axes[0][0].legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(out / "generate_recursion.png", dpi=110)
+            plt.close(fig)
+            made.append("generate_recursion.png")
+    return made
+
+
+def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[str]:
+    L = ["## Real generator batches", "",
+         f"_From `{gen['command']}` ({gen['dataset']}, model `{gen['model']}`); intents: "
+         + ", ".join(f"`{i}`" for i in gen["intents"]) + "; named tail intents (rare in the real round 0 of the "
+         "recursion): " + ", ".join(f"`{t}`" for t in gen["tails"]) + "._", "",
+         "Each batch: examples kept (unique), intents present, examples of each tail intent, the headline with "
+         "its 95% interval, Vendi, distinct-2, self-BLEU, then the classifier trained on the batch and tested on "
+         "the real held-out split of these intents (accuracy, macro recall, tail recall), and two per-example "
+         "checks: the fluency filter's pass rate and the share of examples a classifier trained on real data "
+         "labels as the intent they were asked for.", "",
+         "| regime | round | n (unique) | intents | tail examples | headline [95% CI] | Vendi | distinct-2 | self-BLEU "
+         "| accuracy | macro recall | tail recall | fluent pass | label agreement |",
+         "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for b in gen["batches"]:
+        q = b.get("quality", {})
+        ci = b.get("headline_ci95")
+        tails = ", ".join(str(v) for v in b["tail_examples"].values())
+        L.append(f"| {b['regime']} | {'' if b['round'] is None else b['round']} | {b['n']} ({b['unique']}) | "
+                 f"{b['intents_present']} | {tails} | {_f(b.get('headline'), 3)} "
+                 f"[{_f(ci[0] if ci else None, 3)}, {_f(ci[1] if ci else None, 3)}] | {_f(b.get('vendi'), 1)} | "
+                 f"{_f(b.get('distinct_2'))} | {_f(b.get('self_bleu'))} | {_f(b.get('accuracy'))} | "
+                 f"{_f(b.get('macro_recall'))} | {_f(b.get('tail_recall'))} | {_f(q.get('fluent_pass'))} | "
+                 f"{_f(q.get('label_agreement'))} |")
+    if cost:
+        L += ["", f"Cold cost of the generation: {cost['model_calls']} model calls (attempts), {cost['failures']} "
+              f"failed answers, {cost['completion_tokens']} completion tokens, {cost['llm_s']:.0f} s of LLM time on "
+              "the shared 2-core CPU; a rerun is served from the cache (0 calls) and writes the same JSON."]
+    return L
+
+
+def render(source: Path, markdown: Path) -> str:
+    """DOWNSTREAM.md from the saved JSON (`source`, and generate.json beside it when it exists)."""
+    saved = json.loads(source.read_text())
+    out = source.parent
+    gen_file, cost_file = out / "generate.json", out / "generate_cost.json"
+    gen = json.loads(gen_file.read_text()) if gen_file.exists() else None
+    gen_cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
+    meta, results, a = saved["meta"], saved["results"], saved["analysis"]
+    datasets = [r["dataset"] for r in results]
+    pngs = plots(saved, gen, out)
+    L = ["# Does a higher score mean better training data?", "",
+         "_Generated from saved JSON by `python -m eval.downstream --from-json eval/results/downstream.json` "
+         "(raw results: `eval/results/downstream.json`, `eval/results/generate.json`); do not edit by hand._", "",
+         "## Protocol", "",
+         f"- Corpora: every controlled corpus of the validation families ({', '.join(meta['families'])}; "
+         f"eval/corpora.py), {meta['n']} real examples each (60 for HINT3), {meta['reps']} repetitions.",
+         f"- Downstream: {meta['classifier']}, trained on the corpus with gold intents as labels, tested on the "
+         "dataset's real held-out split (10 per intent, every intent). Macro recall counts an intent the "
+         "corpus lacks as 0; tail recall is the macro recall over the last fifth of each repetition's intent "
+         "order (the intents head collapse removes first).",
+         f"- Headline: {meta['headline']} (what `clusterdiv score` does by default). Baselines at their own "
+         "definitions, sign-corrected so that higher means more diverse (self-BLEU and mean cosine negated).",
+         f"- Cells: Spearman of the metric with downstream macro recall over all corpora of the dataset, with "
+         f"95% percentile bootstrap intervals over corpora ({meta['boot']} resamples; pooled: resampled within "
+         "each dataset).", ""]
+    L += ["## Every metric against downstream macro recall (Spearman [95% CI])", "",
+          "| metric | " + " | ".join(datasets) + " | pooled | mean of datasets |",
+          "| --- |" + " --- |" * (len(datasets) + 2)]
+    for m in METRICS:
+        L.append(f"| {LABEL.get(m, m)} | " + " | ".join(_cell(a["per_dataset"][d]["macro_recall"][m]) for d in datasets)
+                 + f" | {_cell(a['pooled']['macro_recall'][m])} | {_f(a['mean_of_datasets'][m])} |")
+    L += ["", "### Kendall tau", "", "| metric | " + " | ".join(datasets) + " | pooled |",
+          "| --- |" + " ---: |" * (len(datasets) + 1)]
+    for m in METRICS:
+        L.append(f"| {LABEL.get(m, m)} | " + " | ".join(_f(a["per_dataset"][d]["macro_recall"][m]["kendall"])
+                                                          for d in datasets)
+                 + f" | {_f(a['pooled']['macro_recall'][m]['kendall'])} |")
+    for target, title in (("accuracy", "accuracy"), ("tail_recall", "tail-intent recall")):
+        L += ["", f"### Spearman with downstream {title}", "", "| metric | " + " | ".join(datasets) + " |",
+              "| --- |" + " ---: |" * len(datasets)]
+        for m in METRICS:
+            L.append(f"| {LABEL.get(m, m)} | " + " | ".join(_f(a["per_dataset"][d][target][m]["spearman"])
+                                                              for d in datasets) + " |")
+    fams = meta["families"]
+    L += ["", "## Within each family (mean over datasets and repetitions of Spearman with macro recall)", "",
+          "Inside one family the corpora differ only in the controlled variable; across families they differ "
+          "in kind. A metric can order one family right and still misplace families against each other.", "",
+          "| metric | " + " | ".join(fams) + " |", "| --- |" + " ---: |" * len(fams)]
+    for m in METRICS:
+        cells = []
+        for f in fams:
+            vals = [a["per_family"][d][f][m] for d in datasets if f in a["per_family"][d]
+                    and a["per_family"][d][f][m] is not None]
+            cells.append(_f(statistics.fmean(vals)) if vals else "n/a")
+        L.append(f"| {LABEL.get(m, m)} | " + " | ".join(cells) + " |")
+    if "downstream_scatter.png" in pngs:
+        L += ["", "![headline vs downstream macro recall](results/downstream_scatter.png)"]
+    if gen:
+        L += [""] + render_generate(gen, gen_cost)
+        if "generate_recursion.png" in pngs:
+            L += ["", "![metrics over recursion rounds](results/generate_recursion.png)"]
+    L += ["", "## Commands and cost", "", "```",
+          meta["command"].replace("python -m eval.downstream", "python -m eval.downstream"),
+          *( [gen["command"]] if gen else []),
+          "python -m eval.downstream --from-json eval/results/downstream.json   # this page, no model calls",
+          "```", "",
+          "- Controlled corpora: no LLM; MiniLM embeddings through clusterdiv's cache. "
+          + "; ".join(f"{r['dataset']}: {r['cost']['corpora']} corpora, {r['cost']['texts']} texts, "
+                      f"{r['cost']['score_s']:.0f} s to train, test and score" for r in results)
+          + f"; correlations and bootstrap {meta.get('analysis_s', 0):.0f} s (2 shared CPU cores)."]
+    text = "\n".join(L) + "\n"
+    markdown.write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    from eval.corpora import FAMILIES, load_datasets
+
+    parser = argparse.ArgumentParser(description="Downstream utility of controlled corpora vs every diversity metric")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--datasets", default=DEFAULT_DATASETS)
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--n", type=int, default=150)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=Path("eval/results"))
+    parser.add_argument("--markdown", type=Path, default=Path("eval/DOWNSTREAM.md"))
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--from-json", type=Path, default=None, help="re-render from a saved downstream.json")
+    args = parser.parse_args(argv)
+    if args.from_json is not None:
+        saved = json.loads(args.from_json.read_text())
+    else:
+        from clusterdiv.cache import ModelCache
+
+        cache = ModelCache(args.cache_dir)
+        meta = {"command": " ".join(["python -m eval.downstream", *(argv if argv is not None else sys.argv[1:])]),
+                "n": args.n, "reps": args.reps, "families": args.families.split(","), "boot": args.boot,
+                "classifier": "sklearn LogisticRegression(C=10, max_iter=2000, random_state=0) on MiniLM vectors",
+                "headline": "text representation, average linkage, cosine distance 0.65, reference size 100",
+                "tail_share": TAIL_SHARE}
+        results = []
+        for ds in load_datasets(args.data, args.datasets):
+            print(f"== {ds.name}: {len(ds.intents)} intents, {len(ds.heldout)} test", file=sys.stderr, flush=True)
+            results.append(study_dataset(ds, n=args.n, reps=args.reps, families=meta["families"], cache=cache))
+        started = time.perf_counter()
+        analysis = analyse(results, n_boot=args.boot)
+        meta["analysis_s"] = round(time.perf_counter() - started, 1)
+        saved = {"meta": meta, "results": results, "analysis": analysis}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "downstream.json").write_text(json.dumps(saved, indent=1, sort_keys=True))
+    print(render(args.from_json or args.out / "downstream.json", args.markdown))
+
+
+if __name__ == "__main__":
+    main()
