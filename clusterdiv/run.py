@@ -115,7 +115,7 @@ class RunContext:
         if self._cache is not None:
             t.embedding_cache_hits = self._cache.hits["embedding"] - self._embedding_hits
         t.total_s = self.elapsed()
-        return t
+        return t.model_copy()  # later stages of the run never change a report already made
 
     def run_config(self, config: Any, space: ModeSpace, *, sample: int | None) -> RunConfig:
         """The report's `RunConfig` for a run of `config` whose modes are `space`'s."""

@@ -2,12 +2,12 @@
 
 The page must agree with the numbers a user already has, so nothing here is a second opinion:
 
-* `report` is the ordinary `score()` report of the batch, computed with the same cache;
-* without a reference the explorer's clusters ARE the report's clusters (the same stage functions
-  on the same cached answers, so the labels match);
-* with a reference, batch and reference are clustered together exactly as the report's
-  `cluster_shares` section does (`pipeline.shared_clustering`), and each cluster carries its batch
-  share, reference share and flag from `shares.cluster_shares`.
+* `report` is the ordinary `score()` report of the batch (`pipeline.score_run`, in the same run);
+* without a reference the explorer's clusters ARE the report's clusters: the explorer reads the
+  report's own mode space (`modespace.ModeSpace`), no stage runs twice;
+* with a reference, it reads the batch + reference space the report's `cluster_shares` section was
+  computed from, and each cluster carries its batch share, reference share and flag from
+  `shares.cluster_shares`.
 
 The explorer's own stages then add what a report has no room for: a name per cluster (one cached
 LLM call each, see `naming.py`), 2-D map coordinates (`layout.py`) and a short text per point.
@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 
 from clusterdiv.cache import ModelCache
-from clusterdiv.embed import Embedder
 from clusterdiv.errors import InputError
 from clusterdiv.explore.layout import layout_2d
-from clusterdiv.explore.model import Exploration, MapPoint, NamedCluster, Source
+from clusterdiv.explore.model import Exploration, MapPoint, NamedCluster
 from clusterdiv.explore.naming import (
     NAME_LIMIT,
     ClusterMember,
@@ -37,22 +36,13 @@ from clusterdiv.explore.naming import (
     name_clusters,
     representatives,
 )
-from clusterdiv.llm.structured import CallStats, LLMSettings
-from clusterdiv.pipeline import (
-    ScoreConfig,
-    _as_examples,
-    cluster_examples,
-    extract_if_needed,
-    represent_examples,
-    sample_examples,
-    score,
-    shared_clustering,
-    summarize_clusters,
-)
+from clusterdiv.llm.structured import LLMSettings
+from clusterdiv.modespace import BATCH, REFERENCE, ModeSpace
+from clusterdiv.pipeline import ScoreConfig, _as_examples, reference_key, score_run, summarize_clusters
 from clusterdiv.progress import ProgressReporter
-from clusterdiv.prompts import PromptTemplate
 from clusterdiv.records import ClusterAssignment, Example, Extraction
 from clusterdiv.report import FailureRecord, Failures
+from clusterdiv.run import RunContext
 from clusterdiv.shares import ClusterShare, cluster_shares
 
 POINT_TEXT_CHARS = 300  # the page shows a glimpse; the full text stays with the user's data
@@ -100,9 +90,7 @@ def explore(
     largest clusters are named by the LLM (None = all); the rest are named from criteria, saying so.
     """
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    try:
+    with RunContext(cache=cache, progress=progress) as run:
         examples, corpus = _as_examples(data, load_options=load_options or {})
         ref_examples: list[Example] | None = None
         ref_corpus = None
@@ -110,41 +98,28 @@ def explore(
             ref_examples, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
             if not ref_examples:
                 raise InputError("the reference has no examples")
-        report = score(corpus if corpus is not None else examples, config=config, cache=cache,
-                       progress=progress, reference=ref_examples)
+        scored = score_run(corpus if corpus is not None else examples, config=config, run=run,
+                           reference=ref_examples)
+        report = scored.report
 
-        # The same sample, prompt, criteria and embedder as `score`, so every answer is a cache hit.
-        batch = sample_examples(examples, n=config.sample, seed=config.seed)
-        prompt = PromptTemplate.load(config.prompt_file)
-        fields = config.criteria or prompt.spec.embed
-        embedder = Embedder(config.embedding_model)
-        stats = CallStats()
-        if ref_examples is None:
-            extractions = extract_if_needed(batch, config=config, cache=cache, prompt=prompt, stats=stats)
-            embedded, _ = represent_examples(batch, extractions, config=config, embedder=embedder, cache=cache,
-                                             prompt=prompt, fields=fields)
-            assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
-        else:
-            extractions, embedded, assignments, clustering = shared_clustering(
-                batch, ref_examples, config=config, embedder=embedder, cache=cache, prompt=prompt,
-                fields=fields, stats=stats,
-            )
-        # ids as the clustering knows them: the reference's are prefixed `ref:` (pipeline.shared_clustering)
-        row_of: dict[str, tuple[Source, str]] = {e.id: ("batch", e.text) for e in batch}
-        row_of |= {f"ref:{e.id}": ("reference", e.text) for e in ref_examples or []}
-        criteria_of = {e.example_id: e.criteria for e in extractions if e.ok}
+        # The report's own mode space: the batch alone, or batch + reference as in `cluster_shares`.
+        space = scored.shared if scored.shared is not None else scored.space
+        fields = space.fields
+        extractions = space.extractions(reference_key)  # ids as the reports know them (`ref:` prefix)
         members = [
-            ClusterMember(example_id=a.example_id, source=row_of[a.example_id][0], cluster=a.cluster,
-                          text=row_of[a.example_id][1], criteria=criteria_of.get(a.example_id) or {})
-            for a in assignments
+            ClusterMember(example_id=reference_key(r), source="batch" if r.group == BATCH else "reference",
+                          cluster=int(r.mode),  # type: ignore[arg-type]
+                          text=r.example.text,
+                          criteria=(r.extraction.criteria if r.extraction is not None and r.extraction.ok else None) or {})
+            for r in space.clustered()
         ]
-        vectors = np.asarray([e.vector for e in embedded], dtype=np.float32).reshape(len(embedded), -1)
+        vectors = space.vectors()
 
         naming = _naming_settings(naming_model, config)
         naming_prompt = load_naming_prompt() if name else None
         if naming_prompt is not None:
-            names = name_clusters(members, vectors, fields=fields, model=naming, cache=cache,
-                                  prompt=naming_prompt, progress=progress, limit=name_limit)
+            names = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
+                                  prompt=naming_prompt, progress=run.progress, limit=name_limit)
         else:
             names = criteria_names(members, fields=fields, reason=NAMING_OFF)
 
@@ -164,24 +139,21 @@ def explore(
         return Exploration(
             title=title or _default_title(corpus),
             report=report,
-            clustering_method=clustering.method,
+            clustering_method=space.clustering.method,
             map_method=map_method,
             points=points,
             clusters=clusters,
             has_reference=ref_examples is not None,
             naming_model=naming.model if name else None,
             naming_prompt_sha256=naming_prompt.content_hash if naming_prompt is not None else None,
-            reference_failed=_reference_failures(extractions) if ref_examples is not None else None,
+            reference_failed=_reference_failures(space) if ref_examples is not None else None,
             reference_source=getattr(ref_corpus, "path", None),
         )
-    finally:
-        if own_cache:
-            cache.close()
 
 
-def _reference_failures(extractions: list[Extraction]) -> Failures:
-    failed = [FailureRecord(example_id=e.example_id, reason=e.error or "unknown")
-              for e in extractions if not e.ok and e.example_id.startswith("ref:")]
+def _reference_failures(space: ModeSpace) -> Failures:
+    failed = [FailureRecord(example_id=reference_key(r), reason=r.extraction.error or "unknown")  # type: ignore[union-attr]
+              for r in space.failures(REFERENCE)]
     return Failures(count=len(failed), reasons=failed)
 
 
