@@ -21,7 +21,6 @@ when the adjusted p < alpha. The test holds the clustering fixed, like the inter
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -31,14 +30,15 @@ from pydantic import BaseModel, Field
 from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import NOISE
 from clusterdiv.errors import ClusterdivError, InputError
-from clusterdiv.progress import NullProgress, ProgressReporter
+from clusterdiv.modespace import REFERENCE, ModeRow
+from clusterdiv.progress import ProgressReporter
 from clusterdiv.records import Example
 from clusterdiv.report import ClusterSummary, RunConfig
 from clusterdiv.represent import RepresentationInfo
 from clusterdiv.scoring import expected_richness, mode_counts, score_labels
 from clusterdiv.shares import ClusterShare, cluster_shares
 
-REFERENCE = "reference"
+STAGE_TIMINGS = ("load_s", "extract_s", "embed_s", "cluster_s", "score_s", "metrics_s", "total_s")
 SIGNIFICANCE_METHOD = (
     "two-sided permutation test on score_normalized ({permutations} seeded relabelings of the pooled "
     "shared-cluster labels per pair), Holm-adjusted across pairs, alpha {alpha}"
@@ -172,133 +172,85 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     `batches` maps a display name to anything `score()` accepts (path, texts, Examples, corpus).
     `sample` (or `config.sample`) is the common size; default the smallest batch's size.
     """
-    from clusterdiv import __version__
-    from clusterdiv.embed import Embedder, embed_texts
-    from clusterdiv.llm.plugins import get_registry
-    from clusterdiv.llm.structured import CallStats
+    from clusterdiv.embed import embed_texts
     from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
-    from clusterdiv.pipeline import (
-        ScoreConfig,
-        _as_examples,
-        cluster_examples,
-        extract_if_needed,
-        represent_examples,
-        sample_examples,
-        summarize_clusters,
-    )
-    from clusterdiv.prompts import PromptTemplate
+    from clusterdiv.modespace import build_mode_space
+    from clusterdiv.pipeline import ScoreConfig, _as_examples, sample_examples
+    from clusterdiv.run import RunContext
 
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
     if len(batches) < 2:
         raise InputError("compare needs at least two batches")
     if REFERENCE in batches:
         raise InputError(f"'{REFERENCE}' is reserved for --reference; name the batch differently")
-    progress = progress or NullProgress()
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    try:
-        t = time.perf_counter()
-        loaded: dict[str, tuple[list[Example], Any]] = {
-            name: _as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
-        sizes = {name: len(ex) for name, (ex, _) in loaded.items()}
-        smallest = min(sizes, key=sizes.__getitem__)
-        n = sample or config.sample or sizes[smallest]
-        if n < 2:
-            raise InputError(f"batch '{smallest}' has {sizes[smallest]} examples; need at least 2 to compare")
-        if n > sizes[smallest]:
-            raise InputError(f"--sample {n} exceeds the smallest batch ('{smallest}' has {sizes[smallest]})")
-        sampled = {name: sample_examples(ex, n=n, seed=config.seed) for name, (ex, _) in loaded.items()}
-        ref_examples: list[Example] = []
-        ref_corpus = None
-        if reference is not None:
-            ref_all, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
-            ref_examples = sample_examples(ref_all, n=min(n, len(ref_all)), seed=config.seed)
-            if not ref_examples:
-                raise InputError("the reference has no examples")
-        timings["load_s"] = time.perf_counter() - t
+    with RunContext(cache=cache, progress=progress) as run:
+        with run.stage("load"):
+            loaded: dict[str, tuple[list[Example], Any]] = {
+                name: _as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
+            sizes = {name: len(ex) for name, (ex, _) in loaded.items()}
+            smallest = min(sizes, key=sizes.__getitem__)
+            n = sample or config.sample or sizes[smallest]
+            if n < 2:
+                raise InputError(f"batch '{smallest}' has {sizes[smallest]} examples; need at least 2 to compare")
+            if n > sizes[smallest]:
+                raise InputError(f"--sample {n} exceeds the smallest batch ('{smallest}' has {sizes[smallest]})")
+            sampled = {name: sample_examples(ex, n=n, seed=config.seed) for name, (ex, _) in loaded.items()}
+            ref_examples: list[Example] = []
+            ref_corpus = None
+            if reference is not None:
+                ref_all, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
+                ref_examples = sample_examples(ref_all, n=min(n, len(ref_all)), seed=config.seed)
+                if not ref_examples:
+                    raise InputError("the reference has no examples")
 
-        prompt = PromptTemplate.load(config.prompt_file)
-        fields = config.criteria or prompt.spec.embed
-        unknown = [f for f in fields if f not in prompt.criteria_names]
-        if unknown:
-            raise InputError(f"unknown criteria {unknown}; the prompt defines {prompt.criteria_names}")
-        embedder = Embedder(config.embedding_model)
-
-        # Ids are prefixed with the batch name: the same id (or text) may occur in several batches.
-        group_of: dict[str, str] = {}
-        union: list[Example] = []
-        for name, examples in [*sampled.items(), *([(REFERENCE, ref_examples)] if ref_examples else [])]:
-            for e in examples:
-                uid = f"{name}:{e.id}"
-                group_of[uid] = name
-                union.append(e.model_copy(update={"id": uid}))
-
-        t = time.perf_counter()
-        stats = CallStats()
-        extractions = extract_if_needed(union, config=config, cache=cache, prompt=prompt, stats=stats,
-                                        progress=progress)
-        timings["extract_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        embedded, rep_info = represent_examples(union, extractions, config=config, embedder=embedder, cache=cache,
-                                                prompt=prompt, fields=fields, progress=progress)
-        timings["embed_s"] = time.perf_counter() - t
-        failed = {name: 0 for name in group_of.values()}
-        for e in extractions:
-            if not e.ok:
-                failed[group_of[e.example_id]] += 1
+        # One mode space for every batch (and the reference): the same id may occur in several batches.
+        space = build_mode_space({**sampled, **({REFERENCE: ref_examples} if ref_examples else {})}, config, run)
+        failed = {name: len(space.failures(name)) for name in space.groups}
         empty = [name for name in sampled if failed[name] == n and config.representation.kind == "criteria"]
         if empty:
             raise ClusterdivError(f"every example of batch '{empty[0]}' failed extraction")
+        clustered = space.clustered()
+        labels = [int(r.mode) for r in clustered]  # type: ignore[arg-type]
+        ids = [batch_key(r) for r in clustered]
+        groups = [r.group for r in clustered]
+        labels_of = {name: space.labels(name) for name in sampled}
 
-        t = time.perf_counter()
-        assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
-        timings["cluster_s"] = time.perf_counter() - t
-        labels = [a.cluster for a in assignments]
-        ids = [a.example_id for a in assignments]
-        groups = [group_of[i] for i in ids]
-        labels_of = {name: [lab for lab, g in zip(labels, groups, strict=True) if g == name]
-                     for name in sampled}
+        with run.stage("score"):
+            scores = {name: score_labels(labs, reference_size=config.reference_size, n_boot=config.bootstrap,
+                                         seed=config.seed) for name, labs in labels_of.items()}
+            ranked = sorted(scores, key=lambda k: -scores[k].score_normalized)
+            names = list(sampled)
+            pairs = list(itertools.combinations(names, 2))
+            p_values = [permutation_p_value(labels_of[a], labels_of[b], reference_size=config.reference_size,
+                                            permutations=permutations, seed=config.seed) for a, b in pairs]
+            adjusted = holm(p_values)
+            pairwise = []
+            for (a, b), p, p_adj in zip(pairs, p_values, adjusted, strict=True):
+                (alo, ahi), (blo, bhi) = scores[a].ci95_normalized, scores[b].ci95_normalized
+                pairwise.append(PairwiseTest(
+                    a=a, b=b, difference=scores[a].score_normalized - scores[b].score_normalized,
+                    p_value=p, p_adjusted=p_adj, significant=p_adj < alpha, cis_overlap=alo <= bhi and blo <= ahi))
 
-        t = time.perf_counter()
-        scores = {name: score_labels(labs, reference_size=config.reference_size, n_boot=config.bootstrap,
-                                     seed=config.seed) for name, labs in labels_of.items()}
-        ranked = sorted(scores, key=lambda k: -scores[k].score_normalized)
-        names = list(sampled)
-        pairs = list(itertools.combinations(names, 2))
-        p_values = [permutation_p_value(labels_of[a], labels_of[b], reference_size=config.reference_size,
-                                        permutations=permutations, seed=config.seed) for a, b in pairs]
-        adjusted = holm(p_values)
-        pairwise = []
-        for (a, b), p, p_adj in zip(pairs, p_values, adjusted, strict=True):
-            (alo, ahi), (blo, bhi) = scores[a].ci95_normalized, scores[b].ci95_normalized
-            pairwise.append(PairwiseTest(
-                a=a, b=b, difference=scores[a].score_normalized - scores[b].score_normalized,
-                p_value=p, p_adjusted=p_adj, significant=p_adj < alpha, cis_overlap=alo <= bhi and blo <= ahi))
-        timings["score_s"] = time.perf_counter() - t
+        with run.stage("metrics"):
+            embedder = run.embedder(config.embedding_model)
+            selection = config.metrics or "all"
+            metric_values: dict[str, dict[str, Any]] = {name: {} for name in names}
+            if selection != "none":
+                selected = resolve_selection(None if selection == "all" else selection)
+                if not ref_examples:
+                    selected -= set(METRIC_GROUPS["reference"])
+                needs_vectors = bool(selected & (set(METRIC_GROUPS["semantic"]) | set(METRIC_GROUPS["reference"])))
+                ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=run.cache)
+                               if ref_examples and selected & set(METRIC_GROUPS["reference"]) else None)
+                for name in names:
+                    texts = [e.text for e in sampled[name]]
+                    vectors = embed_texts(texts, model=embedder, cache=run.cache) if needs_vectors else None
+                    values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
+                                                 select=selected, seed=config.seed, bootstrap=config.bootstrap,
+                                                 self_bleu_sample=config.self_bleu_sample)
+                    metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
 
-        t = time.perf_counter()
-        selection = config.metrics or "all"
-        metric_values: dict[str, dict[str, Any]] = {name: {} for name in names}
-        if selection != "none":
-            selected = resolve_selection(None if selection == "all" else selection)
-            if not ref_examples:
-                selected -= set(METRIC_GROUPS["reference"])
-            needs_vectors = bool(selected & (set(METRIC_GROUPS["semantic"]) | set(METRIC_GROUPS["reference"])))
-            ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=cache)
-                           if ref_examples and selected & set(METRIC_GROUPS["reference"]) else None)
-            for name in names:
-                texts = [e.text for e in sampled[name]]
-                vectors = embed_texts(texts, model=embedder, cache=cache) if needs_vectors else None
-                values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
-                                             select=selected, seed=config.seed, bootstrap=config.bootstrap,
-                                             self_bleu_sample=config.self_bleu_sample)
-                metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
-        timings["metrics_s"] = time.perf_counter() - t
-
-        summaries_list = summarize_clusters(assignments, extractions, top=10**6, per_cluster=3,
-                                            texts={e.id: e.text for e in union})
+        summaries_list = space.summaries(per_cluster=3, key=batch_key)
         summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
         batch_names = set(names)
         representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names)
@@ -321,32 +273,27 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                 score_normalized=s.score_normalized, ci95=s.ci95, ci95_normalized=s.ci95_normalized,
                 rank=ranked.index(name) + 1, metrics=metric_values[name],
             ))
-        timings["total_s"] = time.perf_counter() - started
+        clustering = space.clustering
+        timings = run.finish()
         return ComparisonReport(
             sample_size=n, seed=config.seed, clustering_method=clustering.method,
             n_shared_clusters=clustering.n_clusters, n_shared_noise=clustering.n_noise,
             significance_method=SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha),
             alpha=alpha, batches=results, pairwise=pairwise, representation=representation,
-            versus_reference=versus_reference, modes_from=rep_info,
+            versus_reference=versus_reference, modes_from=space.representation,
             reference=({"source": ref_corpus.path if ref_corpus is not None else None,
                         "n_samples": len(ref_examples), "n_failed": failed.get(REFERENCE, 0)}
                        if ref_examples else None),
             clusters=summaries_list[:config.top_clusters], cluster_counts=counts,
-            config=RunConfig(
-                model=config.llm.model, model_fingerprint=get_registry().fingerprint(config.llm.model),
-                embedding_model=embedder.spec.name, embedding_fingerprint=embedder.spec.fingerprint,
-                prompt_file=prompt.source if config.prompt_file else "bundled:extract_criteria.yaml",
-                prompt_sha256=prompt.content_hash, seed=config.seed,
-                embedded_criteria=list(fields) if config.representation.uses_llm else [],
-                sample=n, reference_size=config.reference_size, clustering=config.cluster_params().model_dump(),
-                clustering_method=clustering.method, clusterdiv_version=__version__,
-            ),
-            timings=timings,
+            config=run.run_config(config, space, sample=n),
+            timings={k: getattr(timings, k) for k in STAGE_TIMINGS},
         )
-    finally:
-        if own_cache:
-            cache.close()
 
 
-__all__ = ["NOISE", "BatchResult", "ComparisonReport", "PairwiseTest", "Representation", "compare", "holm",
+def batch_key(row: ModeRow) -> str:
+    """A row's id in the comparison report: `<batch>:<id>` (the same id may be in several batches)."""
+    return f"{row.group}:{row.example.id}"
+
+
+__all__ = ["NOISE", "REFERENCE", "BatchResult", "ComparisonReport", "PairwiseTest", "Representation", "compare", "holm",
            "permutation_p_value"]

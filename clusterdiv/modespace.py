@@ -149,6 +149,7 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
         prompt, resolved = resolve_prompt(config)
         fields = list(fields) if fields is not None else resolved
     fields = list(fields if fields is not None else prompt.spec.embed)
+    embedder = run.embedder(config.embedding_model)  # an unknown model fails before any LLM call
     names = list(groups)
     members = [(g, e) for g in names for e in groups[g]]
     # Stages key their records by example id; ids are unique only within a group, so the stages see
@@ -174,8 +175,7 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
             extractions = [fresh[k] if k in fresh else known[(g, e.id, e.text)].model_copy(update={"example_id": str(k)})
                            for k, (g, e) in enumerate(members)]
     with timer("embed"):
-        embedded, info = represent_examples(staged, extractions, config=config,
-                                            embedder=run.embedder(config.embedding_model), cache=run.cache,
+        embedded, info = represent_examples(staged, extractions, config=config, embedder=embedder, cache=run.cache,
                                             prompt=prompt, fields=fields, progress=run.progress)
     if not embedded:
         return _space(names, members, extractions, embedded, None, info, config, prompt, fields)
