@@ -165,13 +165,12 @@ def score(
             metrics=metrics,
             **representation_settings(representation, text_weight, threshold),
         )
-        if metrics not in ("all", "none"):
-            from clusterdiv.metrics.registry import resolve_selection
+        from clusterdiv.metrics.registry import validate_selection
 
-            try:
-                resolve_selection(metrics)
-            except ValueError as exc:
-                raise InputError(str(exc)) from exc
+        try:
+            validate_selection(metrics)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
                         "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
         ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
@@ -257,20 +256,18 @@ def metrics_command(
 
         from clusterdiv.corpus import load_corpus
         from clusterdiv.errors import InputError
-        from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+        from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
 
         try:
-            selected = resolve_selection(None if metrics == "all" else metrics)
+            plan = select_metrics(metrics, has_reference=reference is not None)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        if reference is None:
-            selected -= set(METRIC_GROUPS["reference"])
+        selected = set(plan.selected)
         corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid,
                              format=input_format.value if input_format else None)
         texts = [e.text for e in corpus.examples]
         vectors = ref_vectors = None
-        needs_vectors = selected - set(METRIC_GROUPS["lexical"])
-        if needs_vectors:
+        if plan.needs_embeddings:
             from clusterdiv.cache import ModelCache
             from clusterdiv.embed import Embedder, embed_texts
 

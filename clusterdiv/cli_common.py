@@ -104,15 +104,13 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | N
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
+    from clusterdiv.metrics.registry import validate_selection
     from clusterdiv.pipeline import ScoreConfig
 
-    if metrics not in ("all", "none"):
-        from clusterdiv.metrics.registry import resolve_selection
-
-        try:
-            resolve_selection(metrics)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+    try:
+        validate_selection(metrics)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     return ScoreConfig(
         llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency),
         embedding_model=embedding_model,

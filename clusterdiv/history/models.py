@@ -14,24 +14,23 @@ from pydantic import BaseModel, Field
 
 HEADLINE_METRICS: tuple[str, ...] = ("score", "score_normalized")
 
-# +1: higher means more diverse / better; -1: higher means less diverse; 0: no good direction
-# (a move either way is worth flagging). Unknown names default to +1.
-DIRECTION: dict[str, int] = {
-    "self_bleu": -1,
-    "embedding_mean_cosine": -1,
-    "density": 0,
-}
-
-
 def trackable_metrics() -> list[str]:
-    """Names a threshold may use: the headline scores plus every registered set metric."""
-    from clusterdiv.metrics.registry import ALL_METRICS
+    """Names a threshold may use: the headline scores plus every registered set metric (plugins too)."""
+    from clusterdiv.metrics.registry import metric_names
 
-    return [*HEADLINE_METRICS, *ALL_METRICS]
+    return [*HEADLINE_METRICS, *metric_names()]
 
 
 def direction(metric: str) -> int:
-    return DIRECTION.get(metric, 1)
+    """+1: higher means more diverse; -1: higher means less diverse; 0: neither (any move is flagged).
+
+    The headline scores are +1; set metrics say so in the metric registry; unknown names are +1.
+    """
+    if metric in HEADLINE_METRICS:
+        return 1
+    from clusterdiv.metrics.registry import direction as registered_direction
+
+    return registered_direction(metric)
 
 
 metadata = sa.MetaData()

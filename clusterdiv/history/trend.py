@@ -62,9 +62,9 @@ def breach_reason(metric: str, value: float | None, rule: Threshold | None) -> s
 
 
 def _reference_metrics() -> set[str]:
-    from clusterdiv.metrics.registry import METRIC_GROUPS
+    from clusterdiv.metrics.registry import metric_specs
 
-    return set(METRIC_GROUPS["reference"])
+    return {s.name for s in metric_specs() if s.needs_reference}
 
 
 def adverse_change(metric: str, value: float | None, baseline: float | None) -> float | None:

@@ -1,7 +1,9 @@
-"""Provider registration: the built-in local model and third-party/test plugins use the same path.
+"""Plugin registration: the built-in local model and third-party/test plugins use the same path.
 
 Like simonw/llm's plugin hooks, anything that wants to add an LLM provider (the bundled local
-model, a company gateway, the fake model the tests use) registers a litellm custom handler here.
+model, a company gateway, the fake model the tests use) registers a litellm custom handler here,
+and anything that wants to add a set metric registers it here too (`register_metric`, which
+lands in :mod:`clusterdiv.metrics.registry`; reports, history, `track` and `check` then know it).
 Plugins are found through the `clusterdiv.plugins` entry-point group and through the
 `CLUSTERDIV_PLUGINS` environment variable (comma-separated module names with a `register(registry)`
 function), which is how the CLI tests inject a fake model into a subprocess.
@@ -43,6 +45,13 @@ class ProviderRegistry:
         from litellm.utils import custom_llm_setup
 
         custom_llm_setup()
+
+    def register_metric(self, name: str, compute: Any, *, group: str = "lexical", meaning: str,
+                        direction: int = 1) -> Any:
+        """Add a set metric: see :func:`clusterdiv.metrics.registry.register_metric`."""
+        from clusterdiv.metrics.registry import register_metric
+
+        return register_metric(name, compute, group=group, meaning=meaning, direction=direction)
 
     def fingerprint(self, model: str) -> str:
         provider, _, suffix = model.partition("/")
