@@ -1,24 +1,81 @@
-"""clusterdiv: measure the diversity of text datasets by LLM semantic clustering."""
+"""clusterdiv: measure the diversity of text datasets.
+
+The public API, all importable from here::
+
+    import clusterdiv
+    report = clusterdiv.score("data.jsonl")                   # or a list of texts/dicts, a DataFrame, a Dataset
+    clusterdiv.compare({"gen-a": "a.jsonl", "gen-b": "b.jsonl"})
+    clusterdiv.explore(texts)                                 # the explorer's document
+    clusterdiv.audit_tail(batch, spec="tail.yaml"); clusterdiv.mix(mix_file)
+    clusterdiv.lineage(batch, against=[older]); clusterdiv.drift(batch, real)
+    clusterdiv.load_examples(df, text_field="prompt")         # what every call above accepts
+
+``Report`` is the result type; ``ScoreConfig``, ``LLMSettings``, ``ClusterParams`` and
+``Representation`` configure a run. Everything is imported on first use (PEP 562), so
+``import clusterdiv`` imports no torch, litellm or scikit-learn.
+
+``clusterdiv.compare`` and ``clusterdiv.explore`` are the functions, although modules of those
+names exist: import the modules' other names with ``from clusterdiv.compare import ...``.
+"""
 
 from __future__ import annotations
 
+import sys
+import types
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from clusterdiv.report import Report
+    from clusterdiv.anchoring.drift import drift
+    from clusterdiv.anchoring.lineage import check_lineage as lineage
+    from clusterdiv.anchoring.mix import mix_budget as mix
+    from clusterdiv.anchoring.tail import audit_tail
+    from clusterdiv.cluster import ClusterParams
+    from clusterdiv.compare import ComparisonReport
+    from clusterdiv.corpus import load_examples
+    from clusterdiv.explore.model import Exploration
+    from clusterdiv.llm.structured import LLMSettings
+    from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.report import Report, RunConfig
+    from clusterdiv.represent import Representation
+
+# public name -> (module, attribute), imported on first access
+_LAZY: dict[str, tuple[str, str]] = {
+    "audit_tail": ("clusterdiv.anchoring.tail", "audit_tail"),
+    "mix": ("clusterdiv.anchoring.mix", "mix_budget"),
+    "lineage": ("clusterdiv.anchoring.lineage", "check_lineage"),
+    "drift": ("clusterdiv.anchoring.drift", "drift"),
+    "load_examples": ("clusterdiv.corpus", "load_examples"),
+    "Report": ("clusterdiv.report", "Report"),
+    "RunConfig": ("clusterdiv.report", "RunConfig"),
+    "ScoreConfig": ("clusterdiv.pipeline", "ScoreConfig"),
+    "LLMSettings": ("clusterdiv.llm.structured", "LLMSettings"),
+    "ClusterParams": ("clusterdiv.cluster", "ClusterParams"),
+    "Representation": ("clusterdiv.represent", "Representation"),
+}
 
 _LLM_KEYS = {"model", "temperature", "max_tokens", "max_attempts", "timeout", "api_base", "concurrency",
              "max_input_chars"}
 
 
+def _accepted(data: Any, load_options: dict[str, Any] | None) -> Any:
+    """Paths, texts and Examples as they are; records, DataFrames and Datasets as a loaded corpus."""
+    from pathlib import Path
+
+    from clusterdiv.corpus import LoadedCorpus, to_corpus
+
+    if data is None or isinstance(data, (str, Path, LoadedCorpus)):
+        return data
+    return to_corpus(data, **(load_options or {}))
+
+
 def score(data: Any, **config: Any) -> Report:
-    """Score a path, a list of texts or Examples: `clusterdiv.score("data.jsonl", model=..., seed=1)`.
+    """Score a dataset: `clusterdiv.score("data.jsonl", seed=1)` (any input `load_examples` accepts).
 
     Keyword arguments are ScoreConfig fields; LLM settings (`model`, `api_base`, `concurrency`, ...)
     may be given flat. `cache=`, `reference=`, `load_options=` and `progress=` pass through.
-    Imports are deferred so `import clusterdiv` stays cheap.
     """
     from clusterdiv.llm.structured import LLMSettings
     from clusterdiv.pipeline import ScoreConfig
@@ -30,7 +87,68 @@ def score(data: Any, **config: Any) -> Report:
     if "seed" in config:
         llm.setdefault("seed", config["seed"])
     settings = ScoreConfig(llm=LLMSettings(**llm), **config)
+    data = _accepted(data, passthrough.get("load_options"))
+    if passthrough.get("reference") is not None:
+        passthrough["reference"] = _accepted(passthrough["reference"], passthrough.get("reference_load_options"))
     return run_score(data, config=settings, **passthrough)
 
 
-__all__ = ["__version__", "score"]
+def compare(batches: Any, **options: Any) -> ComparisonReport:
+    """Several batches side by side in one shared clustering: `compare({"a": path_a, "b": texts_b})`.
+
+    Keyword arguments are those of :func:`clusterdiv.compare.compare` (`config`, `reference`, `sample`, ...).
+    """
+    from clusterdiv.compare import compare as run_compare
+
+    load_options = options.get("load_options")
+    return run_compare({name: _accepted(data, load_options) for name, data in dict(batches).items()}, **options)
+
+
+def explore(data: Any, **options: Any) -> Exploration:
+    """The explorer's document (named modes on a 2-D map); see :func:`clusterdiv.explore.build.explore`."""
+    from clusterdiv.explore.build import explore as run_explore
+
+    return run_explore(_accepted(data, options.get("load_options")), **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'clusterdiv' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Keeps `clusterdiv.compare`/`clusterdiv.explore` the functions when their modules get imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("compare", "explore") and isinstance(value, types.ModuleType):
+            return  # the import system binds a submodule to its parent; the module stays in sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+__all__ = [
+    "ClusterParams",
+    "LLMSettings",
+    "Report",
+    "Representation",
+    "RunConfig",
+    "ScoreConfig",
+    "__version__",
+    "audit_tail",
+    "compare",
+    "drift",
+    "explore",
+    "lineage",
+    "load_examples",
+    "mix",
+    "score",
+]

@@ -228,6 +228,75 @@ def load_corpus_bytes(
                   skip_invalid=skip_invalid)
 
 
+def load_records(
+    records: Sequence[object],
+    *,
+    name: str = "(in-memory)",
+    text_field: str | None = None,
+    id_field: str | None = None,
+    label_field: str | None = None,
+    skip_invalid: bool = False,
+) -> LoadedCorpus:
+    """In-memory rows (strings, or dicts like JSONL records), validated exactly like a file's rows."""
+    rows = [_Row(i + 1, value) for i, value in enumerate(records)]
+    plain = bool(rows) and all(isinstance(r.value, str) for r in rows)
+    fields = [] if plain else list(dict.fromkeys(k for r in rows if isinstance(r.value, dict) for k in r.value))
+    return _build(_Parsed(rows, fields, plain=plain, native=False), shown=name, fmt="json",
+                  text_field=text_field, id_field=id_field, label_field=label_field, skip_invalid=skip_invalid)
+
+
+def to_corpus(data: object, **options: object) -> LoadedCorpus | list[Example]:
+    """Whatever a library call accepts as a dataset, as a LoadedCorpus (or the Examples given).
+
+    A path (any format `load_corpus` reads), a LoadedCorpus, a list of Examples, a list of
+    strings or of dicts (records with a text field), a pandas DataFrame, or a Hugging Face
+    ``datasets.Dataset``. ``options`` are `load_corpus`'s (``text_field``, ``id_field``, ...).
+    """
+    if isinstance(data, LoadedCorpus):
+        return data
+    if isinstance(data, (str, Path)) and not (isinstance(data, str) and "\n" in data):
+        return load_corpus(data, **options)  # type: ignore[arg-type]
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)) \
+            and all(isinstance(x, Example) for x in data):  # (an empty list too: the caller says "empty")
+        return list(data)  # type: ignore[arg-type]
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and data \
+            and all(isinstance(x, str) for x in data):
+        return examples_from_texts(list(data))  # type: ignore[arg-type]
+    record_options = {k: v for k, v in options.items() if k in ("text_field", "id_field", "label_field",
+                                                                 "skip_invalid")}
+    kind = type(data).__module__.split(".")[0]
+    if kind == "pandas" and hasattr(data, "to_dict"):
+        return load_records(data.to_dict(orient="records"), name="(pandas DataFrame)",  # type: ignore[attr-defined]
+                            **record_options)  # type: ignore[arg-type]
+    if kind == "datasets" and hasattr(data, "column_names"):
+        if not hasattr(data, "to_list"):
+            raise CorpusError("a DatasetDict holds several splits; pass one split, e.g. dataset['train']")
+        return load_records(data.to_list(), name="(datasets.Dataset)", **record_options)  # type: ignore[attr-defined,arg-type]
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        return load_records(list(data), **record_options)  # type: ignore[arg-type]
+    raise CorpusError("expected a path, a list of texts, dicts or Examples, a pandas DataFrame or a "
+                      f"datasets.Dataset, got {type(data).__name__}")
+
+
+def as_examples(data: object, *, load_options: dict[str, object] | None = None
+                ) -> tuple[list[Example], LoadedCorpus | None]:
+    """The examples of any accepted dataset (see :func:`to_corpus`) and the corpus they came from, if any."""
+    loaded = to_corpus(data, **(load_options or {}))
+    return (list(loaded.examples), loaded) if isinstance(loaded, LoadedCorpus) else (loaded, None)
+
+
+def load_examples(data: object, **options: object) -> list[Example]:
+    """The examples of any accepted dataset (see :func:`to_corpus`), with ids as `load_corpus` makes them.
+
+    A path, a list of strings, dicts or Examples, a pandas DataFrame or a ``datasets.Dataset``;
+    ``options`` are `load_corpus`'s (``text_field``, ``id_field``, ``label_field``, ``skip_invalid``).
+    """
+    examples, _ = as_examples(data, load_options=options)
+    if not examples:
+        raise CorpusError("the dataset is empty: nothing to measure")
+    return examples
+
+
 def _parse_text_format(fmt: str, data: bytes, shown: str, delimiter: str) -> _Parsed:
     """The byte-oriented formats, shared by files and uploads."""
     if fmt == "jsonl":
