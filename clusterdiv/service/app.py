@@ -51,6 +51,11 @@ def _summary(kind: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
         return {k: result.get(k) for k in keys} | {"failed": (result.get("failed") or {}).get("count", 0)}
     if kind == "compare":
         return {"ranking": [b["name"] for b in sorted(result.get("batches", []), key=lambda b: b.get("rank", 0))]}
+    if kind == "select":  # issue 17
+        return {"n_selected": result.get("n_selected"), "budget": result.get("budget"),
+                "score_normalized": [(result.get(k) or {}).get("score_normalized") for k in ("before", "after")]}
+    if kind == "seeds":
+        return {k: result.get(k) for k in ("n_lacking", "n_missing", "reference_share_lacking")}
     audit = result.get("tail_audit") or {}
     return {k: audit.get(k) for k in ("n_entries", "n_covered", "n_flagged") if k in audit} or None
 

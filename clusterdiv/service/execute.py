@@ -18,7 +18,16 @@ from clusterdiv.errors import InputError
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.records import Example
 from clusterdiv.service.jobs import JobResult
-from clusterdiv.service.schemas import AuditJob, CompareJob, InputExample, JobOptions, Progress, ScoreJob
+from clusterdiv.service.schemas import (
+    AuditJob,
+    CompareJob,
+    InputExample,
+    JobOptions,
+    Progress,
+    ScoreJob,
+    SeedsJob,
+    SelectJob,
+)
 from clusterdiv.service.settings import ServiceSettings
 
 
@@ -109,8 +118,10 @@ class StoreProgress:
             self._maybe_publish(force=True)
 
 
-def execute_job(request: ScoreJob | CompareJob | AuditJob, *, job_id: str, settings: ServiceSettings,
-                cache: ModelCache, progress: Any) -> JobResult:
+def execute_job(request: ScoreJob | CompareJob | AuditJob | SelectJob | SeedsJob, *, job_id: str,
+                settings: ServiceSettings, cache: ModelCache, progress: Any) -> JobResult:
+    if isinstance(request, (SelectJob, SeedsJob)):  # issue 17: act on the measurement
+        return _act(request, settings=settings, cache=cache)
     if isinstance(request, ScoreJob):
         return _score(request, job_id=job_id, settings=settings, cache=cache, progress=progress)
     if isinstance(request, CompareJob):
@@ -159,3 +170,29 @@ def _audit(request: AuditJob, *, settings: ServiceSettings, cache: ModelCache) -
     report = audit_tail(examples, spec=request.tail, judge=request.judge, model=model,
                         min_count=request.min_count, seed=request.options.seed, cache=cache)
     return JobResult(result=report.model_dump(mode="json"), markdown=render_anchoring_markdown(report))
+
+
+def _act(request: SelectJob | SeedsJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
+    """`select` (the subset's texts and ids, before/after figures) or `seeds` (one entry per lacking mode)."""
+    from clusterdiv.commands.actions import seeds_summary, select_markdown
+
+    examples = to_examples(request.texts, what="texts")
+    reference = to_examples(request.reference, what="reference") if request.reference else None
+    config = score_config(request.options, settings).model_copy(update={"metrics": "none"})
+    if isinstance(request, SelectJob):
+        from clusterdiv.actions import select_subset
+
+        chosen = select_subset(examples, budget=request.budget, reference=reference, max_share=request.max_share,
+                               config=config, cache=cache)
+        result = chosen.model_dump(mode="json") | {
+            "command": "select", "selected": [{"id": e.id, "text": e.text} for e in chosen.examples]}
+        return JobResult(result=result, markdown=select_markdown(chosen))
+    from clusterdiv.actions import tail_seeds
+
+    seeds = tail_seeds(examples, reference=reference, per_mode=request.per_mode,
+                       include_under=not request.missing_only, config=config, cache=cache)
+    markdown = (f"# clusterdiv seeds\n\n{seeds_summary(seeds)}\n\n| mode | flag | real share | batch share | seeds |\n"
+                "| ---: | --- | ---: | ---: | --- |\n" + "".join(
+                    f"| {m.mode_id} | {m.flag} | {m.reference_share:.1%} | {m.batch_share:.1%} | "
+                    + " / ".join(s.text.replace("|", "\\|") for s in m.seeds) + " |\n" for m in seeds.modes))
+    return JobResult(result=seeds.model_dump(mode="json") | {"command": "seeds"}, markdown=markdown)

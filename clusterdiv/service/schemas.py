@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Imported here, not in the validator: a lazy import from a request thread while a job thread imports
 # the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
-from clusterdiv.metrics.registry import validate_selection
+from clusterdiv.metrics.registry import resolve_selection
 
-JobKind = Literal["score", "compare", "audit"]
+JobKind = Literal["score", "compare", "audit", "select", "seeds"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 SEED_MAX = 2**32 - 1
 NonEmptyText = Annotated[str, Field(min_length=1)]  # blank ones: 422 from to_examples ("text 2 is empty")
@@ -48,7 +48,10 @@ class JobOptions(BaseModel):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: str) -> str:
-        return validate_selection(value)  # ValueError naming the valid ones: a 422 at submit, before any work
+        if value in ("all", "none"):
+            return value
+        resolve_selection(value)  # ValueError naming the valid ones: a 422 at submit, before any work
+        return value
 
 
 class _JobBase(BaseModel):
@@ -102,7 +105,33 @@ class AuditJob(_JobBase):
         return self
 
 
-JobRequest = Annotated[ScoreJob | CompareJob | AuditJob, Field(discriminator="kind")]
+class SelectJob(_JobBase):
+    """`clusterdiv select`: a diverse subset of `texts` of at most `budget` examples (issue 17)."""
+
+    kind: Literal["select"]
+    texts: Texts
+    budget: int = Field(ge=1)
+    reference: list[NonEmptyText | InputExample] | None = Field(default=None, min_length=1)
+    max_share: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def n_examples(self) -> int:
+        return len(self.texts) + len(self.reference or [])
+
+
+class SeedsJob(_JobBase):
+    """`clusterdiv seeds`: real seed examples of every mode `texts` lacks relative to `reference`."""
+
+    kind: Literal["seeds"]
+    texts: Texts
+    reference: list[NonEmptyText | InputExample] = Field(min_length=1)
+    per_mode: int = Field(default=5, ge=1, le=100)
+    missing_only: bool = False
+
+    def n_examples(self) -> int:
+        return len(self.texts) + len(self.reference)
+
+
+JobRequest = Annotated[ScoreJob | CompareJob | AuditJob | SelectJob | SeedsJob, Field(discriminator="kind")]
 
 
 class StageProgress(BaseModel):
