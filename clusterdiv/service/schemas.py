@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Imported here, not in the validator: a lazy import from a request thread while a job thread imports
 # the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
-from clusterdiv.metrics.registry import resolve_selection
+from clusterdiv.metrics.registry import validate_selection
 
 JobKind = Literal["score", "compare", "audit", "select", "seeds"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -48,10 +48,7 @@ class JobOptions(BaseModel):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: str) -> str:
-        if value in ("all", "none"):
-            return value
-        resolve_selection(value)  # ValueError naming the valid ones: a 422 at submit, before any work
-        return value
+        return validate_selection(value)  # ValueError naming the valid ones: a 422 at submit, before any work
 
 
 class _JobBase(BaseModel):
