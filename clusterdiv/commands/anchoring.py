@@ -13,11 +13,22 @@ from typing import Annotated, Any
 
 import typer
 
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
+from clusterdiv.cli_common import (
+    ApiBase,
+    CacheDir,
+    Concurrency,
+    Debug,
+    EmbeddingModel,
+    Format,
+    IdField,
+    Model,
+    Output,
+    OutputFormat,
+    Seed,
+    SkipInvalid,
+    TextField,
+    handle_errors,
+)
 
 
 class Judge(str, Enum):
@@ -33,28 +44,20 @@ class ClusterOn(str, Enum):
     none = "none"
 
 
-FormatOpt = Annotated[Format, typer.Option("--format", help="Report format")]
-OutputOpt = Annotated[Path | None, typer.Option(help="Write the report here instead of stdout")]
-EmbeddingOpt = Annotated[str, typer.Option(help="sentence-transformers name or path")]
-TextFieldOpt = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
-IdFieldOpt = Annotated[str | None, typer.Option(help="Field holding a stable id")]
-SkipOpt = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
-CacheOpt = Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")]
-DebugOpt = Annotated[bool, typer.Option(help="Show tracebacks")]
-ModelOpt = Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")]
-ApiBaseOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
-ConcurrencyOpt = Annotated[int, typer.Option(help="Concurrent LLM requests")]
-SeedOpt = Annotated[int, typer.Option(help="Seed for sampling, clustering and MAUVE")]
+# the shared options (cli_common), under the names this module's commands use
+FormatOpt, OutputOpt, EmbeddingOpt, TextFieldOpt, IdFieldOpt = Format, Output, EmbeddingModel, TextField, IdField
+SkipOpt, CacheOpt, DebugOpt, ModelOpt, ApiBaseOpt = SkipInvalid, CacheDir, Debug, Model, ApiBase
+ConcurrencyOpt, SeedOpt = Concurrency, Seed
 
 
-def _emit(report: Any, output_format: Format, output: Path | None) -> None:
+def _emit(report: Any, output_format: OutputFormat, output: Path | None) -> None:
     from rich.console import Console
 
     from clusterdiv.anchoring.render import render_markdown, render_table
 
-    if output_format is Format.json:
+    if output_format is OutputFormat.json:
         text = report.to_json()
-    elif output_format is Format.markdown:
+    elif output_format is OutputFormat.markdown:
         text = render_markdown(report)
     else:
         if output is None:
@@ -73,20 +76,9 @@ def _emit(report: Any, output_format: Format, output: Path | None) -> None:
 
 
 def _run(debug: bool, body: Any) -> None:
-    """Run a command body with the CLI's error contract (imported lazily: cli imports this module)."""
-    try:
+    """Run a command body with the CLI's error contract."""
+    with handle_errors(debug):
         body()
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        from rich.console import Console
-
-        Console(stderr=True).print("[yellow]interrupted[/yellow]: every answer received so far is cached")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # one line per error; traceback only with --debug
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def _load_options(text_field: str | None, id_field: str | None, skip_invalid: bool, **extra: Any) -> dict:
@@ -123,7 +115,7 @@ def register(app: typer.Typer) -> None:
         concurrency: ConcurrencyOpt = 4,
         embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
         seed: SeedOpt = 0,
-        output_format: FormatOpt = Format.table,
+        output_format: FormatOpt = OutputFormat.table,
         output: OutputOpt = None,
         text_field: TextFieldOpt = None,
         id_field: IdFieldOpt = None,
@@ -174,7 +166,7 @@ def register(app: typer.Typer) -> None:
         concurrency: ConcurrencyOpt = 4,
         embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
         seed: SeedOpt = 0,
-        output_format: FormatOpt = Format.table,
+        output_format: FormatOpt = OutputFormat.table,
         output: OutputOpt = None,
         text_field: TextFieldOpt = None,
         id_field: IdFieldOpt = None,
@@ -211,11 +203,13 @@ def register(app: typer.Typer) -> None:
         real: Annotated[Path | None, typer.Option(help="Real data the batch should be seeded from")] = None,
         threshold: Annotated[float | None, typer.Option(help="Cosine threshold for paraphrases (default: "
                                                              "calibrated on --real, else 0.9)")] = None,
-        real_percentile: Annotated[float, typer.Option(help="Percentile of real-real nearest-neighbour "
-                                                            "similarity used as the threshold")] = 95.0,
+        real_percentile: Annotated[float | None, typer.Option(help="Percentile of the real data's own evidence each "
+                                                            "paraphrase test must exceed (about 100 minus it "
+                                                            "is the share of fresh real data falsely flagged; "
+                                                            "default 97)")] = None,
         near_dup_jaccard: Annotated[float, typer.Option(help="Shingle Jaccard of a near duplicate")] = 0.8,
         embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
-        output_format: FormatOpt = Format.table,
+        output_format: FormatOpt = OutputFormat.table,
         output: OutputOpt = None,
         text_field: TextFieldOpt = None,
         id_field: IdFieldOpt = None,
@@ -226,7 +220,7 @@ def register(app: typer.Typer) -> None:
         """Flag batch examples copied or paraphrased from earlier synthetic batches rather than real data."""
 
         def body() -> None:
-            from clusterdiv.anchoring.lineage import check_lineage
+            from clusterdiv.anchoring.lineage import DEFAULT_REAL_PERCENTILE, check_lineage
             from clusterdiv.cache import ModelCache
             from clusterdiv.errors import InputError
 
@@ -235,7 +229,8 @@ def register(app: typer.Typer) -> None:
             with ModelCache(cache_dir) as cache:
                 report = check_lineage(
                     batch, against=[*against, *(more or [])], real=real, embedding_model=embedding_model,
-                    threshold=threshold, real_percentile=real_percentile, near_dup_jaccard=near_dup_jaccard,
+                    threshold=threshold, near_dup_jaccard=near_dup_jaccard,
+                    real_percentile=DEFAULT_REAL_PERCENTILE if real_percentile is None else real_percentile,
                     cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
                 )
             _emit(report, output_format, output)
@@ -258,7 +253,7 @@ def register(app: typer.Typer) -> None:
         concurrency: ConcurrencyOpt = 4,
         embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
         seed: SeedOpt = 0,
-        output_format: FormatOpt = Format.table,
+        output_format: FormatOpt = OutputFormat.table,
         output: OutputOpt = None,
         text_field: TextFieldOpt = None,
         id_field: IdFieldOpt = None,
