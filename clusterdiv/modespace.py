@@ -143,7 +143,7 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
     earlier in the same run: rows it already extracted (same group, id and text) are not asked
     again. `prompt`/`fields` override the ones `config` names.
     """
-    from clusterdiv.pipeline import cluster_examples, extract_if_needed, represent_examples
+    from clusterdiv.pipeline import cluster_examples, represent_examples
 
     if prompt is None:
         prompt, resolved = resolve_prompt(config)
@@ -169,9 +169,7 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
     if config.representation.uses_llm:
         with timer("extract"):
             todo = [k for k, (g, e) in enumerate(members) if (g, e.id, e.text) not in known]
-            fresh = dict(zip(todo, extract_if_needed([staged[k] for k in todo], config=config, cache=run.cache,
-                                                     prompt=prompt, stats=run.stats, progress=run.progress),
-                             strict=True)) if todo else {}
+            fresh = _extract_by_group(todo, members, staged, config=config, run=run, prompt=prompt)
             extractions = [fresh[k] if k in fresh else known[(g, e.id, e.text)].model_copy(update={"example_id": str(k)})
                            for k, (g, e) in enumerate(members)]
     with timer("embed"):
@@ -183,6 +181,43 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
         assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
     return _space(names, members, extractions, embedded, (assignments, clustering), info, config, prompt,
                   fields)
+
+
+class _OneStage:
+    """Forwards the advances of several extraction calls to one progress stage the caller opens and closes."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def start(self, stage: str, total: int) -> None:
+        pass
+
+    def advance(self, stage: str, n: int = 1, *, cached: bool = False) -> None:
+        self.inner.advance(stage, n, cached=cached)
+
+    def finish(self, stage: str) -> None:
+        pass
+
+
+def _extract_by_group(todo: list[int], members: list[tuple[str, Example]], staged: list[Example], *, config: Any,
+                      run: RunContext, prompt: PromptTemplate) -> dict[int, Extraction]:
+    """Criteria for the rows `todo`, one group after the other (a text in two groups is paid once: the
+    later group finds it cached), reported as one `extract` stage."""
+    from clusterdiv.pipeline import extract_if_needed
+
+    if not todo:
+        return {}
+    out: dict[int, Extraction] = {}
+    run.progress.start("extract", len(todo))
+    try:
+        for group in dict.fromkeys(members[k][0] for k in todo):
+            rows = [k for k in todo if members[k][0] == group]
+            found = extract_if_needed([staged[k] for k in rows], config=config, cache=run.cache, prompt=prompt,
+                                      stats=run.stats, progress=_OneStage(run.progress))
+            out.update(zip(rows, found, strict=True))
+    finally:
+        run.progress.finish("extract")
+    return out
 
 
 def _space(names: list[str], members: list[tuple[str, Example]], extractions: list[Extraction], embedded: list[EmbeddedExample],

@@ -66,7 +66,8 @@ class RunContext:
         if isinstance(model, Embedder):
             return self._embedders.setdefault(model.spec.name, model)
         if model not in self._embedders:
-            self._embedders[model] = Embedder(model)
+            made = Embedder(model)
+            self._embedders[model] = self._embedders.setdefault(made.spec.name, made)
         return self._embedders[model]
 
     def use_embedder(self, name: str, embedder: Embedder) -> None:

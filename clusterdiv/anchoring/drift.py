@@ -11,7 +11,7 @@ fresh real sample on three kinds of evidence and gives one verdict:
   variation distance between the two share vectors (noise points pooled as one bin), with the
   modes the batch misses or over-produces. `cluster_on="text"` (default) clusters the raw text
   embeddings (no LLM), the representation the held-out validation chose for `score`;
-  `cluster_on="criteria"` clusters LLM criteria (`pipeline.shared_cluster_shares`);
+  `cluster_on="criteria"` clusters LLM criteria; both are one `build_mode_space` of batch + fresh data;
   `cluster_on=None` skips it;
 * an optional `expires_after` date: past it, the verdict is `stale` whatever the metrics say.
 
@@ -36,19 +36,19 @@ examples on either side its verdict is only advisory and the note says so.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from clusterdiv.anchoring._common import get_embedder, load_examples
+from clusterdiv.anchoring._common import load_examples
 from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import ClusterParams
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import InputError
 from clusterdiv.llm.structured import LLMSettings
-from clusterdiv.report import Report, Timings
+from clusterdiv.report import Report
+from clusterdiv.run import RunContext
 
 Verdict = Literal["fresh", "drifting", "stale"]
 # name: (fresh bound, drifting bound, higher_is_better)
@@ -166,24 +166,13 @@ def _counts_from_rows(rows: list[dict[str, Any]], n_batch: int, n_reference: int
     return np.array(b + [n_batch - sum(b)]), np.array(r_ + [n_reference - sum(r_)])
 
 
-def _text_clusters(X: np.ndarray, R: np.ndarray, batch_texts: list[str], reference_texts: list[str], seed: int,
-                   params: ClusterParams) -> tuple[list[dict[str, Any]], str]:
-    from clusterdiv.cluster import cluster_vectors
-    from clusterdiv.shares import cluster_shares
-
-    both = np.vstack([X, R])
-    clustering = cluster_vectors(both, params=params, seed=seed)
-    labels = clustering.labels
-    is_batch = [True] * X.shape[0] + [False] * R.shape[0]
-    ids = [f"b{i}" for i in range(X.shape[0])] + [f"ref{i}" for i in range(R.shape[0])]
-    texts = list(batch_texts) + list(reference_texts)
+def _first_texts(space: Any) -> dict[int, str]:
+    """Each mode's summary in drift: its first member's text, clipped (noise included)."""
     first: dict[int, str] = {}
-    for label, text in zip(labels, texts, strict=True):
-        first.setdefault(label, text if len(text) <= 60 else text[:57] + "...")
-    rows = cluster_shares(labels, is_batch, ids, summaries={k: f"e.g. {v!r}" for k, v in first.items()})
-    how = (f"raw text embeddings of batch + reference, {clustering.method} ({clustering.n_clusters} shared "
-           "clusters; no LLM)")
-    return [r.model_dump(mode="json") for r in rows], how
+    for row in space.clustered():
+        text = row.example.text
+        first.setdefault(row.mode, text if len(text) <= 60 else text[:57] + "...")
+    return {k: f"e.g. {v!r}" for k, v in first.items()}
 
 
 def drift(
@@ -211,32 +200,24 @@ def drift(
         raise InputError(f"cluster_on must be 'criteria', 'text' or None, got {cluster_on!r}")
     expiry = _parse_date(expires_after, "expires_after")
     today = _parse_date(as_of, "as_of") or dt.date.today()
-    started = time.perf_counter()
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    timings = Timings()
-    try:
-        t = time.perf_counter()
-        loaded = load_examples(batch, role="batch", load_options=load_options)
-        ref = load_examples(reference, role="reference", load_options=reference_load_options)
-        timings.load_s = time.perf_counter() - t
+    with RunContext(cache=cache) as run:
+        with run.stage("load"):
+            loaded = load_examples(batch, role="batch", load_options=load_options)
+            ref = load_examples(reference, role="reference", load_options=reference_load_options)
 
-        t = time.perf_counter()
-        embedder = get_embedder(embedding_model)
-        hits_before = cache.hits["embedding"]
-        X = embed_texts(loaded.texts, model=embedder, cache=cache)
-        R = embed_texts(ref.texts, model=embedder, cache=cache)
-        timings.embed_s = time.perf_counter() - t
+        with run.stage("embed"):
+            embedder = run.embedder(embedding_model)
+            X = embed_texts(loaded.texts, model=embedder, cache=run.cache)
+            R = embed_texts(ref.texts, model=embedder, cache=run.cache)
 
         from clusterdiv.metrics.registry import compute_set_metrics
 
-        t = time.perf_counter()
-        values = compute_set_metrics(
-            loaded.texts, embeddings=X, reference_embeddings=R,
-            select={"mauve", "precision", "recall", "density", "coverage"}, seed=seed, bootstrap=0,
-        )
-        metrics = {name: v.model_dump(mode="json") for name, v in values.items()}
-        timings.metrics_s = time.perf_counter() - t
+        with run.stage("metrics"):
+            values = compute_set_metrics(
+                loaded.texts, embeddings=X, reference_embeddings=R,
+                select={"mauve", "precision", "recall", "density", "coverage"}, seed=seed, bootstrap=0,
+            )
+            metrics = {name: v.model_dump(mode="json") for name, v in values.items()}
 
         notes: list[str] = []
         shifts: list[ShareShift] = []
@@ -245,35 +226,36 @@ def drift(
         how: str | None = None
         missing: list[int] = []
         over: list[int] = []
-        stats = None
-        t = time.perf_counter()
-        if cluster_on == "text":
-            rows, how = _text_clusters(X, R, loaded.texts, ref.texts, seed, cluster_params or ClusterParams())
-            n_clustered = (len(loaded.examples), len(ref.examples))
-        elif cluster_on == "criteria":
-            from clusterdiv.llm.structured import CallStats
-            from clusterdiv.pipeline import ScoreConfig, shared_cluster_shares
-            from clusterdiv.prompts import PromptTemplate
+        rows: list[dict[str, Any]] = []
+        with run.stage("cluster"):
+            if cluster_on is not None:
+                from clusterdiv.modespace import BATCH, REFERENCE, build_mode_space
+                from clusterdiv.pipeline import ScoreConfig, cluster_shares_section
+                from clusterdiv.shares import cluster_shares
 
-            settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
-            config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
-                                 representation={"kind": "criteria"},
-                                 clustering=cluster_params or ClusterParams())
-            prompt = PromptTemplate.load(None)
-            stats = CallStats()
-            shares = shared_cluster_shares(loaded.examples, ref.examples, config=config, embedder=embedder,
-                                           cache=cache, prompt=prompt, fields=prompt.spec.embed, stats=stats)
-            rows = shares["clusters"]
-            n_clustered = (shares["n_batch"], shares["n_reference"])
-            how = (f"shared clustering of LLM criteria ({settings.model}), {shares['method']}, "
-                   f"{shares['n_shared_clusters']} shared clusters")
-            if stats.failures:
-                notes.append(f"{stats.failures} examples failed criteria extraction and are left out of the shares")
-        else:
-            rows = []
-        if n_clustered is not None and min(n_clustered) > 0:
-            tv, null_tv, excess = share_shift(*_counts_from_rows(rows, *n_clustered), seed=seed)
-        timings.cluster_s = time.perf_counter() - t
+                settings = LLMSettings()  # the text representation asks no LLM
+                if cluster_on == "criteria":
+                    settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
+                config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
+                                     representation={"kind": cluster_on}, clustering=cluster_params or ClusterParams())
+                space = build_mode_space({BATCH: loaded.examples, REFERENCE: ref.examples}, config, run, timed=False)
+                n_clustered = (len(space.clustered(BATCH)), len(space.clustered(REFERENCE)))
+                if cluster_on == "text":
+                    clustered = space.clustered()
+                    rows = [r.model_dump(mode="json") for r in cluster_shares(
+                        space.labels(), [r.group == BATCH for r in clustered], [r.example.id for r in clustered],
+                        summaries=_first_texts(space))]
+                    how = (f"raw text embeddings of batch + reference, {space.clustering.method} "
+                           f"({space.clustering.n_clusters} shared clusters; no LLM)")
+                else:
+                    rows = cluster_shares_section(space)["clusters"]
+                    how = (f"shared clustering of LLM criteria ({settings.model}), {space.clustering.method}, "
+                           f"{space.clustering.n_clusters} shared clusters")
+                    if run.stats.failures:
+                        notes.append(f"{run.stats.failures} examples failed criteria extraction and are left "
+                                     "out of the shares")
+            if n_clustered is not None and min(n_clustered) > 0:
+                tv, null_tv, excess = share_shift(*_counts_from_rows(rows, *n_clustered), seed=seed)
         for r in rows:
             shifts.append(ShareShift(cluster_id=r["cluster_id"], batch_share=r["batch_share"],
                                      reference_share=r["reference_share"],
@@ -321,15 +303,6 @@ def drift(
                         for k, (f, d, h) in VERDICT_THRESHOLDS.items()},
             notes=notes,
         )
-        if stats is not None:
-            timings.llm_calls = stats.calls
-            timings.llm_cache_hits = stats.cache_hits
-        timings.embedding_calls = embedder.calls
-        timings.embedding_cache_hits = cache.hits["embedding"] - hits_before
-        timings.total_s = time.perf_counter() - started
         return Report(command="drift", source=loaded.source, content_hash=loaded.content_hash,
                       n_input=len(loaded.examples), skipped=loaded.skipped, drift=section.model_dump(mode="json"),
-                      timings=timings)
-    finally:
-        if own_cache:
-            cache.close()
+                      timings=run.finish(tokens=False))
