@@ -112,7 +112,7 @@ class Generator:
         from clusterdiv.llm.structured import LLMSettings, agenerate_structured
 
         settings = LLMSettings(model=self.model, temperature=temperature, seed=seed, max_tokens=self.max_tokens,
-                               max_input_chars=4000)
+                               max_input_chars=4000, max_attempts=2)  # one re-ask: a 135M model's bad JSON is costly
         variables = {"intent": intent, "examples": list(examples), "persona": persona}
         t0 = time.perf_counter()
         outcome = self.loop.run_until_complete(agenerate_structured(self.prompt, variables, Utterances, model=settings,
