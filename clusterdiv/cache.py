@@ -241,8 +241,8 @@ class ModelCache:
                 if _is_corrupt(ro_exc):
                     raise self._corrupt_error(ro_exc) from ro_exc
                 raise CacheError(f"cache directory {self.directory} is not writable and holds no readable "
-                                 f"cache ({exc}); pass --cache-dir or set ${CACHE_ENV_VAR} to a writable "
-                                 "directory") from exc
+                                 f"cache ({exc}); choose another cache directory or set ${CACHE_ENV_VAR} to a "
+                                 "writable directory", option="cache_dir") from exc
             self.read_only = True
             warnings.warn(f"cache {self.directory} is read-only: cached answers are used, new ones are "
                           "not saved", CacheReadOnlyWarning, stacklevel=3)

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from clusterdiv.cli_common import RepresentationOpt, TextWeight, Threshold, representation_settings
+from clusterdiv.cli_common import (  # noqa: F401  (fail, stderr, RichProgress: re-exported for callers)
+    InputFormat,
+    OutputFormat,
+    RepresentationOpt,
+    RichProgress,
+    TextWeight,
+    Threshold,
+    fail,
+    handle_errors,
+    representation_settings,
+    stderr,
+)
 
 # Quiet third-party chatter before anything imports them; the report is the output.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -30,76 +39,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the model-response cache.")
 app.add_typer(cache_app, name="cache")
 
-stderr = Console(stderr=True)
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-
-
-class InputFormat(str, Enum):
-    """Corpus formats for `--input-format` (files without an extension, FIFOs, `-` for stdin)."""
-
-    jsonl = "jsonl"
-    json = "json"
-    csv = "csv"
-    tsv = "tsv"
-    parquet = "parquet"
-    txt = "txt"
-    hf_dataset = "hf_dataset"
-
-
 SEED_MAX = 2**32 - 1  # numpy's and most providers' seed range
-
-
-def fail(exc: BaseException, debug: bool) -> NoReturn:
-    """Print one line (traceback only with --debug) and exit with the error's code."""
-    from clusterdiv.errors import ClusterdivError
-
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    code = exc.exit_code if isinstance(exc, ClusterdivError) else 1
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if not isinstance(exc, ClusterdivError):
-        message = f"{type(exc).__name__}: {message}"
-    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-class RichProgress:
-    """Rich bars on stderr with done/total counts and cache hits per stage."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("cached {task.fields[cached]}"), TimeElapsedColumn(),
-            console=stderr, transient=False,
-        )
-        self._tasks: dict[str, Any] = {}
-        self._cached: dict[str, int] = {}
-
-    def __enter__(self) -> RichProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, stage: str, total: int) -> None:
-        self._cached[stage] = 0
-        self._tasks[stage] = self._progress.add_task(stage, total=total, cached=0)
-
-    def advance(self, stage: str, n: int = 1, *, cached: bool = False) -> None:
-        if cached:
-            self._cached[stage] += n
-        self._progress.update(self._tasks[stage], advance=n, cached=self._cached[stage])
-
-    def finish(self, stage: str) -> None:
-        pass
 
 
 @app.command()
@@ -146,7 +86,7 @@ def score(
                                                         "(or $CLUSTERDIV_HISTORY_DB)")] = None,
 ) -> None:
     """Score the diversity of a dataset and print the report."""
-    try:
+    with handle_errors(debug):
         from clusterdiv.cache import ModelCache
         from clusterdiv.errors import InputError
         from clusterdiv.llm.structured import LLMSettings
@@ -217,13 +157,6 @@ def score(
             stderr.print(f"report written to {output}")
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached; rerun to resume")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # one line per error; traceback only with --debug
-        fail(exc, debug)
 
 
 def warn_cache_damage(cache: Any) -> None:
@@ -251,7 +184,7 @@ def metrics_command(
     debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
 ) -> None:
     """Only the standard set metrics (no LLM); `--metrics lexical` needs no model at all."""
-    try:
+    with handle_errors(debug):
         import json
 
         from clusterdiv.corpus import load_corpus
@@ -310,10 +243,6 @@ def metrics_command(
         console.print(table)
         for note in notes:
             console.print(note, highlight=False, soft_wrap=True)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        fail(exc, debug)
 
 
 @cache_app.command("info")

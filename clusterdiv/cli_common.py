@@ -1,19 +1,103 @@
-"""Options and helpers shared by commands that score (`check`, `compare`), kept out of cli.py.
+"""What every CLI command shares: options, the output formats, the error wrapper, progress, output.
 
-The option aliases mirror `clusterdiv score`, so a command that "takes the same options as score"
-declares them with one line each and builds the same ScoreConfig.
+The option aliases are declared once here and reused by `score` and every module in
+`clusterdiv.commands`, so a command that "takes the same options as score" declares them with one
+line each and builds the same ScoreConfig. `handle_errors` is the one error contract: one line on
+stderr, `ClusterdivError.exit_code` as the exit status (1 for anything else, 130 on Ctrl-C), the
+traceback only with `--debug`. This module never imports `clusterdiv.cli` (no import cycle).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
+
+stderr = Console(stderr=True)
+
+OPTION_FLAGS: dict[str, str] = {"drop_window": "--window"}
+"""Library parameter -> CLI flag, for parameters whose flag is not `--` + the name in kebab case."""
+
+
+def flag_for(option: str) -> str:
+    """The CLI flag of a library parameter named in an error (`text_field` -> `--text-field`)."""
+    return OPTION_FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+def fail(exc: BaseException, debug: bool) -> NoReturn:
+    """Print one line (traceback only with --debug) and exit with the error's code.
+
+    A `ClusterdivError` whose `option` names the library parameter at fault gets the CLI flag
+    appended (the library's message never names a flag).
+    """
+    from clusterdiv.errors import ClusterdivError
+
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    code = exc.exit_code if isinstance(exc, ClusterdivError) else 1
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, ClusterdivError):
+        message = f"{type(exc).__name__}: {message}"
+    elif getattr(exc, "option", None) and flag_for(exc.option) not in message:
+        message = f"{message} ({flag_for(exc.option)})"
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def handle_errors(debug: bool) -> Iterator[None]:
+    """The CLI's error contract around a command body (see the module docstring)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached; rerun to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # one line per error; traceback only with --debug
+        fail(exc, debug)
+
+
+class RichProgress:
+    """Rich bars on stderr with done/total counts and cache hits per stage."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("cached {task.fields[cached]}"), TimeElapsedColumn(),
+            console=stderr, transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._cached: dict[str, int] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, stage: str, total: int) -> None:
+        self._cached[stage] = 0
+        self._tasks[stage] = self._progress.add_task(stage, total=total, cached=0)
+
+    def advance(self, stage: str, n: int = 1, *, cached: bool = False) -> None:
+        if cached:
+            self._cached[stage] += n
+        self._progress.update(self._tasks[stage], advance=n, cached=self._cached[stage])
+
+    def finish(self, stage: str) -> None:
+        pass
 
 
 class OutputFormat(str, Enum):
@@ -23,6 +107,7 @@ class OutputFormat(str, Enum):
 
 
 Format = Annotated[OutputFormat, typer.Option("--format", help="Output format")]
+Output = Annotated[Path | None, typer.Option(help="Write the report here instead of stdout")]
 Model = Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")]
 EmbeddingModel = Annotated[str, typer.Option(help="sentence-transformers name or path")]
 Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for sampling, UMAP, bootstrap and the LLM")]
@@ -124,8 +209,6 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | N
 @contextlib.contextmanager
 def progress_bars(enabled: bool) -> Iterator[Any]:
     """Rich bars on stderr when wanted and stderr is a terminal (or forced), else None."""
-    from clusterdiv.cli import RichProgress, stderr
-
     if enabled and (stderr.is_terminal or os.environ.get("CLUSTERDIV_FORCE_PROGRESS")):
         with RichProgress() as bars:
             yield bars
@@ -135,10 +218,6 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
 
 def write_text(text: str, output: Path | None) -> None:
     """To `output` when given (with a note on stderr), else stdout; always newline-terminated."""
-    import sys
-
-    from clusterdiv.cli import stderr
-
     text = text if text.endswith("\n") else text + "\n"
     if output is None:
         sys.stdout.write(text)

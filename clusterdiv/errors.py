@@ -4,9 +4,19 @@ from __future__ import annotations
 
 
 class ClusterdivError(Exception):
-    """Base class for errors clusterdiv reports to the user as one line."""
+    """Base class for errors clusterdiv reports to the user as one line.
+
+    Messages speak of the library's parameters, never of CLI flags: `option` names the parameter
+    at fault (``"drop_share"``) and the CLI appends its flag (``--drop-share``) when it prints one.
+    """
 
     exit_code = 1
+    option: str | None = None
+
+    def __init__(self, *args: object, option: str | None = None) -> None:
+        super().__init__(*args)
+        if option is not None:
+            self.option = option
 
 
 class InputError(ClusterdivError):

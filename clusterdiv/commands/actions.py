@@ -29,6 +29,7 @@ from clusterdiv.cli_common import (
     TextField,
     Threshold,
     build_config,
+    handle_errors,
 )
 
 SourceField = Annotated[str, typer.Option(help="Field saying where an example came from (real or synthetic)")]
@@ -42,19 +43,8 @@ def _config(model: str, embedding_model: str, seed: int, representation: Any, th
 
 
 def _run(debug: bool, body: Any) -> None:
-    try:
+    with handle_errors(debug):
         body()
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        from clusterdiv.cli import stderr
-
-        stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # one line per error; traceback only with --debug
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def _pct(v: float | None) -> str:
@@ -120,7 +110,7 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.actions.write import default_output, write_examples
             from clusterdiv.actions.write import output_format as out_format
             from clusterdiv.cache import ModelCache
-            from clusterdiv.cli import stderr
+            from clusterdiv.cli_common import stderr
 
             load = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid,
                     "format": input_format.value if input_format else None}
@@ -181,7 +171,7 @@ def register(app: typer.Typer) -> None:
         def body() -> None:
             from clusterdiv.actions.seeds import tail_seeds, write_seeds
             from clusterdiv.cache import ModelCache
-            from clusterdiv.cli import stderr
+            from clusterdiv.cli_common import stderr
 
             load = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid}
             with ModelCache(cache_dir) as cache:

@@ -41,6 +41,7 @@ from clusterdiv.cli_common import (
     TextField,
     TextWeight,
     Threshold,
+    handle_errors,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def check(
     debug: Debug = False,
 ) -> None:
     """Score BATCH, record it, and exit 3 if it breaches its dataset's thresholds (see `track`)."""
-    try:
+    with handle_errors(debug):
         from rich.console import Console
 
         from clusterdiv.cache import ModelCache
@@ -136,14 +137,6 @@ def check(
             err.print(f"[red]breach:[/red] {breach.reason}", highlight=False, soft_wrap=True)
         if not result.passed:
             raise typer.Exit(EXIT_BREACH)
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def _render_table(result: GateResult, console: Console) -> None:

@@ -29,6 +29,7 @@ from clusterdiv.cli_common import (
     TextField,
     TextWeight,
     Threshold,
+    handle_errors,
 )
 
 
@@ -74,7 +75,7 @@ def compare_command(
     debug: Debug = False,
 ) -> None:
     """Compare batches (e.g. generators): scores with intervals, significance, over/under-represented modes."""
-    try:
+    with handle_errors(debug):
         from io import StringIO
 
         from rich.console import Console
@@ -116,14 +117,6 @@ def compare_command(
             buffer = StringIO()
             render_comparison_table(report, Console(file=buffer, width=160))
             write_text(buffer.getvalue(), output)
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ from clusterdiv.cli_common import (
     TextField,
     TextWeight,
     Threshold,
+    handle_errors,
 )
 
 
@@ -67,10 +68,9 @@ def explore_command(
     debug: Debug = False,
 ) -> None:
     """Explore a batch's semantic modes: named clusters on a 2-D map, one offline HTML page."""
-    try:
+    with handle_errors(debug):
         from clusterdiv.cache import ModelCache
-        from clusterdiv.cli import stderr
-        from clusterdiv.cli_common import build_config, progress_bars
+        from clusterdiv.cli_common import build_config, progress_bars, stderr
         from clusterdiv.errors import InputError
         from clusterdiv.explore import explore, render_explorer_html
 
@@ -100,14 +100,6 @@ def explore_command(
             + (f"; {by_criteria} named from criteria" if by_criteria else ""),
             highlight=False,
         )
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def register(app: typer.Typer) -> None:

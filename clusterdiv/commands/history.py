@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clusterdiv.cli_common import Debug, Format, HistoryDb, OutputFormat
+from clusterdiv.cli_common import Debug, Format, HistoryDb, OutputFormat, handle_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +29,7 @@ def history(
     debug: Debug = False,
 ) -> None:
     """Show how a dataset's diversity metrics moved over its recorded batches."""
-    try:
+    with handle_errors(debug):
         from rich.console import Console
 
         from clusterdiv.errors import InputError
@@ -76,12 +76,6 @@ def history(
         if chart is not None:
             plot_history(trends, chart, title=f"clusterdiv history: {dataset}")
             Console(stderr=True).print(f"chart written to {chart}")
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def _list_datasets(store: HistoryStore, console: Console) -> None:

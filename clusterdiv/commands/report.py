@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli_common import Debug
+from clusterdiv.cli_common import Debug, handle_errors
 
 
 def report_command(
@@ -19,7 +19,7 @@ def report_command(
     debug: Debug = False,
 ) -> None:
     """Export a finished job: the explorer page (score jobs) or the report as JSON/markdown."""
-    try:
+    with handle_errors(debug):
         import json
         import sys
 
@@ -48,12 +48,6 @@ def report_command(
             sys.stdout.write(json.dumps(result.result, indent=2, ensure_ascii=False) + "\n")
         else:
             raise InputError(f"unknown --format {output_format!r}; use json or markdown")
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def register(app: typer.Typer) -> None:

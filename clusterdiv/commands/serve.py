@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli_common import CacheDir, Debug, RepresentationOpt
+from clusterdiv.cli_common import CacheDir, Debug, RepresentationOpt, handle_errors
 
 
 def serve_command(
@@ -34,7 +34,7 @@ def serve_command(
     The bearer token is read from $CLUSTERDIV_API_TOKEN (never a flag: `ps` would show it).
     OpenAPI docs are at /docs.
     """
-    try:
+    with handle_errors(debug):
         import uvicorn
 
         from clusterdiv.errors import InputError
@@ -59,12 +59,6 @@ def serve_command(
         typer.echo(f"clusterdiv service on http://{host}:{port} (docs at /docs); auth "
                    f"{'on' if settings.token else 'off (loopback only)'}; {settings.workers} workers", err=True)
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli_common import Debug, HistoryDb, Owner
+from clusterdiv.cli_common import Debug, HistoryDb, Owner, handle_errors
 
 
 def parse_bounds(items: list[str] | None, option: str) -> dict[str, float]:
@@ -48,7 +48,7 @@ def track(
     Metric names: score, score_normalized and every set metric (self_bleu, vendi, mauve, ...).
     A metric's new bound is merged with its existing rule; --remove or --clear drops rules.
     """
-    try:
+    with handle_errors(debug):
         from rich.console import Console
         from rich.table import Table
 
@@ -89,12 +89,6 @@ def track(
                                   f"{tracking.drop_share:.0%} towards less diversity vs the median of the "
                                   f"previous {tracking.drop_window} runs")
         console.print(table)
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        from clusterdiv.cli import fail
-
-        fail(exc, debug)
 
 
 def register(app: typer.Typer) -> None:

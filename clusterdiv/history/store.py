@@ -67,7 +67,7 @@ def resolve_history_url(db: str | Path | None = None) -> str:
 
 def _not_a_database(path: str, exc: BaseException) -> InputError:
     return InputError(f"history database {path} is not a usable SQLite database ({exc}); move it away or "
-                      "point --history-db / $CLUSTERDIV_HISTORY_DB at another file")
+                      "point the history database ($CLUSTERDIV_HISTORY_DB) at another file", option="history_db")
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -251,9 +251,9 @@ class HistoryStore:
         if unknown:
             raise InputError(f"unknown metric {unknown[0]!r}; choose from {', '.join(sorted(known))}")
         if drop_share is not None and not 0 < drop_share < 1:
-            raise InputError("--drop-share must be between 0 and 1 (e.g. 0.2 = a 20% drop)")
+            raise InputError("the drop share must be between 0 and 1 (e.g. 0.2 = a 20% drop)", option="drop_share")
         if drop_window is not None and drop_window < 1:
-            raise InputError("--window must be at least 1")
+            raise InputError("the drop window must be at least 1", option="drop_window")
         with self._write() as conn, conn.begin():
             dataset_id = self._dataset_id(conn, dataset, create=True)
             updates: dict[str, Any] = {}
