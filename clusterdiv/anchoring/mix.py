@@ -6,15 +6,15 @@ where real data no longer anchors the mix. Shares are given by example count and
 (tokens under the one rule of `clusterdiv.metrics.tokenize`), because synthetic texts are often
 longer and a count ratio then understates how much of the training signal is synthetic.
 
-Groups are the values of a label field when given; otherwise the pipeline's semantic clusters of
-the whole mix (LLM criteria -> embeddings -> clustering, cached like `score`), so that "synthetic
-dominates this mode" is about a mode real and synthetic examples share.
+Groups are the values of a label field when given; otherwise the modes of the whole mix
+(`build_mode_space` under the criteria representation: LLM criteria -> embeddings -> clustering,
+cached like `score`), so that "synthetic dominates this mode" is about a mode real and synthetic
+examples share.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -27,7 +27,8 @@ from clusterdiv.errors import InputError
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.metrics.tokenize import tokenize_all
 from clusterdiv.records import Example
-from clusterdiv.report import Report, Timings
+from clusterdiv.report import Report
+from clusterdiv.run import RunContext
 
 DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
 DEFAULT_DOMINANCE = 0.8
@@ -105,27 +106,23 @@ def _label_value(example: Example, field: str) -> str:
 
 
 def _cluster_groups(examples: list[Example], *, settings: LLMSettings, embedding_model: Any, seed: int,
-                    cache: ModelCache) -> tuple[list[str], dict[str, str], str]:
-    from clusterdiv.anchoring._common import get_embedder
-    from clusterdiv.extract import extract_criteria
-    from clusterdiv.pipeline import ClusterParams, cluster_examples, embed_extractions, summarize_clusters
-    from clusterdiv.prompts import PromptTemplate
+                    run: RunContext) -> tuple[list[str], dict[str, str], str]:
+    from clusterdiv.modespace import BATCH, build_mode_space
+    from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.represent import criteria_text
 
-    prompt = PromptTemplate.load(None)
-    fields = prompt.spec.embed
-    extractions = extract_criteria(examples, model=settings, cache=cache, prompt=prompt)
-    embedded = embed_extractions(extractions, model=get_embedder(embedding_model), cache=cache, fields=fields)
+    embedder = run.embedder(embedding_model)
     # this grouping clusters criteria vectors, so it uses the criteria representation's threshold
-    assignments, clustering = cluster_examples(embedded, params=ClusterParams().for_representation("criteria"),
-                                               seed=seed)
-    summaries = {f"cluster {c.cluster_id}": c.criteria_summary for c in summarize_clusters(
-        assignments, extractions, top=10**6, per_cluster=1)}
-    by_id = {a.example_id: a.cluster for a in assignments}
-    groups = []
-    for e in examples:
-        cluster = by_id.get(e.id)
-        groups.append(FAILED if cluster is None else UNCLUSTERED if cluster < 0 else f"cluster {cluster}")
-    how = (f"semantic clusters of the whole mix ({clustering.method}, {clustering.n_clusters} clusters; "
+    config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
+                         representation={"kind": "criteria"})
+    space = build_mode_space({BATCH: examples}, config, run, timed=False)
+    empty = [r.example.id for r in space.rows if r.extraction is not None and r.extraction.ok
+             and not criteria_text(r.extraction.criteria or {}, space.fields)]
+    if empty:
+        raise InputError(f"criteria {list(space.fields)} are empty for {len(empty)} examples, e.g. {empty[0]}")
+    summaries = {f"cluster {c.cluster_id}": c.criteria_summary for c in space.summaries()}
+    groups = [FAILED if r.mode is None else UNCLUSTERED if r.mode < 0 else f"cluster {r.mode}" for r in space.rows]
+    how = (f"semantic clusters of the whole mix ({space.clustering.method}, {space.clustering.n_clusters} clusters; "
            f"criteria by {settings.model}; noise points pooled as {UNCLUSTERED!r})")
     return groups, summaries, how
 
@@ -159,30 +156,24 @@ def mix_budget(
     options = dict(load_options or {})
     if label_field is not None:
         options["label_field"] = label_field
-    started = time.perf_counter()
-    own_cache = cache is None
-    timings = Timings()
-    try:
-        t = time.perf_counter()
-        loaded = load_examples(data, role="dataset", load_options=options)
-        examples = loaded.examples
-        real_set = {v.strip().lower() for v in real_values}
-        values = [_source_value(e, source_field) for e in examples]
-        is_real = [v in real_set for v in values]
-        tokens = [len(tok) for tok in tokenize_all(loaded.texts)]
-        timings.load_s = time.perf_counter() - t
+    with RunContext(cache=cache) as run:
+        with run.stage("load"):
+            loaded = load_examples(data, role="dataset", load_options=options)
+            examples = loaded.examples
+            real_set = {v.strip().lower() for v in real_values}
+            values = [_source_value(e, source_field) for e in examples]
+            is_real = [v in real_set for v in values]
+            tokens = [len(tok) for tok in tokenize_all(loaded.texts)]
 
         summaries: dict[str, str] = {}
         if label_field is not None:
             groups = [_label_value(e, label_field) for e in examples]
             group_by = f"label field {label_field!r}"
         else:
-            cache = cache or ModelCache()
             settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
-            t = time.perf_counter()
-            groups, summaries, group_by = _cluster_groups(examples, settings=settings,
-                                                          embedding_model=embedding_model, seed=seed, cache=cache)
-            timings.cluster_s = time.perf_counter() - t
+            with run.stage("cluster"):
+                groups, summaries, group_by = _cluster_groups(examples, settings=settings,
+                                                              embedding_model=embedding_model, seed=seed, run=run)
 
         overall = MixCounts(**_counts(is_real, tokens))
         status: Literal["on_target", "too_synthetic", "too_real", "no_target"] = "no_target"
@@ -244,10 +235,6 @@ def mix_budget(
             dominated=[r.group for r in rows if r.flag in ("synthetic_only", "synthetic_dominates")],
             groups=rows,
         )
-        timings.total_s = time.perf_counter() - started
         return Report(command="mix", source=loaded.source, content_hash=loaded.content_hash,
                       n_input=len(examples), skipped=loaded.skipped, mix=section.model_dump(mode="json"),
-                      timings=timings)
-    finally:
-        if own_cache and cache is not None:
-            cache.close()
+                      timings=run.finish())
