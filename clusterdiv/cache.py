@@ -154,7 +154,7 @@ class SafeDisk(diskcache.Disk):
             raise CorruptEntry(f"value file unreadable: {exc}") from exc
 
 
-def _private_dir(path: Path) -> None:
+def private_dir(path: Path) -> None:
     """Create `path` (and missing parents) as 0700: cached answers contain the users' texts."""
     missing = []
     p = path
@@ -221,7 +221,7 @@ class ModelCache:
         self._ro: _ReadOnlyStore | None = None
         self._store: diskcache.Cache | None = None
         try:
-            _private_dir(self.directory)
+            private_dir(self.directory)
             private_file(self.db_path)
             self._store = diskcache.Cache(str(self.directory), disk=SafeDisk, **_NO_EVICTION)
         except Exception as exc:  # noqa: BLE001 - classified below, always one line

@@ -39,15 +39,15 @@ def test_plugin_metric_in_score_history_and_track(tmp_path, subprocess_env):
 
 
 
-def test_plugin_metric_direction_and_default_selection_come_from_the_registry(monkeypatch):
+def test_plugin_metric_direction_and_default_selection_come_from_the_registry(request):
     import fake_metric_plugin
 
     from clusterdiv.history.trend import adverse_change
     from clusterdiv.llm.plugins import get_registry
     from clusterdiv.metrics import registry
 
-    monkeypatch.setattr(registry, "_SPECS", dict(registry._SPECS))  # undone after the test
     fake_metric_plugin.register(get_registry())
+    request.addfinalizer(lambda: registry.unregister_metric("question_share"))
     assert "question_share" in registry.resolve_selection(None)
     assert "question_share" not in registry.resolve_selection("lexical")  # a group means its built-ins
     assert registry.direction("question_share") == -1

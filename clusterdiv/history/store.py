@@ -73,11 +73,11 @@ def _not_a_database(path: str, exc: BaseException) -> InputError:
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     import sqlite3
 
-    from clusterdiv.cache import _private_dir, private_file
+    from clusterdiv.cache import private_dir, private_file
 
     if url.database and url.database != ":memory:":
         try:
-            _private_dir(Path(url.database).parent)  # submitted texts live here: 0700 / 0600
+            private_dir(Path(url.database).parent)  # submitted texts live here: 0700 / 0600
             private_file(Path(url.database))
         except OSError as exc:
             raise InputError(f"cannot create the history database {url.database}: {exc}") from exc

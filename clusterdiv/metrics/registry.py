@@ -54,6 +54,7 @@ __all__ = [
     "register_metric",
     "resolve_selection",
     "select_metrics",
+    "unregister_metric",
     "validate_selection",
 ]
 
@@ -350,6 +351,13 @@ def register_metric(name: str, compute: MetricCompute, *, group: str = "lexical"
                       compute=compute, builtin=False)
     _SPECS[name] = spec
     return spec
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a plugin metric (built-ins stay); unknown names are ignored."""
+    spec = _SPECS.get(name)
+    if spec is not None and not spec.builtin:
+        del _SPECS[name]
 
 
 def metric_specs() -> list[MetricSpec]:
