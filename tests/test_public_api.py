@@ -60,3 +60,16 @@ def test_load_examples_accepts_texts_records_dataframes_and_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
     dataset = clusterdiv.load_examples(datasets.Dataset.from_dict({"instruction": texts}))
     assert [e.text for e in dataset] == texts
+
+
+def test_architecture_doc_names_only_modules_that_exist():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([a-z_]+(?:/[a-z_]+)*(?:\.py|/))`", doc))
+    assert {"pipeline.py", "metrics/", "commands/", "modespace.py"} <= named
+    package = root / "clusterdiv"
+    missing = [n for n in named if not (package / n).exists() and not (root / n).exists()]
+    assert not missing, missing
