@@ -147,7 +147,7 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
 
     if prompt is None:
         prompt, resolved = resolve_prompt(config)
-        fields = list(fields) if fields is not None else resolved
+        fields = resolved if fields is None else fields
     fields = list(fields if fields is not None else prompt.spec.embed)
     embedder = run.embedder(config.embedding_model)  # an unknown model fails before any LLM call
     names = list(groups)
