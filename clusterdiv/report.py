@@ -187,6 +187,7 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
         f"clustering {report.config.clustering_method}",
         *([f"- {representation_line(report)}"] if report.modes_from is not None else []),
+        *([f"- **{line}**"] if (line := _coverage(report)) else []),  # issue 17: lead with what is missing
         "",
         "## Largest clusters",
         "",
@@ -231,6 +232,12 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _coverage(report: Report) -> str | None:
+    from clusterdiv.actions.coverage import coverage_line
+
+    return coverage_line((report.metrics or {}).get("cluster_shares"))
+
+
 def representation_line(report: Report) -> str:
     """One line saying what the modes were built from, at what threshold, and every fallback."""
     r = report.modes_from
@@ -266,6 +273,8 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     )
     if report.modes_from is not None:
         console.print(representation_line(report), highlight=False)
+    if line := _coverage(report):  # issue 17: lead with what is missing
+        console.print(f"[bold]{line}[/bold]", highlight=False)
     table = Table(title="Largest clusters", show_lines=False)
     for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
                          ("mode", "left"), ("example ids", "left")):

@@ -66,6 +66,21 @@ def test_assignments_one_row_per_input_row_in_every_format(data, cache, tmp_path
     sizes = Counter(scored.mode_id[scored.mode_id >= 0].tolist())
     assert {c.cluster_id: c.size for c in report.clusters} == {m: sizes[m] for m in (c.cluster_id
                                                                                       for c in report.clusters)}
+    # the report leads with what is missing (6 of 8 reference intents are absent or rare in the batch)
+    from clusterdiv.actions._space import build_space
+    from clusterdiv.corpus import load_corpus
+    from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.report import render_markdown
+
+    space = build_space(load_corpus(bad, skip_invalid=True, id_field="id").examples,
+                        load_corpus(data["reference"], id_field="id").examples, config=ScoreConfig(), cache=cache)
+    rows = sorted(space.shares.values(), key=lambda r: -abs(r["batch_share"] - r["reference_share"]))
+    with_ref = report.model_copy(update={"metrics": {"cluster_shares": {"clusters": rows}}})
+    header = render_markdown(with_ref).split("## Largest clusters")[0]
+    assert "coverage vs the reference: the batch lacks" in header and "most over-produced: mode" in header
+    lacking = [r for r in rows if r["flag"] in ("missing", "under")]
+    assert f"lacks {len(lacking)} of" in header and len(lacking) >= 4
+    assert "coverage vs the reference" not in render_markdown(report)
     # the head intents are over-represented against the balanced reference
     head = scored[scored.id.isin([f"b{i}" for i in range(60)])]
     assert (head.mode_flag == "over").mean() > 0.8
