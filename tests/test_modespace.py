@@ -63,3 +63,19 @@ def test_a_run_opens_its_own_cache_lazily_and_closes_it_once_and_never_a_given_o
     given.close()
     timings = run.finish()
     assert timings.load_s > 0 and timings.total_s >= timings.load_s and "load_s" in run.stage_seconds
+
+
+def test_explore_reads_the_reports_space_and_runs_no_stage_again(cache, fake_llm):
+    from clusterdiv.explore import explore
+
+    texts = ["set an alarm for 6am", "set an alarm for noon", "play some jazz music", "play some rock music"]
+    config = ScoreConfig(llm=LLMSettings(model="fake/echo"), metrics="none", bootstrap=5)
+    exploration = explore(texts, config=config, cache=cache, name=False)
+    # every text embedded once, by score: the explorer asked the cache for nothing again
+    assert cache.hits["embedding"] == 0 and exploration.report.timings.embedding_calls == len(texts)
+    assert [p.cluster for p in exploration.points] == [c for c in _labels(exploration)]
+
+
+def _labels(exploration) -> list[int]:
+    by_id = {i: c.cluster_id for c in exploration.report.clusters for i in c.example_ids}
+    return [by_id[p.example_id] for p in exploration.points]
