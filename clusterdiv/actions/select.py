@@ -18,7 +18,8 @@ The rule, in order:
    real examples are taken first in each mode until the subset holds `floor(real_share * budget)`
    real ones: the mix budget is a cap, never exceeded; afterwards only synthetic examples are taken.
 
-The subset never exceeds the budget; it is smaller only when the caps leave nothing to take. The
+The subset never exceeds the budget; it is smaller only when the caps leave nothing to take. Under
+an LLM representation an example whose extraction failed has no mode and is never chosen. The
 result reports before/after figures: the normalised diversity score (each set clustered on its own),
 mode coverage, and with a reference the share of real data in modes the set lacks and the total
 variation distance between the set's and the reference's mode shares.
