@@ -168,6 +168,8 @@ def recursion(gen: Generator, round0: list[tuple[str, str]], *, regime: str, rou
                 rows.append((u, intent))
         history.append(rows)
         out.append({"regime": f"recursive_{regime}", "round": r, "rows": rows})
+        if regime == "accumulate":  # what a practitioner trains on under accumulate: everything so far
+            out.append({"regime": "accumulated_pool", "round": r, "rows": [x for h in history for x in h]})
     return out
 
 
@@ -176,11 +178,11 @@ def recursion(gen: Generator, round0: list[tuple[str, str]], *, regime: str, rou
 _WORDS = re.compile(r"[A-Za-z']+")
 
 
-def fluent(text: str, shown: set[str]) -> bool:
-    """The cheap per-example filter: 3-40 words, mostly letters, not a copy of a real example."""
+def fluent(text: str) -> bool:
+    """The cheap per-example filter: 3-40 words, mostly letters."""
     words = _WORDS.findall(text)
-    letters = sum(c.isalpha() for c in text) / max(1, len(text))
-    return 3 <= len(words) <= 40 and letters >= 0.6 and text.lower() not in shown
+    letters = sum(c.isalpha() or c.isspace() for c in text) / max(1, len(text))
+    return 3 <= len(words) <= 40 and letters >= 0.8
 
 
 def score_batch(rows: list[tuple[str, str]], *, test: list[tuple[str, str]], tails: set[str], intents: Sequence[str],
@@ -210,8 +212,11 @@ def score_batch(rows: list[tuple[str, str]], *, test: list[tuple[str, str]], tai
     X = np.vstack([vectors[t] for t in texts]).astype(np.float64)
     agree = real_clf.predict(X) == np.asarray(labels, dtype=object)
     shown = {t.lower() for t in real_texts}
-    out["quality"] = {"fluent_pass": round(float(np.mean([fluent(t, shown) for t in texts])), 4),
-                      "label_agreement": round(float(agree.mean()), 4)}
+    out["quality"] = {"fluent_pass": round(float(np.mean([fluent(t) for t in texts])), 4),
+                      "label_agreement": round(float(agree.mean()), 4),
+                      "copied_real": round(float(np.mean([t.lower() in shown for t in texts])), 4),
+                      "both_pass": round(float(np.mean([fluent(t) and bool(a) for t, a in zip(texts, agree,
+                                                                                                 strict=True)])), 4)}
     return out
 
 
@@ -314,8 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     # the run's cost varies (cache state, machine load): kept apart so the results JSON is deterministic
     cost_file = args.out / f"{args.name}_cost.json"
     previous = json.loads(cost_file.read_text()) if cost_file.exists() else {}
-    if cost["model_calls"] or not previous:
-        cost_file.write_text(json.dumps({**cost, "when": time.strftime("%Y-%m-%d")}, indent=1))
+    if cost["model_calls"] or not previous:  # a resumed run adds what it paid to the earlier runs' cost
+        summed = {k: round(v + previous.get(k, 0), 1) if k != "cache_hits" else v for k, v in cost.items()}
+        cost_file.write_text(json.dumps({**summed, "when": time.strftime("%Y-%m-%d")}, indent=1))
     for b in result["batches"]:
         log(f"{b['regime']:<22} {b['round']!s:>4} n={b['n']:>3} head={b.get('headline')} "
             f"acc={b.get('accuracy')} tail={b['tail_examples']} q={b.get('quality')}")

@@ -102,7 +102,8 @@ def test_generation_is_deterministic_and_resumable_from_cache(cache, generator_l
 
     batches = {(b["regime"], b["round"]): b for b in full["batches"]}
     assert set(batches) == {("real", None), ("template_t0.2", None), ("personas_t1.0", None),
-                            *((f"recursive_{r}", k) for r in ("replace", "accumulate") for k in range(3))}
+                            *((f"recursive_{r}", k) for r in ("replace", "accumulate") for k in range(3)),
+                            ("accumulated_pool", 1), ("accumulated_pool", 2)}
     for b in full["batches"]:
         assert 0.0 < b["headline"] <= 1.0 and b["headline_ci95"][0] <= b["headline"] <= b["headline_ci95"][1]
         assert 0.0 <= b["accuracy"] <= 1.0 and "vendi" in b and 0.0 <= b["quality"]["fluent_pass"] <= 1.0
@@ -113,6 +114,9 @@ def test_generation_is_deterministic_and_resumable_from_cache(cache, generator_l
     assert r0["n"] == 3 * 4 + 1
     gen_round = batches[("recursive_replace", 1)]
     assert gen_round["n"] == 3 * 5 and all(label in INTENTS for _, label in gen_round["examples"])
+    # under accumulate the training set is the real round 0 plus every generated round so far
+    assert batches[("accumulated_pool", 2)]["n"] == r0["n"] + 2 * 3 * 5
+    assert batches[("real", None)]["quality"]["copied_real"] == 1.0
 
 
 def test_correlation_analysis_is_deterministic_and_signed():
