@@ -232,11 +232,13 @@ def analyse(results: Sequence[dict[str, Any]], *, n_boot: int = 1000) -> dict[st
     per_dataset: dict[str, Any] = {}
     for r in results:
         per_dataset[r["dataset"]] = {
-            target: {m: correlate(r["rows"], m, target, n_boot=n_boot) for m in METRICS}
+            target: {m: correlate(r["rows"], m, target, n_boot=n_boot if target == "macro_recall" else 0)
+                     for m in METRICS}  # intervals for the headline target only: the bootstrap is the cost
             for target in ("macro_recall", "accuracy", "tail_recall")}
     all_rows = [row for r in results for row in r["rows"]]
     strata = [r["dataset"] for r in results for _ in r["rows"]]
-    pooled = {target: {m: correlate(all_rows, m, target, n_boot=n_boot, strata=strata) for m in METRICS}
+    pooled = {target: {m: correlate(all_rows, m, target, n_boot=n_boot if target == "macro_recall" else 0,
+                                    strata=strata) for m in METRICS}
               for target in ("macro_recall", "accuracy")}
     mean_of_datasets = {m: statistics.fmean(v) if (v := [per_dataset[d]["macro_recall"][m]["spearman"]
                                                           for d in per_dataset
@@ -284,8 +286,12 @@ def plots(saved: dict[str, Any], gen: dict[str, Any] | None, out: Path) -> list[
         return []
     made = []
     results = saved["results"]
-    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), squeeze=False)
-    for ax, r in zip(axes[0], results, strict=True):
+    cols = min(5, len(results))
+    rows_n = -(-len(results) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 3.0 * rows_n), squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, results, strict=False):
         fams = sorted({row["family"] for row in r["rows"]})
         for f in fams:
             pts = [(row["headline"], row["macro_recall"]) for row in r["rows"] if row["family"] == f]
@@ -352,6 +358,30 @@ def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[st
                  f"{_f(b.get('distinct_2'))} | {_f(b.get('self_bleu'))} | {_f(b.get('accuracy'))} | "
                  f"{_f(b.get('macro_recall'))} | {_f(b.get('tail_recall'))} | {_f(q.get('fluent_pass'))} | "
                  f"{_f(q.get('label_agreement'))} | {_f(q.get('copied_real'))} |")
+    L += ["", "### Reading", ""]
+    for regime in ("recursive_replace", "accumulated_pool", "recursive_accumulate"):
+        bs = sorted((b for b in gen["batches"] if b["regime"] == regime or (b["regime"] == "recursive_accumulate"
+                     and b["round"] == 0 and regime == "accumulated_pool")), key=lambda b: b["round"])
+        if len(bs) < 2:
+            continue
+        lo, hi = bs[0]["headline_ci95"]
+        inside = [b["round"] for b in bs[1:] if lo <= b["headline"] <= hi]
+        L.append(f"- `{regime}`: headline " + " → ".join(_f(b["headline"], 3) for b in bs)
+                 + f" (round 0 interval [{_f(lo, 3)}, {_f(hi, 3)}]; later rounds inside it: "
+                 + (", ".join(map(str, inside)) or "none") + "); intents present "
+                 + " → ".join(str(b["intents_present"]) for b in bs) + "; tail intents present "
+                 + " → ".join(str(b["tail_intents_present"]) for b in bs) + "; downstream macro recall "
+                 + " → ".join(_f(b.get("macro_recall")) for b in bs) + ".")
+    generated = [b for b in gen["batches"] if b["regime"] != "real" and b["round"] != 0 and "accuracy" in b]
+    if len(generated) >= 4:
+        cols = [("headline", lambda b: b["headline"]), ("Vendi", lambda b: b["vendi"]),
+                ("distinct-2", lambda b: b["distinct_2"]), ("intents present", lambda b: b["intents_present"]),
+                ("label agreement", lambda b: b["quality"]["label_agreement"]),
+                ("fluent pass", lambda b: b["quality"]["fluent_pass"])]
+        acc = [b["accuracy"] for b in generated]
+        L.append(f"- Over the {len(generated)} generated batches, Spearman with downstream accuracy: "
+                 + ", ".join(f"{name} {_f(_rank_corr([fn(b) for b in generated], acc, 'spearman'))}"
+                             for name, fn in cols) + ".")
     if cost:
         L += ["", f"Cold cost of the generation: {cost['model_calls']} model calls (attempts), {cost['failures']} "
               f"failed answers, {cost['completion_tokens']} completion tokens, {cost['llm_s']:.0f} s of LLM time on "
@@ -398,30 +428,30 @@ def render(source: Path, markdown: Path) -> str:
           f"- Best mean over datasets: `{best}` ({_f(md[best])}; headline {_f(md['headline'])}, Vendi "
           f"{_f(md['vendi'])}, distinct-2 {_f(md['distinct_2'])}).",
           "- Baselines above the headline: " + ("; ".join(f"{d}: {', '.join(v)}" for d, v in beaten.items() if v)
-                                                or "none") + ".",
+                                                or "none") + f" ({sum(1 for v in beaten.values() if v)} of "
+          f"{len(datasets)} datasets; Vendi above it on {sum('vendi' in v for v in beaten.values())}).",
           "- The pooled row ranks corpora of different datasets against each other, and each dataset's test "
           "covers a different set of intents: a corpus holding all 15 intents of one CLINC150 domain scores low "
           "(its intents are close in text space) yet reaches high recall on its 15-intent test, while a more "
           "diverse corpus holding 25 of CLINC150's 150 intents reaches low recall. Every metric is near zero "
           "there; the mean of the per-dataset figures is the summary that means something.", ""]
-    L += ["## Every metric against downstream macro recall (Spearman [95% CI])", "",
-          "| metric | " + " | ".join(datasets) + " | pooled | mean of datasets |",
-          "| --- |" + " --- |" * (len(datasets) + 2)]
-    for m in METRICS:
-        L.append(f"| {LABEL.get(m, m)} | " + " | ".join(_cell(a["per_dataset"][d]["macro_recall"][m]) for d in datasets)
-                 + f" | {_cell(a['pooled']['macro_recall'][m])} | {_f(a['mean_of_datasets'][m])} |")
-    L += ["", "### Kendall tau", "", "| metric | " + " | ".join(datasets) + " | pooled |",
-          "| --- |" + " ---: |" * (len(datasets) + 1)]
-    for m in METRICS:
-        L.append(f"| {LABEL.get(m, m)} | " + " | ".join(_f(a["per_dataset"][d]["macro_recall"][m]["kendall"])
-                                                          for d in datasets)
-                 + f" | {_f(a['pooled']['macro_recall'][m]['kendall'])} |")
-    for target, title in (("accuracy", "accuracy"), ("tail_recall", "tail-intent recall")):
-        L += ["", f"### Spearman with downstream {title}", "", "| metric | " + " | ".join(datasets) + " |",
-              "| --- |" + " ---: |" * len(datasets)]
-        for m in METRICS:
-            L.append(f"| {LABEL.get(m, m)} | " + " | ".join(_f(a["per_dataset"][d][target][m]["spearman"])
-                                                              for d in datasets) + " |")
+    SHORT = {"headline": "**headline**", "embedding_mean_cosine": "mean cosine", "compression_ratio": "compression",
+             "self_bleu": "self-BLEU"}
+    head = "| dataset | " + " | ".join(SHORT.get(m, m) for m in METRICS) + " |"
+    L += ["## Every metric against downstream macro recall (Spearman [95% CI])", "", head,
+          "| --- |" + " --- |" * len(METRICS)]
+    for d in datasets:
+        L.append(f"| {d} | " + " | ".join(_cell(a["per_dataset"][d]["macro_recall"][m]) for m in METRICS) + " |")
+    L.append("| pooled | " + " | ".join(_cell(a["pooled"]["macro_recall"][m]) for m in METRICS) + " |")
+    L.append("| **mean of datasets** | " + " | ".join(_f(a["mean_of_datasets"][m]) for m in METRICS) + " |")
+    for target, kind, title in (("macro_recall", "kendall", "Kendall tau with downstream macro recall"),
+                                ("accuracy", "spearman", "Spearman with downstream accuracy"),
+                                ("tail_recall", "spearman", "Spearman with downstream tail-intent recall")):
+        L += ["", f"### {title}", "", head, "| --- |" + " ---: |" * len(METRICS)]
+        for d in datasets:
+            L.append(f"| {d} | " + " | ".join(_f(a["per_dataset"][d][target][m][kind]) for m in METRICS) + " |")
+        if target in a["pooled"]:
+            L.append("| pooled | " + " | ".join(_f(a["pooled"][target][m][kind]) for m in METRICS) + " |")
     fams = meta["families"]
     L += ["", "## Within each family (mean over datasets and repetitions of Spearman with macro recall)", "",
           "Inside one family the corpora differ only in the controlled variable; across families they differ "
@@ -480,16 +510,31 @@ def main(argv: list[str] | None = None) -> None:
                 "classifier": "sklearn LogisticRegression(C=10, max_iter=2000, random_state=0) on MiniLM vectors",
                 "headline": "text representation, average linkage, cosine distance 0.65, reference size 100",
                 "tail_share": TAIL_SHARE}
+        # resumable: a dataset already studied with the same settings (in the saved or the partial JSON) is
+        # reused; every number is deterministic from the cache, so recomputing it would give the same rows
+        same = ("n", "reps", "families")
+        done: dict[str, Any] = {}
+        for f in (args.out / "downstream.json", args.out / "downstream_partial.json"):
+            if f.exists():
+                old = json.loads(f.read_text())
+                if all(old["meta"].get(k) == meta[k] for k in same):
+                    done.update({r["dataset"]: r for r in old["results"]})
         results = []
         for ds in load_datasets(args.data, args.datasets):
+            if ds.name in done:
+                results.append(done[ds.name])
+                continue
             print(f"== {ds.name}: {len(ds.intents)} intents, {len(ds.heldout)} test", file=sys.stderr, flush=True)
             results.append(study_dataset(ds, n=args.n, reps=args.reps, families=meta["families"], cache=cache))
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "downstream_partial.json").write_text(json.dumps({"meta": meta, "results": results}))
         started = time.perf_counter()
         analysis = analyse(results, n_boot=args.boot)
         meta["analysis_s"] = round(time.perf_counter() - started, 1)
         saved = {"meta": meta, "results": results, "analysis": analysis}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "downstream.json").write_text(json.dumps(saved, indent=1, sort_keys=True))
+        (args.out / "downstream_partial.json").unlink(missing_ok=True)
     print(render(args.from_json or args.out / "downstream.json", args.markdown))
 
 
