@@ -1,7 +1,10 @@
 """The scoring pipeline, top to bottom: load -> extract -> embed -> cluster -> score -> report.
 
 Each stage is a plain typed function (list in, list out, keyword-only `model=`/`cache=`), so a
-notebook can run them one at a time; `score()` is only the composition plus timings.
+notebook can run them one at a time. The stages are composed once, in `modespace.build_mode_space`
+(named groups -> extract -> embed -> cluster), and a run's cache, progress, timers and call
+statistics live in a `run.RunContext`; `score()` is a mode space of the batch (and one of batch +
+reference for `cluster_shares`) read into a report.
 """
 
 from __future__ import annotations
