@@ -16,12 +16,39 @@ import typer
 from rich.console import Console
 
 from clusterdiv.cli_common import (  # noqa: F401  (fail, stderr, RichProgress: re-exported for callers)
+    ApiBase,
+    ApiKey,
+    BatchId,
+    CacheDir,
+    Concurrency,
+    Criteria,
+    Debug,
+    EmbeddingModel,
+    Format,
+    HistoryDb,
+    IdField,
     InputFormat,
+    InputFormatOpt,
+    LabelField,
+    Metrics,
+    Model,
+    Output,
     OutputFormat,
+    Owner,
+    Progress,
+    PromptFile,
+    Reference,
+    ReferenceSize,
     RepresentationOpt,
     RichProgress,
+    Sample,
+    Seed,
+    SkipInvalid,
+    Tags,
+    TextField,
     TextWeight,
     Threshold,
+    build_config,
     fail,
     handle_errors,
     representation_settings,
@@ -45,72 +72,52 @@ SEED_MAX = 2**32 - 1  # numpy's and most providers' seed range
 @app.command()
 def score(
     file: Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet, TXT or a saved HF dataset dir")],
-    model: Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")] = "local/smollm2",
-    embedding_model: Annotated[str, typer.Option(help="sentence-transformers name or path")] = "all-MiniLM-L6-v2",
-    sample: Annotated[int | None, typer.Option(min=1, help="Score a seeded random sample of N examples")] = None,
-    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for sampling, UMAP, bootstrap and the LLM")] = 0,
-    output_format: Annotated[OutputFormat, typer.Option("--format", help="Report format")] = OutputFormat.table,
-    output: Annotated[Path | None, typer.Option(help="Write the report here instead of stdout")] = None,
-    text_field: Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")] = None,
-    id_field: Annotated[str | None, typer.Option(help="Field holding a stable id")] = None,
-    label_field: Annotated[str | None, typer.Option(help="Field holding a gold label")] = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")] = False,
-    prompt_file: Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")] = None,
-    criteria: Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")] = None,
+    model: Model = "local/smollm2",
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
+    sample: Sample = None,
+    seed: Seed = 0,
+    output_format: Format = OutputFormat.table,
+    output: Output = None,
+    text_field: TextField = None,
+    id_field: IdField = None,
+    label_field: LabelField = None,
+    skip_invalid: SkipInvalid = False,
+    prompt_file: PromptFile = None,
+    criteria: Criteria = None,
     representation: RepresentationOpt = None,
     text_weight: TextWeight = None,
     threshold: Threshold = None,
-    api_base: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="CLUSTERDIV_API_KEY", show_envvar=True,
-                                                help="LLM API key (default: the provider's own variable, "
-                                                     "e.g. OPENAI_API_KEY; none needed for a local --api-base)")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Concurrent LLM requests")] = 4,
-    reference_size: Annotated[int, typer.Option(min=2, help="Sample size the normalised score refers to")] = 100,
-    metrics: Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")] = "all",
-    reference: Annotated[Path | None, typer.Option(help="Real data to compare against (MAUVE, recall, shares)")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars on stderr")] = True,
-    input_format: Annotated[InputFormat | None, typer.Option(
-        help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
+    api_base: ApiBase = None,
+    api_key: ApiKey = None,
+    concurrency: Concurrency = 4,
+    reference_size: ReferenceSize = 100,
+    metrics: Metrics = "all",
+    reference: Reference = None,
+    cache_dir: CacheDir = None,
+    progress: Progress = True,
+    input_format: InputFormatOpt = None,
+    debug: Debug = False,
     # --- per-example modes (issue 17): see clusterdiv/actions/assignments.py
     assignments: Annotated[Path | None, typer.Option(
         help="Also write each input row's mode here (.parquet, .jsonl or .csv)")] = None,
     # --- history (issue 6): see clusterdiv/history/record.py
     record: Annotated[bool, typer.Option(help="Record the run in the history database")] = True,
     dataset: Annotated[str | None, typer.Option(help="History: dataset name (default: file stem)")] = None,
-    batch_id: Annotated[str | None, typer.Option(help="History: batch id (default: content hash)")] = None,
-    owner: Annotated[str | None, typer.Option(help="History: who produced this batch")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="History: tag the run (repeatable)")] = None,
-    history_db: Annotated[str | None, typer.Option(help="History DB path or SQLAlchemy URL "
-                                                        "(or $CLUSTERDIV_HISTORY_DB)")] = None,
+    batch_id: BatchId = None,
+    owner: Owner = None,
+    tag: Tags = None,
+    history_db: HistoryDb = None,
 ) -> None:
     """Score the diversity of a dataset and print the report."""
     with handle_errors(debug):
         from clusterdiv.cache import ModelCache
-        from clusterdiv.errors import InputError
-        from clusterdiv.llm.structured import LLMSettings
-        from clusterdiv.pipeline import ScoreConfig
         from clusterdiv.pipeline import score as run_score
         from clusterdiv.report import render_markdown, render_table
 
-        config = ScoreConfig(
-            llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency),
-            embedding_model=embedding_model,
-            prompt_file=str(prompt_file) if prompt_file else None,
-            criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
-            seed=seed,
-            sample=sample,
-            reference_size=reference_size,
-            metrics=metrics,
-            **representation_settings(representation, text_weight, threshold),
-        )
-        from clusterdiv.metrics.registry import validate_selection
-
-        try:
-            validate_selection(metrics)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+        config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
+                              prompt_file=prompt_file, criteria=criteria, api_base=api_base, api_key=api_key,
+                              concurrency=concurrency, reference_size=reference_size, metrics=metrics,
+                              representation=representation, text_weight=text_weight, threshold=threshold)
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
                         "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
         ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
@@ -172,16 +179,15 @@ def metrics_command(
     file: Annotated[Path, typer.Argument(help="Dataset file or folder")],
     metrics: Annotated[str, typer.Option(help="all, lexical, semantic, reference, or metric names")] = "all",
     reference: Annotated[Path | None, typer.Option(help="Real data for MAUVE / precision / recall")] = None,
-    embedding_model: Annotated[str, typer.Option(help="sentence-transformers name or path")] = "all-MiniLM-L6-v2",
-    text_field: Annotated[str | None, typer.Option(help="Field holding the text")] = None,
-    skip_invalid: Annotated[bool, typer.Option(help="Skip and count malformed rows")] = False,
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
+    text_field: TextField = None,
+    skip_invalid: SkipInvalid = False,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for bootstrap and sampling")] = 0,
     self_bleu_sample: Annotated[int | None, typer.Option(min=2, help="Hypotheses sampled for self-BLEU")] = 2000,
-    output_format: Annotated[OutputFormat, typer.Option("--format", help="Report format")] = OutputFormat.table,
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
-    input_format: Annotated[InputFormat | None, typer.Option(
-        help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
+    output_format: Format = OutputFormat.table,
+    cache_dir: CacheDir = None,
+    input_format: InputFormatOpt = None,
+    debug: Debug = False,
 ) -> None:
     """Only the standard set metrics (no LLM); `--metrics lexical` needs no model at all."""
     with handle_errors(debug):
@@ -246,25 +252,21 @@ def metrics_command(
 
 
 @cache_app.command("info")
-def cache_info(cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
-               debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False) -> None:
+def cache_info(cache_dir: CacheDir = None, debug: Debug = False) -> None:
     """Show where the cache is, how many answers it holds, and its size."""
     import json
 
     from clusterdiv.cache import ModelCache
 
-    try:
-        with ModelCache(cache_dir) as cache:
-            sys.stdout.write(json.dumps(cache.info(), indent=2) + "\n")
-    except Exception as exc:
-        fail(exc, debug)
+    with handle_errors(debug), ModelCache(cache_dir) as cache:
+        sys.stdout.write(json.dumps(cache.info(), indent=2) + "\n")
 
 
 @cache_app.command("clear")
 def cache_clear(
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory")] = None,
+    cache_dir: CacheDir = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks")] = False,
+    debug: Debug = False,
 ) -> None:
     """Delete every cached answer (the next run pays for all model calls again).
 
@@ -274,7 +276,7 @@ def cache_clear(
     directory = cache_dir or default_cache_dir()
     if not yes and not typer.confirm(f"Delete all cached answers in {directory}?"):
         raise typer.Exit(1)
-    try:
+    with handle_errors(debug):
         try:
             with ModelCache(cache_dir, migrate=False) as cache:
                 removed = cache.clear()
@@ -285,8 +287,6 @@ def cache_clear(
             ModelCache(directory, migrate=False).close()
             sys.stdout.write(f"removed the corrupt cache database in {directory}; the cache is empty\n")
             return
-    except Exception as exc:
-        fail(exc, debug)
     sys.stdout.write(f"removed {removed} entries\n")
 
 

@@ -113,6 +113,8 @@ EmbeddingModel = Annotated[str, typer.Option(help="sentence-transformers name or
 Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for sampling, UMAP, bootstrap and the LLM")]
 TextField = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
 IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
+LabelField = Annotated[str | None, typer.Option(help="Field holding a gold label")]
+Sample = Annotated[int | None, typer.Option(min=1, help="Score a seeded random sample of N examples")]
 SkipInvalid = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
 PromptFile = Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")]
 Criteria = Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")]

@@ -155,7 +155,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         if n > settings.max_examples_per_job:
             raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                                 detail=f"the job has {n} examples; this server accepts at most "
-                                       f"{settings.max_examples_per_job} per job (split it, or use --sample)")
+                                       f"{settings.max_examples_per_job} per job (split it into several jobs)")
         from clusterdiv.service.execute import resolve_model
 
         resolve_model(job.options, settings)  # refuse a disallowed model now, not after queueing
