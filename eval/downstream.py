@@ -399,6 +399,8 @@ def render(source: Path, markdown: Path) -> str:
     gen = json.loads(gen_file.read_text()) if gen_file.exists() else None
     gen_cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
     meta, results, a = saved["meta"], saved["results"], saved["analysis"]
+    cost_path = source.parent / "downstream_cost.json"
+    costs = json.loads(cost_path.read_text()) if cost_path.exists() else {}
     datasets = [r["dataset"] for r in results]
     pngs = plots(saved, gen, out)
     L = ["# Does a higher score mean better training data?", "",
@@ -471,14 +473,16 @@ def render(source: Path, markdown: Path) -> str:
         if "generate_recursion.png" in pngs:
             L += ["", "![metrics over recursion rounds](results/generate_recursion.png)"]
     L += ["", "## Commands and cost", "", "```",
-          meta["command"].replace("python -m eval.downstream", "python -m eval.downstream"),
+          meta.get("command", "python -m eval.downstream --data ../shared/data --datasets " + ",".join(datasets)),
           *( [gen["command"]] if gen else []),
           "python -m eval.downstream --from-json eval/results/downstream.json   # this page, no model calls",
           "```", "",
           "- Controlled corpora: no LLM; MiniLM embeddings through clusterdiv's cache. "
-          + "; ".join(f"{r['dataset']}: {r['cost']['corpora']} corpora, {r['cost']['texts']} texts, "
-                      f"{r['cost']['score_s']:.0f} s to train, test and score" for r in results)
-          + f"; correlations and bootstrap {meta.get('analysis_s', 0):.0f} s (2 shared CPU cores)."]
+          + "; ".join(f"{r['dataset']}: {c['corpora']} corpora, {c['texts']} texts, "
+                      f"{c['score_s']:.0f} s to train, test and score" for r in results
+                      if (c := r.get("cost") or costs.get(r["dataset"])))
+          + f"; correlations and bootstrap {costs.get('analysis_s', meta.get('analysis_s', 0)):.0f} s "
+          "(2 CPU cores shared with other jobs)."]
     text = "\n".join(L) + "\n"
     markdown.write_text(text, encoding="utf-8")
     return text
@@ -530,9 +534,17 @@ def main(argv: list[str] | None = None) -> None:
             (args.out / "downstream_partial.json").write_text(json.dumps({"meta": meta, "results": results}))
         started = time.perf_counter()
         analysis = analyse(results, n_boot=args.boot)
-        meta["analysis_s"] = round(time.perf_counter() - started, 1)
-        saved = {"meta": meta, "results": results, "analysis": analysis}
         args.out.mkdir(parents=True, exist_ok=True)
+        # timings vary from run to run: kept apart, so downstream.json is the same on every rerun
+        cost_file = args.out / "downstream_cost.json"
+        costs = json.loads(cost_file.read_text()) if cost_file.exists() else {}
+        for r in results:
+            if "cost" in r:
+                costs[r["dataset"]] = r.pop("cost")
+        costs["analysis_s"] = round(time.perf_counter() - started, 1)
+        cost_file.write_text(json.dumps(costs, indent=1, sort_keys=True))
+        meta.pop("command")  # how it was called is not a result (and differs between a run and its resume)
+        saved = {"meta": meta, "results": results, "analysis": analysis}
         (args.out / "downstream.json").write_text(json.dumps(saved, indent=1, sort_keys=True))
         (args.out / "downstream_partial.json").unlink(missing_ok=True)
     print(render(args.from_json or args.out / "downstream.json", args.markdown))

@@ -136,3 +136,38 @@ def test_correlation_analysis_is_deterministic_and_signed():
     assert json.dumps(a1, sort_keys=True) == json.dumps(analyse(results, n_boot=50), sort_keys=True)
     assert a1["per_family"]["a"]["f"]["headline"] == 1.0
     assert a1["pooled"]["macro_recall"]["headline"]["n"] == 16
+
+
+def test_downstream_study_is_deterministic_and_resumable(tmp_path, cache_dir):
+    from eval.downstream import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / "tiny.jsonl").open("w", encoding="utf-8") as handle:
+        k = 0
+        for intent, texts in INTENTS.items():
+            for t in texts:
+                handle.write(json.dumps({"id": k, "text": t, "intent": intent, "split": "train"}) + "\n")
+                k += 1
+        for t, intent in TEST:
+            handle.write(json.dumps({"id": k, "text": t, "intent": intent, "split": "test"}) + "\n")
+            k += 1
+    out = tmp_path / "out"
+    args = ["--data", str(data), "--datasets", "tiny", "--n", "8", "--reps", "1", "--boot", "10",
+            "--out", str(out), "--markdown", str(tmp_path / "D.md"), "--cache-dir", str(cache_dir)]
+    main(args)
+    first = (out / "downstream.json").read_bytes()
+    saved = json.loads(first)
+    rows = saved["results"][0]["rows"]
+    assert {r["family"] for r in rows} == {"intent_count", "head_collapse", "recursive_replace",
+                                           "recursive_accumulate", "ngram_mislead", "contamination"}
+    # more intents in the batch: more test intents covered, never fewer
+    ic = sorted((r for r in rows if r["family"] == "intent_count"), key=lambda r: r["level"])
+    assert [r["test_intents_covered"] for r in ic] == [r["level"] for r in ic]
+    assert ic[0]["macro_recall"] <= 0.5 < ic[-1]["macro_recall"]
+    assert "| tiny |" in (tmp_path / "D.md").read_text()
+    main(args)  # resumed: the dataset is reused from the saved JSON
+    assert (out / "downstream.json").read_bytes() == first
+    (out / "downstream.json").unlink()
+    main(args)  # recomputed from the cache: the same bytes
+    assert (out / "downstream.json").read_bytes() == first
