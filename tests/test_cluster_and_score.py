@@ -34,10 +34,13 @@ def test_umap_hdbscan_is_deterministic_under_a_seed():
     assert 5 <= a.n_clusters <= 7  # finds the planted modes
 
 
-def test_auto_uses_umap_hdbscan_only_above_the_agglomerative_limit():
+def test_auto_stays_agglomerative_above_the_exact_limit():
+    # issue 15: no silent switch to UMAP + HDBSCAN; above the limit the linkage runs on seeded samples
     X = blobs(4, 15)
-    assert cluster_vectors(X, params=ClusterParams(agglomerative_max_n=40), seed=0).method == "umap_hdbscan"
-    assert cluster_vectors(X, params=ClusterParams(), seed=0).method == "agglomerative"
+    above = cluster_vectors(X, params=ClusterParams(agglomerative_max_n=40), seed=0)
+    exact = cluster_vectors(X, params=ClusterParams(), seed=0)
+    assert above.method == exact.method == "agglomerative" and above.sampled == 40 and exact.sampled is None
+    assert above.labels == exact.labels
 
 
 def test_agglomerative_is_deterministic_without_a_seed():

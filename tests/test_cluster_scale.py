@@ -1,0 +1,62 @@
+"""One mode definition at every n: above `agglomerative_max_n` the clustering is still average linkage."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from clusterdiv.cluster import ClusterParams, cluster_vectors, sampled_average_linkage
+from clusterdiv.scoring import score_labels
+
+
+def modes(n_centres: int, per: int, dim: int = 24, spread: float = 0.25, seed: int = 0) -> np.ndarray:
+    """Unit vectors around random centres, shuffled (so a prefix is a sample of every mode)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_centres, dim))
+    X = np.vstack([c + spread * rng.normal(size=(per, dim)) for c in centres])
+    X = X[rng.permutation(len(X))]
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+PARAMS = ClusterParams(distance_threshold=0.5)
+
+
+def test_a_history_across_the_size_limit_keeps_its_method_and_its_score():
+    X = modes(30, 20)  # 600 examples, 30 planted modes
+    limited = PARAMS.model_copy(update={"agglomerative_max_n": 250})
+    history = []
+    for n in (150, 200, 250, 300, 400, 600):  # the batch grows past the limit (250)
+        clustering = cluster_vectors(X[:n], params=limited, seed=0)
+        exact = cluster_vectors(X[:n], params=PARAMS, seed=0)
+        assert clustering.method == exact.method == "agglomerative"
+        assert clustering.sampled == (250 if n > 250 else None)
+        assert adjusted_rand_score(exact.labels, clustering.labels) >= 0.95
+        history.append(score_labels(clustering.labels, reference_size=100, n_boot=0).score_normalized)
+        assert abs(history[-1] - score_labels(exact.labels, reference_size=100, n_boot=0).score_normalized) < 0.5
+    # the normalised score of a growing sample of the same modes does not jump at the limit
+    steps = np.abs(np.diff(history))
+    assert steps.max() < 1.0, history
+
+
+def test_umap_hdbscan_only_by_name():
+    X = modes(4, 15)
+    assert cluster_vectors(X, params=ClusterParams(agglomerative_max_n=40), seed=0).method == "agglomerative"
+
+
+def test_sampled_linkage_is_deterministic_under_the_seed_and_exact_below_the_cap():
+    X = modes(12, 25, seed=3)
+    a = sampled_average_linkage(X, threshold=0.5, sample_size=60, seed=7)
+    b = sampled_average_linkage(X, threshold=0.5, sample_size=60, seed=7)
+    assert a.tolist() == b.tolist()
+    assert len(set(a.tolist())) == 12  # the planted modes, with a cap a fifth of n
+    exact = cluster_vectors(X, params=PARAMS).labels
+    assert adjusted_rand_score(exact, sampled_average_linkage(X, threshold=0.5, sample_size=len(X))) == 1.0
+
+
+def test_sampled_linkage_keeps_isolated_points_as_their_own_modes():
+    rng = np.random.default_rng(1)
+    X = np.vstack([modes(3, 40, seed=5), rng.normal(size=(20, 24)).astype(np.float32)])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    labels = sampled_average_linkage(X, threshold=0.5, sample_size=30, seed=0)
+    assert len(set(labels[:120].tolist())) == 3
+    assert len(set(labels[120:].tolist())) == 20 and not set(labels[120:]) & set(labels[:120])
