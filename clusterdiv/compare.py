@@ -172,10 +172,11 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     `batches` maps a display name to anything `score()` accepts (path, texts, Examples, corpus).
     `sample` (or `config.sample`) is the common size; default the smallest batch's size.
     """
+    from clusterdiv.corpus import as_examples
     from clusterdiv.embed import embed_texts
     from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
     from clusterdiv.modespace import build_mode_space
-    from clusterdiv.pipeline import ScoreConfig, _as_examples, sample_examples
+    from clusterdiv.pipeline import ScoreConfig, sample_examples
     from clusterdiv.run import RunContext
 
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
@@ -186,7 +187,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     with RunContext(cache=cache, progress=progress) as run:
         with run.stage("load"):
             loaded: dict[str, tuple[list[Example], Any]] = {
-                name: _as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
+                name: as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
             sizes = {name: len(ex) for name, (ex, _) in loaded.items()}
             smallest = min(sizes, key=sizes.__getitem__)
             n = sample or config.sample or sizes[smallest]
@@ -198,7 +199,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             ref_examples: list[Example] = []
             ref_corpus = None
             if reference is not None:
-                ref_all, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
+                ref_all, ref_corpus = as_examples(reference, load_options=reference_load_options or {})
                 ref_examples = sample_examples(ref_all, n=min(n, len(ref_all)), seed=config.seed)
                 if not ref_examples:
                     raise InputError("the reference has no examples")

@@ -13,7 +13,6 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import NOISE, Clustering, ClusterParams, cluster_vectors
+from clusterdiv.corpus import as_examples
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import ClusterdivError, InputError
 from clusterdiv.extract import extract_criteria
@@ -268,21 +268,6 @@ def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Examp
 # ---------------------------------------------------------------- composition
 
 
-def _as_examples(data: Any, *, load_options: dict[str, Any]) -> tuple[list[Example], Any]:
-    from clusterdiv.corpus import LoadedCorpus, examples_from_texts, load_corpus
-
-    if isinstance(data, LoadedCorpus):
-        return list(data.examples), data
-    if isinstance(data, (str, Path)) and not (isinstance(data, str) and "\n" in data):
-        corpus = load_corpus(data, **load_options)
-        return list(corpus.examples), corpus
-    if isinstance(data, Sequence) and all(isinstance(x, Example) for x in data):
-        return list(data), None
-    if isinstance(data, Sequence) and all(isinstance(x, str) for x in data):
-        return examples_from_texts(list(data)), None
-    raise InputError("score() takes a path, a list of texts, a list of Examples or a LoadedCorpus")
-
-
 @dataclass
 class ScoreResult:
     """A `score` run: the report and the mode spaces it was read from, for callers that go on (`explore`)."""
@@ -312,7 +297,7 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
               reference: Any = None, reference_load_options: dict[str, Any] | None = None) -> ScoreResult:
     """`score` in a run the caller holds; returns the mode spaces with the report."""
     with run.stage("load"):
-        examples, corpus = _as_examples(data, load_options=load_options or {})
+        examples, corpus = as_examples(data, load_options=load_options or {})
         examples = sample_examples(examples, n=config.sample, seed=config.seed)
         if not examples:
             raise InputError("no examples to score")
@@ -334,7 +319,7 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         if (config.metrics or "none") != "none" or reference is not None:
             reference_examples = None
             if reference is not None:
-                reference_examples, _ = _as_examples(reference, load_options=reference_load_options or {})
+                reference_examples, _ = as_examples(reference, load_options=reference_load_options or {})
                 shared = build_mode_space({BATCH: examples, REFERENCE: reference_examples}, config, run,
                                           reuse=space, timed=False)
             metrics = compute_report_metrics(

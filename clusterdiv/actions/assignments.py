@@ -36,19 +36,20 @@ def assign_modes(data: Any, *, config: Any = None, cache: ModelCache | None = No
     import pandas as pd
 
     from clusterdiv.actions._space import build_space
-    from clusterdiv.pipeline import ScoreConfig, _as_examples, sample_examples
+    from clusterdiv.corpus import as_examples
+    from clusterdiv.pipeline import ScoreConfig, sample_examples
 
     config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
     own_cache = cache is None
     cache = cache or ModelCache()
     try:
-        examples, corpus = _as_examples(data, load_options=load_options or {})
+        examples, corpus = as_examples(data, load_options=load_options or {})
         if not examples:
             raise InputError("no examples to assign")
         sampled = sample_examples(examples, n=config.sample, seed=config.seed)
         ref_examples = None
         if reference is not None:
-            ref_examples, _ = _as_examples(reference, load_options=reference_load_options or {})
+            ref_examples, _ = as_examples(reference, load_options=reference_load_options or {})
         space = build_space(sampled, None, config=config, cache=cache)
         shared = build_space(sampled, ref_examples, config=config, cache=cache) if ref_examples else None
     finally:

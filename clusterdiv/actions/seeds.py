@@ -84,7 +84,8 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
                **overrides: Any) -> SeedsResult:
     """Seeds for every mode the batch lacks (and, with `include_under`, under-covers); see the module."""
     from clusterdiv.anchoring.lineage import check_lineage
-    from clusterdiv.pipeline import ScoreConfig, _as_examples
+    from clusterdiv.corpus import as_examples
+    from clusterdiv.pipeline import ScoreConfig
 
     if per_mode < 1:
         raise InputError(f"--per-mode must be at least 1, got {per_mode}")
@@ -94,13 +95,13 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
     own_cache = cache is None
     cache = cache or ModelCache()
     try:
-        examples, _ = _as_examples(batch, load_options=load_options or {})
-        ref, _ = _as_examples(reference, load_options=reference_load_options or {})
+        examples, _ = as_examples(batch, load_options=load_options or {})
+        ref, _ = as_examples(reference, load_options=reference_load_options or {})
         if not examples:
             raise InputError("the batch is empty")
         if not ref:
             raise InputError("the reference is empty")
-        earlier = [_as_examples(a, load_options=load_options or {})[0] for a in against]
+        earlier = [as_examples(a, load_options=load_options or {})[0] for a in against]
         real = {v.strip().lower() for v in real_values}
         excluded: dict[str, str] = {}
         for e in ref:

@@ -196,7 +196,8 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
                   load_options: dict[str, Any] | None = None, reference_load_options: dict[str, Any] | None = None,
                   **overrides: Any) -> SelectResult:
     """Choose at most `budget` examples of `data` by the rule in the module docstring."""
-    from clusterdiv.pipeline import ScoreConfig, _as_examples
+    from clusterdiv.corpus import as_examples
+    from clusterdiv.pipeline import ScoreConfig
 
     if budget < 1:
         raise InputError(f"the budget must be at least 1, got {budget}")
@@ -208,12 +209,12 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
     own_cache = cache is None
     cache = cache or ModelCache()
     try:
-        examples, corpus = _as_examples(data, load_options=load_options or {})
+        examples, corpus = as_examples(data, load_options=load_options or {})
         if not examples:
             raise InputError("the batch is empty: nothing to select")
         ref_examples = None
         if reference is not None:
-            ref_examples, _ = _as_examples(reference, load_options=reference_load_options or {})
+            ref_examples, _ = as_examples(reference, load_options=reference_load_options or {})
             if not ref_examples:
                 raise InputError("the reference is empty")
         is_real = is_real_flags(examples, source_field, real_values) if real_share is not None else None

@@ -51,13 +51,13 @@ class Loaded:
 
 def load_examples(data: Any, *, role: str, load_options: dict[str, Any] | None = None) -> Loaded:
     """Accept what `score()` accepts (path, texts, Examples, LoadedCorpus); refuse an empty set."""
-    from clusterdiv.pipeline import _as_examples
+    from clusterdiv.corpus import as_examples
 
     if data is None:
         raise InputError(f"no {role} given")
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)) and len(data) == 0:
         raise InputError(f"the {role} is empty: nothing to measure")
-    examples, corpus = _as_examples(data, load_options=load_options or {})
+    examples, corpus = as_examples(data, load_options=load_options or {})
     if not examples:
         raise InputError(f"the {role} is empty: nothing to measure")
     return Loaded(examples, corpus, role)

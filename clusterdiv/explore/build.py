@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from clusterdiv.cache import ModelCache
+from clusterdiv.corpus import as_examples
 from clusterdiv.errors import InputError
 from clusterdiv.explore.layout import layout_2d
 from clusterdiv.explore.model import Exploration, MapPoint, NamedCluster
@@ -38,7 +39,7 @@ from clusterdiv.explore.naming import (
 )
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modespace import BATCH, REFERENCE, ModeSpace
-from clusterdiv.pipeline import ScoreConfig, _as_examples, reference_key, score_run, summarize_clusters
+from clusterdiv.pipeline import ScoreConfig, reference_key, score_run, summarize_clusters
 from clusterdiv.progress import ProgressReporter
 from clusterdiv.records import ClusterAssignment, Example, Extraction
 from clusterdiv.report import FailureRecord, Failures
@@ -91,11 +92,11 @@ def explore(
     """
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
     with RunContext(cache=cache, progress=progress) as run:
-        examples, corpus = _as_examples(data, load_options=load_options or {})
+        examples, corpus = as_examples(data, load_options=load_options or {})
         ref_examples: list[Example] | None = None
         ref_corpus = None
         if reference is not None:
-            ref_examples, ref_corpus = _as_examples(reference, load_options=reference_load_options or {})
+            ref_examples, ref_corpus = as_examples(reference, load_options=reference_load_options or {})
             if not ref_examples:
                 raise InputError("the reference has no examples")
         scored = score_run(corpus if corpus is not None else examples, config=config, run=run,
