@@ -51,14 +51,16 @@ from clusterdiv.report import Report
 from clusterdiv.run import RunContext
 
 Verdict = Literal["fresh", "drifting", "stale"]
-# name: (fresh bound, drifting bound, higher_is_better)
-VERDICT_THRESHOLDS: dict[str, tuple[float, float, bool]] = {
-    "mauve": (0.90, 0.50, True),
-    "precision": (0.70, 0.40, True),
-    "coverage": (0.70, 0.40, True),
-    "recall": (0.60, 0.30, True),
-    "share_shift": (0.08, 0.25, False),
+# name: (fresh bound, drifting bound); which way is better is the metric registry's direction
+VERDICT_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "mauve": (0.90, 0.50),
+    "precision": (0.70, 0.40),
+    "coverage": (0.70, 0.40),
+    "recall": (0.60, 0.30),
+    "share_shift": (0.08, 0.25),
 }
+SHARE_SHIFT_HIGHER_IS_BETTER = False
+"""`share_shift` is drift's own indicator, not a registry metric: a larger shift is worse."""
 NULL_PERMUTATIONS = 200
 MIN_FOR_MAUVE = 50
 _RANK = {"fresh": 0, "drifting": 1, "stale": 2}
@@ -109,17 +111,26 @@ class Drift(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+def higher_is_better(name: str) -> bool:
+    """Whether a higher value of indicator `name` is fresher: the registry's direction of the metric."""
+    from clusterdiv.metrics.registry import MORE_DIVERSE, direction
+
+    return SHARE_SHIFT_HIGHER_IS_BETTER if name == "share_shift" else direction(name) == MORE_DIVERSE
+
+
 def _status(name: str, value: float | None) -> Verdict | Literal["n/a"]:
     if value is None:
         return "n/a"
-    fresh, drifting, higher = VERDICT_THRESHOLDS[name]
+    fresh, drifting = VERDICT_THRESHOLDS[name]
+    higher = higher_is_better(name)
     if higher:
         return "fresh" if value >= fresh else "drifting" if value >= drifting else "stale"
     return "fresh" if value <= fresh else "drifting" if value <= drifting else "stale"
 
 
 def _bounds(name: str) -> tuple[str, str]:
-    fresh, drifting, higher = VERDICT_THRESHOLDS[name]
+    fresh, drifting = VERDICT_THRESHOLDS[name]
+    higher = higher_is_better(name)
     return ((f">= {fresh}", f"< {drifting}") if higher else (f"<= {fresh}", f"> {drifting}"))
 
 
@@ -299,8 +310,8 @@ def drift(
             missing_modes=missing, over_produced_modes=over,
             expires_after=expiry.isoformat() if expiry else None, as_of=today.isoformat(), expired=expired,
             days_left=(expiry - today).days if expiry else None,
-            thresholds={k: {"fresh": f, "drifting": d, "higher_is_better": h}
-                        for k, (f, d, h) in VERDICT_THRESHOLDS.items()},
+            thresholds={k: {"fresh": f, "drifting": d, "higher_is_better": higher_is_better(k)}
+                        for k, (f, d) in VERDICT_THRESHOLDS.items()},
             notes=notes,
         )
         return Report(command="drift", source=loaded.source, content_hash=loaded.content_hash,
