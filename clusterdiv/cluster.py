@@ -79,12 +79,13 @@ class Clustering(BaseModel):
 
 def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
     """Cluster ids ordered by size (0 = largest, ties by first occurrence) so ids are stable and readable."""
-    ids = [lab for lab in dict.fromkeys(labels.tolist()) if lab != NOISE]
-    sizes = {lab: int((labels == lab).sum()) for lab in ids}
-    order = sorted(ids, key=lambda lab: (-sizes[lab], ids.index(lab)))
-    mapping = {old: new for new, old in enumerate(order)}
-    mapping[NOISE] = NOISE
-    return np.array([mapping[lab] for lab in labels.tolist()], dtype=int)
+    labels = np.asarray(labels, dtype=int)
+    ids, first, inverse, sizes = np.unique(labels, return_index=True, return_inverse=True, return_counts=True)
+    keep = ids != NOISE
+    order = np.lexsort((first[keep], -sizes[keep]))  # by size, ties by first occurrence
+    new_id = np.full(ids.size, NOISE, dtype=int)
+    new_id[np.flatnonzero(keep)[order]] = np.arange(order.size)
+    return new_id[inverse.reshape(-1)]
 
 
 def _threshold(params: ClusterParams) -> float:
@@ -170,7 +171,9 @@ def _weighted_average_linkage(M: np.ndarray, w: np.ndarray, threshold: float) ->
 def _group_means(M: np.ndarray, w: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = int(labels.max()) + 1
     sums = np.zeros((k, M.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels, M * w[:, None])
+    for start in range(0, M.shape[0], 16384):  # in chunks: no float64 copy of all n vectors
+        part = slice(start, start + 16384)
+        np.add.at(sums, labels[part], M[part] * w[part, None])
     sizes = np.bincount(labels, weights=w, minlength=k)
     return (sums / sizes[:, None]).astype(np.float32), sizes
 
