@@ -174,7 +174,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     """
     from clusterdiv.corpus import as_examples
     from clusterdiv.embed import embed_texts
-    from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+    from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
     from clusterdiv.modespace import build_mode_space
     from clusterdiv.pipeline import ScoreConfig, sample_examples
     from clusterdiv.run import RunContext
@@ -234,20 +234,17 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
 
         with run.stage("metrics"):
             embedder = run.embedder(config.embedding_model)
-            selection = config.metrics or "all"
+            plan = select_metrics(config.metrics or "all", has_reference=bool(ref_examples))
             metric_values: dict[str, dict[str, Any]] = {name: {} for name in names}
-            if selection != "none":
-                selected = resolve_selection(None if selection == "all" else selection)
-                if not ref_examples:
-                    selected -= set(METRIC_GROUPS["reference"])
-                needs_vectors = bool(selected & (set(METRIC_GROUPS["semantic"]) | set(METRIC_GROUPS["reference"])))
+            if config.metrics != "none":
                 ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=run.cache)
-                               if ref_examples and selected & set(METRIC_GROUPS["reference"]) else None)
+                               if plan.needs_reference_embeddings else None)
                 for name in names:
                     texts = [e.text for e in sampled[name]]
-                    vectors = embed_texts(texts, model=embedder, cache=run.cache) if needs_vectors else None
+                    vectors = embed_texts(texts, model=embedder, cache=run.cache) if plan.needs_embeddings else None
                     values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
-                                                 select=selected, seed=config.seed, bootstrap=config.bootstrap,
+                                                 select=set(plan.selected), seed=config.seed,
+                                                 bootstrap=config.bootstrap,
                                                  self_bleu_sample=config.self_bleu_sample)
                     metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
 

@@ -182,22 +182,16 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
     cache as the criteria. `cluster_shares` is read off `shared`, the batch + reference mode space
     (built here when not given), so both sets are clustered together.
     """
-    from clusterdiv.metrics.registry import METRIC_GROUPS, compute_set_metrics, resolve_selection
+    from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
 
-    selection = (config.metrics or "all")
-    selected = resolve_selection(None if selection in ("all", "none") else selection)
-    if selection == "none":
-        selected = set(METRIC_GROUPS["reference"])
-    if reference is None:
-        selected -= set(METRIC_GROUPS["reference"])
+    plan = select_metrics(config.metrics or "all", has_reference=reference is not None, none_keeps_reference=True)
     texts = [e.text for e in examples]
-    needs_vectors = bool(selected & (set(METRIC_GROUPS["semantic"]) | set(METRIC_GROUPS["reference"])))
-    vectors = embed_texts(texts, model=embedder, cache=cache) if needs_vectors else None
+    vectors = embed_texts(texts, model=embedder, cache=cache) if plan.needs_embeddings else None
     reference_vectors = None
-    if reference is not None and selected & set(METRIC_GROUPS["reference"]):
+    if reference is not None and plan.needs_reference_embeddings:
         reference_vectors = embed_texts([e.text for e in reference], model=embedder, cache=cache)
     values = compute_set_metrics(
-        texts, embeddings=vectors, reference_embeddings=reference_vectors, select=selected,
+        texts, embeddings=vectors, reference_embeddings=reference_vectors, select=set(plan.selected),
         seed=config.seed, bootstrap=config.bootstrap, self_bleu_sample=config.self_bleu_sample,
     )
     out: dict[str, Any] = {name: v.model_dump(mode="json") for name, v in values.items()}
