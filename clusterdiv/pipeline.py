@@ -210,24 +210,6 @@ def reference_key(row: ModeRow) -> str:
     return row.example.id if row.group == BATCH else f"ref:{row.example.id}"
 
 
-def shared_clustering(examples: Sequence[Example], reference: Sequence[Example], *,
-                      config: ScoreConfig, embedder: Embedder, cache: ModelCache,
-                      prompt: PromptTemplate, fields: Sequence[str], stats: CallStats,
-                      progress: ProgressReporter | None = None
-                      ) -> tuple[list[Extraction], list[EmbeddedExample], list[ClusterAssignment], Clustering]:
-    """Batch and reference in one mode space (`build_mode_space`), as the stage records of old.
-
-    Reference ids are prefixed `ref:`. Returns every extraction (batch then reference, failed ones
-    included) and the embedded examples and assignments of the successful ones, in that order.
-    """
-    run = RunContext(cache=cache, progress=progress, stats=stats)
-    run.use_embedder(config.embedding_model, embedder)
-    space = build_mode_space({BATCH: examples, REFERENCE: reference}, config, run, timed=False, prompt=prompt,
-                             fields=fields)
-    return (space.extractions(reference_key), space.embedded(reference_key), space.assignments(reference_key),
-            space.clustering)
-
-
 def cluster_shares_section(space: ModeSpace) -> dict[str, Any]:
     """The `cluster_shares` metric of a batch + reference space: each mode's share in both."""
     from clusterdiv.shares import cluster_shares

@@ -1,7 +1,7 @@
 """The mode space the actions work in: the stages of `score`, batch alone or batch + reference together.
 
-With a reference the two sets are clustered together (`pipeline.shared_clustering`, the same call the
-report's `cluster_shares` and the explorer make), so "mode 7 is 12% of real data but 1% of the batch"
+Both are one `modespace.build_mode_space` (with a reference the two sets are clustered together, as
+for the report's `cluster_shares` and the explorer), so "mode 7 is 12% of real data but 1% of the batch"
 is about one mode. Vectors are unit norm (cosine = dot product).
 """
 
@@ -41,49 +41,34 @@ class ModeSpace:
 
 def build_space(examples: Sequence[Example], reference: Sequence[Example] | None, *, config: object,
                 cache: ModelCache, embedder: object = None) -> ModeSpace:
-    """Extract (only for LLM representations), represent and cluster; shares per mode with a reference."""
+    """The arrays the actions index, read off `modespace.build_mode_space` of the batch (and the reference).
+
+    Extraction (only for LLM representations), representation and clustering are the mode space's,
+    in a `RunContext` over the caller's cache; shares per mode with a reference.
+    """
     from clusterdiv.embed import Embedder
-    from clusterdiv.llm.structured import CallStats
-    from clusterdiv.pipeline import (
-        ScoreConfig,
-        cluster_examples,
-        extract_if_needed,
-        represent_examples,
-        shared_clustering,
-        summarize_clusters,
-    )
-    from clusterdiv.prompts import PromptTemplate
+    from clusterdiv.modespace import BATCH, REFERENCE, build_mode_space
+    from clusterdiv.pipeline import ScoreConfig, reference_key
+    from clusterdiv.run import RunContext
     from clusterdiv.shares import cluster_shares
 
     assert isinstance(config, ScoreConfig)
-    prompt = PromptTemplate.load(config.prompt_file)
-    fields = config.criteria or prompt.spec.embed
-    embedder = embedder if isinstance(embedder, Embedder) else Embedder(config.embedding_model)
-    stats = CallStats()
-    texts = {e.id: e.text for e in examples}
-    if reference is None:
-        extractions = extract_if_needed(examples, config=config, cache=cache, prompt=prompt, stats=stats)
-        embedded, _ = represent_examples(examples, extractions, config=config, embedder=embedder, cache=cache,
-                                         prompt=prompt, fields=fields)
-        assignments, clustering = cluster_examples(embedded, params=config.cluster_params(), seed=config.seed)
-    else:
-        extractions, embedded, assignments, clustering = shared_clustering(
-            examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt, fields=fields,
-            stats=stats)
-        texts |= {f"{REF_PREFIX}{e.id}": e.text for e in reference}
-    summaries = {c.cluster_id: c.criteria_summary for c in summarize_clusters(
-        assignments, extractions, top=10**6, per_cluster=1, texts=texts)}
-    ids = [a.example_id for a in assignments]
-    is_batch = np.array([not i.startswith(REF_PREFIX) for i in ids]) if reference is not None \
-        else np.ones(len(ids), dtype=bool)
-    labels = np.array([a.cluster for a in assignments], dtype=np.int64)
-    vectors = np.asarray([e.vector for e in embedded], dtype=np.float32).reshape(len(embedded), -1)
-    space = ModeSpace(ids=ids, vectors=vectors, labels=labels, is_batch=is_batch,
-                      extractions={e.example_id: e for e in extractions}, summaries=summaries,
-                      method=clustering.method, n_clusters=clustering.n_clusters)
+    groups = {BATCH: examples, **({REFERENCE: reference} if reference is not None else {})}
+    with RunContext(cache=cache) as run:
+        if isinstance(embedder, Embedder):
+            run.use_embedder(config.embedding_model, embedder)
+        modes = build_mode_space(groups, config, run, timed=False)
+    summaries = {c.cluster_id: c.criteria_summary for c in modes.summaries(key=reference_key)}
+    rows = modes.clustered()
+    ids = [reference_key(r) for r in rows]
+    is_batch = np.array([r.group == BATCH for r in rows], dtype=bool)
+    labels = np.array(modes.labels(), dtype=np.int64)
+    space = ModeSpace(ids=ids, vectors=modes.vectors(), labels=labels, is_batch=is_batch,
+                      extractions={e.example_id: e for e in modes.extractions(reference_key)}, summaries=summaries,
+                      method=modes.clustering.method, n_clusters=modes.clustering.n_clusters)
     if reference is not None:
-        rows = cluster_shares(labels.tolist(), is_batch.tolist(), ids, summaries=summaries)
-        space.shares = {r.cluster_id: r.model_dump(mode="json") for r in rows}
+        shares = cluster_shares(labels.tolist(), is_batch.tolist(), ids, summaries=summaries)
+        space.shares = {r.cluster_id: r.model_dump(mode="json") for r in shares}
     return space
 
 
