@@ -38,7 +38,6 @@ the evidence per kind, and the nearest synthetic and real neighbour of each flag
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -47,12 +46,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from clusterdiv.anchoring._common import Loaded, get_embedder, load_examples, nearest
+from clusterdiv.anchoring._common import Loaded, load_examples, nearest
 from clusterdiv.cache import ModelCache
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import InputError
 from clusterdiv.records import Example, text_hash
-from clusterdiv.report import Report, Timings
+from clusterdiv.report import Report
+from clusterdiv.run import RunContext
 
 DEFAULT_PARAPHRASE_THRESHOLD = 0.9
 THRESHOLD_CLIP = (0.8, 0.98)
@@ -284,17 +284,12 @@ def check_lineage(
         raise InputError(f"near-duplicate Jaccard must be within (0, 1], got {near_dup_jaccard}")
     if not 0.0 < real_percentile < 100.0:
         raise InputError(f"real percentile must be within (0, 100), got {real_percentile}")
-    started = time.perf_counter()
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    timings = Timings()
-    try:
-        t = time.perf_counter()
-        loaded = load_examples(batch, role="batch", load_options=load_options)
-        previous: list[Loaded] = [load_examples(a, role=f"earlier synthetic batch {i + 1}", load_options=load_options)
-                                  for i, a in enumerate(against)]
-        real_loaded = load_examples(real, role="real data", load_options=load_options) if real is not None else None
-        timings.load_s = time.perf_counter() - t
+    with RunContext(cache=cache) as run:
+        with run.stage("load"):
+            loaded = load_examples(batch, role="batch", load_options=load_options)
+            previous: list[Loaded] = [load_examples(a, role=f"earlier synthetic batch {i + 1}", load_options=load_options)
+                                      for i, a in enumerate(against)]
+            real_loaded = load_examples(real, role="real data", load_options=load_options) if real is not None else None
 
         examples = loaded.examples
         prev_examples = [e for p in previous for e in p.examples]
@@ -324,25 +319,24 @@ def check_lineage(
         calib_texts = [real_examples[k].text for k in distinct]
 
         # 2. near duplicates by shingle Jaccard
-        t = time.perf_counter()
-        prev_texts = [e.text for e in prev_examples]
-        jac_syn, jac_syn_arg = max_jaccard(texts, prev_texts)
-        jac_real, _ = max_jaccard(texts, [e.text for e in real_examples])
-        jaccard_cut = near_dup_jaccard
-        for i in range(n):
-            if reasons[i] or jac_syn[i] < jaccard_cut or jac_syn[i] <= jac_real[i]:
-                continue
-            j = int(jac_syn_arg[i])
-            reasons[i].append(f"near_duplicate of {prev_origin[j]}:{prev_examples[j].id} "
-                              f"(jaccard {jac_syn[i]:.2f})")
+        with run.stage("embed"):
+            prev_texts = [e.text for e in prev_examples]
+            jac_syn, jac_syn_arg = max_jaccard(texts, prev_texts)
+            jac_real, _ = max_jaccard(texts, [e.text for e in real_examples])
+            jaccard_cut = near_dup_jaccard
+            for i in range(n):
+                if reasons[i] or jac_syn[i] < jaccard_cut or jac_syn[i] <= jac_real[i]:
+                    continue
+                j = int(jac_syn_arg[i])
+                reasons[i].append(f"near_duplicate of {prev_origin[j]}:{prev_examples[j].id} "
+                                  f"(jaccard {jac_syn[i]:.2f})")
 
-        # 3. paraphrases by embedding nearest neighbour
-        embedder = get_embedder(embedding_model)
-        hits_before = cache.hits["embedding"]
-        X = embed_texts(texts, model=embedder, cache=cache)
-        P = embed_texts([e.text for e in prev_examples], model=embedder, cache=cache)
-        R = embed_texts([e.text for e in real_examples], model=embedder, cache=cache) if real_examples else None
-        timings.embed_s = time.perf_counter() - t
+            # 3. paraphrases by embedding nearest neighbour
+            embedder = run.embedder(embedding_model)
+            X = embed_texts(texts, model=embedder, cache=run.cache)
+            P = embed_texts([e.text for e in prev_examples], model=embedder, cache=run.cache)
+            R = (embed_texts([e.text for e in real_examples], model=embedder, cache=run.cache) if real_examples
+                 else None)
         syn_sim, syn_arg = nearest(X, P)
         real_sim, real_arg = nearest(X, R) if R is not None else (np.full(n, -np.inf), np.full(n, -1))
         # (a) cosine alone, against a cut calibrated on real-to-real distances (or the fixed default);
@@ -470,11 +464,5 @@ def check_lineage(
             max_chain_depth=max(depths.values()) if declared_any else None,
             rounds=round_rows, flagged_ids=[examples[i].id for i in flagged_idx], flagged=flagged,
         )
-        timings.embedding_calls = embedder.calls
-        timings.embedding_cache_hits = cache.hits["embedding"] - hits_before
-        timings.total_s = time.perf_counter() - started
         return Report(command="lineage", source=loaded.source, content_hash=loaded.content_hash, n_input=n,
-                      skipped=loaded.skipped, lineage=section.model_dump(mode="json"), timings=timings)
-    finally:
-        if own_cache:
-            cache.close()
+                      skipped=loaded.skipped, lineage=section.model_dump(mode="json"), timings=run.finish())

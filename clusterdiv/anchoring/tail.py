@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -60,12 +59,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clusterdiv.aio import run_sync
-from clusterdiv.anchoring._common import CHUNK_ROWS, Loaded, get_embedder, load_examples
+from clusterdiv.anchoring._common import CHUNK_ROWS, Loaded, load_examples
 from clusterdiv.cache import ModelCache
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.errors import InputError
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
-from clusterdiv.report import Report, Timings
+from clusterdiv.report import Report
+from clusterdiv.run import RunContext
 
 JudgePolicy = Literal["both", "either", "llm", "embedding"]
 
@@ -386,109 +386,102 @@ def audit_tail(
     if tail_size < 1 or max_seeds < 1:
         raise InputError("tail_size and max_seeds must be >= 1")
     settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    started = time.perf_counter()
-    timings = Timings()
-    try:
-        t = time.perf_counter()
-        loaded = load_examples(batch, role="batch", load_options=load_options)
-        contrast_texts: list[str] = []
-        reference_counts: dict[str, int] = {}
-        if spec is not None:
-            tail = load_tail_spec(spec) if isinstance(spec, (str, Path)) else parse_tail_spec(spec)
-            tail_source = f"spec: {spec}" if isinstance(spec, (str, Path)) else "spec: (in memory)"
-        else:
-            ref = load_examples(reference, role="reference", load_options=reference_load_options)
-            tail, reference_counts, contrast = derive_tail(ref, tail_size=tail_size, max_seeds=max_seeds,
-                                                           seed=seed)
-            contrast_texts = [ref.examples[i].text for i in contrast]
-            tail_source = (f"reference: {ref.name}, the {len(tail.entries)} rarest of "
-                           f"{len(reference_counts)} labels (seeds: up to {max_seeds} real examples each; "
-                           f"the other {len(contrast_texts)} real examples are contrast anchors)")
-        timings.load_s = time.perf_counter() - t
+    with RunContext(cache=cache) as run:
+        with run.stage("load"):
+            loaded = load_examples(batch, role="batch", load_options=load_options)
+            contrast_texts: list[str] = []
+            reference_counts: dict[str, int] = {}
+            if spec is not None:
+                tail = load_tail_spec(spec) if isinstance(spec, (str, Path)) else parse_tail_spec(spec)
+                tail_source = f"spec: {spec}" if isinstance(spec, (str, Path)) else "spec: (in memory)"
+            else:
+                ref = load_examples(reference, role="reference", load_options=reference_load_options)
+                tail, reference_counts, contrast = derive_tail(ref, tail_size=tail_size, max_seeds=max_seeds,
+                                                               seed=seed)
+                contrast_texts = [ref.examples[i].text for i in contrast]
+                tail_source = (f"reference: {ref.name}, the {len(tail.entries)} rarest of "
+                               f"{len(reference_counts)} labels (seeds: up to {max_seeds} real examples each; "
+                               f"the other {len(contrast_texts)} real examples are contrast anchors)")
 
         entries = tail.entries
         texts = loaded.texts
         n, m = len(texts), len(entries)
-        embedder = get_embedder(embedding_model)
-        t = time.perf_counter()
-        hits_before = cache.hits["embedding"]
-        X = embed_texts(texts, model=embedder, cache=cache)
-        seed_texts = [s for entry in entries for s in entry.seeds]
-        seed_owner = np.array([k for k, entry in enumerate(entries) for _ in entry.seeds], dtype=np.int64)
-        dim = X.shape[1]
-        S = embed_texts(seed_texts, model=embedder, cache=cache) if seed_texts else np.zeros((0, dim), np.float32)
-        C = (embed_texts(contrast_texts, model=embedder, cache=cache) if contrast_texts
-             else np.zeros((0, dim), np.float32))
-        D = embed_texts([f"{e.name}: {e.description}" for e in entries], model=embedder, cache=cache)
-        timings.embed_s = time.perf_counter() - t
+        embedder = run.embedder(embedding_model)
+        cache = run.cache
+        with run.stage("embed"):
+            X = embed_texts(texts, model=embedder, cache=cache)
+            seed_texts = [s for entry in entries for s in entry.seeds]
+            seed_owner = np.array([k for k, entry in enumerate(entries) for _ in entry.seeds], dtype=np.int64)
+            dim = X.shape[1]
+            S = embed_texts(seed_texts, model=embedder, cache=cache) if seed_texts else np.zeros((0, dim), np.float32)
+            C = (embed_texts(contrast_texts, model=embedder, cache=cache) if contrast_texts
+                 else np.zeros((0, dim), np.float32))
+            D = embed_texts([f"{e.name}: {e.description}" for e in entries], model=embedder, cache=cache)
 
-        t = time.perf_counter()
-        default_threshold = DEFAULT_CONTRAST_THRESHOLD if contrast_texts else DEFAULT_SPEC_THRESHOLD
-        base_threshold = default_threshold if threshold is None else threshold
-        # Per (example, entry): similarity to the entry's nearest seed (or its description when it has none),
-        # and the owner of each example's nearest anchor overall (-1 = a contrast example).
-        sim = np.empty((n, m), dtype=np.float32)
-        nearest_owner = np.full(n, -2, dtype=np.int64)
-        anchors = np.vstack([S, C]) if C.shape[0] else S
-        owners = np.concatenate([seed_owner, np.full(C.shape[0], -1, dtype=np.int64)])
-        for start in range(0, n, CHUNK_ROWS):
-            rows = X[start:start + CHUNK_ROWS]
-            if anchors.shape[0]:
-                block = rows @ anchors.T
-                nearest_owner[start:start + rows.shape[0]] = owners[block.argmax(axis=1)]
-                seed_block = block[:, : S.shape[0]]
-            desc_block = rows @ D.T
-            for k, entry in enumerate(entries):
-                if entry.seeds:
-                    sim[start:start + rows.shape[0], k] = seed_block[:, seed_owner == k].max(axis=1)
-                else:
-                    sim[start:start + rows.shape[0], k] = desc_block[:, k]
-        has_seeds = np.array([bool(e.seeds) for e in entries])
-        thresholds = [e.threshold if e.threshold is not None else base_threshold for e in entries]
-        emb_member = np.zeros((n, m), dtype=bool)
-        for k in range(m):
-            if has_seeds[k]:
-                emb_member[:, k] = (sim[:, k] >= thresholds[k]) & (nearest_owner == k)
-            else:
-                emb_member[:, k] = sim[:, k] >= thresholds[k]  # description only; used under `embedding`
-            emb_member[:, k] &= closer_than_batch_neighbours(X, sim[:, k], emb_member[:, k])
-
-        # LLM judge on the prefiltered candidates.
-        stats = CallStats()
-        llm_yes = np.zeros((n, m), dtype=bool)
-        judged = np.zeros((n, m), dtype=bool)
-        failed = np.zeros((n, m), dtype=bool)
-        control_yes, control_judged = 0, 0
-        judge_trusted = judge != "embedding"
-        if judge != "embedding":
-            pairs: list[tuple[int, int]] = []
-            controls: list[tuple[int, int]] = []
+        with run.stage("extract"):
+            default_threshold = DEFAULT_CONTRAST_THRESHOLD if contrast_texts else DEFAULT_SPEC_THRESHOLD
+            base_threshold = default_threshold if threshold is None else threshold
+            # Per (example, entry): similarity to the entry's nearest seed (or its description when it has none),
+            # and the owner of each example's nearest anchor overall (-1 = a contrast example).
+            sim = np.empty((n, m), dtype=np.float32)
+            nearest_owner = np.full(n, -2, dtype=np.int64)
+            anchors = np.vstack([S, C]) if C.shape[0] else S
+            owners = np.concatenate([seed_owner, np.full(C.shape[0], -1, dtype=np.int64)])
+            for start in range(0, n, CHUNK_ROWS):
+                rows = X[start:start + CHUNK_ROWS]
+                if anchors.shape[0]:
+                    block = rows @ anchors.T
+                    nearest_owner[start:start + rows.shape[0]] = owners[block.argmax(axis=1)]
+                    seed_block = block[:, : S.shape[0]]
+                desc_block = rows @ D.T
+                for k, entry in enumerate(entries):
+                    if entry.seeds:
+                        sim[start:start + rows.shape[0], k] = seed_block[:, seed_owner == k].max(axis=1)
+                    else:
+                        sim[start:start + rows.shape[0], k] = desc_block[:, k]
+            has_seeds = np.array([bool(e.seeds) for e in entries])
+            thresholds = [e.threshold if e.threshold is not None else base_threshold for e in entries]
+            emb_member = np.zeros((n, m), dtype=bool)
             for k in range(m):
-                order = np.argsort(-sim[:, k], kind="stable")
-                top = order if judge_top is None else order[:judge_top]
-                pairs.extend((int(i), k) for i in top)
-                # negative controls: the batch examples least like the entry; a judge that calls
-                # them members says yes to anything, and its yes must not decide coverage
-                chosen = {int(i) for i in top}
-                controls.extend((int(i), k) for i in order[::-1][:CONTROLS_PER_ENTRY] if int(i) not in chosen)
-            answers = run_sync(lambda: _ajudge(pairs + controls, texts, entries, settings=settings, cache=cache,
-                                               stats=stats))
-            control_set = set(controls)
-            for (i, k), answer in answers.items():
-                if (i, k) in control_set:
-                    control_judged += answer is not None
-                    control_yes += answer == "yes"
-                    continue
-                judged[i, k] = True
-                if answer is None:
-                    failed[i, k] = True
-                elif answer == "yes":
-                    llm_yes[i, k] = True
-            if control_judged and control_yes / control_judged > MAX_CONTROL_YES:
-                judge_trusted = False
-        timings.extract_s = time.perf_counter() - t
+                if has_seeds[k]:
+                    emb_member[:, k] = (sim[:, k] >= thresholds[k]) & (nearest_owner == k)
+                else:
+                    emb_member[:, k] = sim[:, k] >= thresholds[k]  # description only; used under `embedding`
+                emb_member[:, k] &= closer_than_batch_neighbours(X, sim[:, k], emb_member[:, k])
+
+            # LLM judge on the prefiltered candidates.
+            stats = run.stats
+            llm_yes = np.zeros((n, m), dtype=bool)
+            judged = np.zeros((n, m), dtype=bool)
+            failed = np.zeros((n, m), dtype=bool)
+            control_yes, control_judged = 0, 0
+            judge_trusted = judge != "embedding"
+            if judge != "embedding":
+                pairs: list[tuple[int, int]] = []
+                controls: list[tuple[int, int]] = []
+                for k in range(m):
+                    order = np.argsort(-sim[:, k], kind="stable")
+                    top = order if judge_top is None else order[:judge_top]
+                    pairs.extend((int(i), k) for i in top)
+                    # negative controls: the batch examples least like the entry; a judge that calls
+                    # them members says yes to anything, and its yes must not decide coverage
+                    chosen = {int(i) for i in top}
+                    controls.extend((int(i), k) for i in order[::-1][:CONTROLS_PER_ENTRY] if int(i) not in chosen)
+                answers = run_sync(lambda: _ajudge(pairs + controls, texts, entries, settings=settings, cache=cache,
+                                                   stats=stats))
+                control_set = set(controls)
+                for (i, k), answer in answers.items():
+                    if (i, k) in control_set:
+                        control_judged += answer is not None
+                        control_yes += answer == "yes"
+                        continue
+                    judged[i, k] = True
+                    if answer is None:
+                        failed[i, k] = True
+                    elif answer == "yes":
+                        llm_yes[i, k] = True
+                if control_judged and control_yes / control_judged > MAX_CONTROL_YES:
+                    judge_trusted = False
 
         results: list[TailEntryResult] = []
         notes: list[str] = []
@@ -579,17 +572,7 @@ def audit_tail(
             judge_trusted=judge_trusted if judge != "embedding" else None,
             notes=notes, entries=results,
         )
-        timings.llm_calls = stats.calls
-        timings.llm_cache_hits = stats.cache_hits
-        timings.prompt_tokens = stats.prompt_tokens
-        timings.completion_tokens = stats.completion_tokens
-        timings.embedding_calls = embedder.calls
-        timings.embedding_cache_hits = cache.hits["embedding"] - hits_before
-        timings.total_s = time.perf_counter() - started
         return Report(command="audit-tail", source=loaded.source, content_hash=loaded.content_hash,
                       n_input=n, skipped=loaded.skipped, tail_audit=section.model_dump(mode="json"),
-                      timings=timings)
-    finally:
-        if own_cache:
-            cache.close()
+                      timings=run.finish())
 
