@@ -38,11 +38,10 @@ def assign_modes(data: Any, *, config: Any = None, cache: ModelCache | None = No
     from clusterdiv.actions._space import build_space
     from clusterdiv.corpus import as_examples
     from clusterdiv.pipeline import ScoreConfig, sample_examples
+    from clusterdiv.run import RunContext
 
     config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    try:
+    with RunContext(cache=cache) as run:
         examples, corpus = as_examples(data, load_options=load_options or {})
         if not examples:
             raise InputError("no examples to assign")
@@ -50,11 +49,8 @@ def assign_modes(data: Any, *, config: Any = None, cache: ModelCache | None = No
         ref_examples = None
         if reference is not None:
             ref_examples, _ = as_examples(reference, load_options=reference_load_options or {})
-        space = build_space(sampled, None, config=config, cache=cache)
-        shared = build_space(sampled, ref_examples, config=config, cache=cache) if ref_examples else None
-    finally:
-        if own_cache:
-            cache.close()
+        space = build_space(sampled, None, config=config, cache=run.cache)
+        shared = build_space(sampled, ref_examples, config=config, cache=run.cache) if ref_examples else None
 
     mode_of = {i: int(lab) for i, lab in zip(space.ids, space.labels, strict=True)}
     sizes: dict[int, int] = {}

@@ -86,15 +86,14 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
     from clusterdiv.anchoring.lineage import check_lineage
     from clusterdiv.corpus import as_examples
     from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.run import RunContext
 
     if per_mode < 1:
         raise InputError(f"--per-mode must be at least 1, got {per_mode}")
     if reference is None:
         raise InputError("seeds come from real data: give --reference")
     config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    try:
+    with RunContext(cache=cache) as run:
         examples, _ = as_examples(batch, load_options=load_options or {})
         ref, _ = as_examples(reference, load_options=reference_load_options or {})
         if not examples:
@@ -118,14 +117,11 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
             synthetic = []
         if candidates and synthetic:
             guard = check_lineage(candidates, against=synthetic, real=None,
-                                  embedding_model=config.embedding_model, cache=cache, max_listed=0)
+                                  embedding_model=config.embedding_model, cache=run.cache, max_listed=0)
             assert guard.lineage is not None
             for i in guard.lineage["flagged_ids"]:
                 excluded.setdefault(i, "recursion guard: copy or paraphrase of synthetic data")
-        space = build_space(examples, ref, config=config, cache=cache)
-    finally:
-        if own_cache:
-            cache.close()
+        space = build_space(examples, ref, config=config, cache=run.cache)
 
     flags = ("missing", "under") if include_under else ("missing",)
     lacking = [r for r in space.shares.values() if r["flag"] in flags]

@@ -198,6 +198,7 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
     """Choose at most `budget` examples of `data` by the rule in the module docstring."""
     from clusterdiv.corpus import as_examples
     from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.run import RunContext
 
     if budget < 1:
         raise InputError(f"the budget must be at least 1, got {budget}")
@@ -206,9 +207,7 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
     if max_share is not None and not 0.0 < max_share <= 1.0:
         raise InputError(f"--max-share must be within (0, 1], got {max_share}")
     config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
-    own_cache = cache is None
-    cache = cache or ModelCache()
-    try:
+    with RunContext(cache=cache) as run:
         examples, corpus = as_examples(data, load_options=load_options or {})
         if not examples:
             raise InputError("the batch is empty: nothing to select")
@@ -218,10 +217,7 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
             if not ref_examples:
                 raise InputError("the reference is empty")
         is_real = is_real_flags(examples, source_field, real_values) if real_share is not None else None
-        space = build_space(examples, ref_examples, config=config, cache=cache)
-    finally:
-        if own_cache:
-            cache.close()
+        space = build_space(examples, ref_examples, config=config, cache=run.cache)
 
     where = space.batch_index()
     clustered = [k for k, e in enumerate(examples) if e.id in where]  # failed extractions cannot be placed
