@@ -44,6 +44,16 @@ def _flagged(rep: Representation) -> Iterator[Any]:
     return iter([c for c in rep.clusters if c.flag != "balanced"][:FLAGGED_ROWS])
 
 
+def _flagged_sections(report: ComparisonReport) -> Iterator[tuple[str, Representation, list[Any], str]]:
+    """(title, representation, its flagged clusters, the comparison's column name) for each non-empty one."""
+    for title, reps in (("versus the other batches", report.representation),
+                        ("versus the reference", report.versus_reference)):
+        for rep in reps:
+            rows = list(_flagged(rep))
+            if rows:
+                yield title, rep, rows, "others" if rep.versus == "others" else "reference"
+
+
 def _pair_rows(report: ComparisonReport) -> list[tuple[str, ...]]:
     return [(f"{p.a} vs {p.b}", f"{p.difference:+.3f}", f"{p.p_value:.3f}", f"{p.p_adjusted:.3f}",
              "yes" if p.significant else "no", "yes" if p.cis_overlap else "no") for p in report.pairwise]
@@ -76,20 +86,14 @@ def render_comparison_table(report: ComparisonReport, console: Any) -> None:
     for row in _pair_rows(report):
         pt.add_row(*row)
     console.print(pt)
-    for title, reps in (("versus the other batches", report.representation),
-                        ("versus the reference", report.versus_reference)):
-        for rep in reps:
-            rows = list(_flagged(rep))
-            if not rows:
-                continue
-            other = "others" if rep.versus == "others" else "reference"
-            rt = Table(title=f"{rep.batch}: clusters over/under-represented {title}")
-            for col in ("cluster", rep.batch, other, "flag", "criteria"):
-                rt.add_column(col)
-            for c in rows:
-                rt.add_row(str(c.cluster_id), f"{c.batch_share:.1%}", f"{c.reference_share:.1%}", c.flag,
-                           c.criteria_summary)
-            console.print(rt)
+    for title, rep, rows, other in _flagged_sections(report):
+        rt = Table(title=f"{rep.batch}: clusters over/under-represented {title}")
+        for col in ("cluster", rep.batch, other, "flag", "criteria"):
+            rt.add_column(col)
+        for c in rows:
+            rt.add_row(str(c.cluster_id), f"{c.batch_share:.1%}", f"{c.reference_share:.1%}", c.flag,
+                       c.criteria_summary)
+        console.print(rt)
     t = report.timings
     console.print(f"[dim]total {t.get('total_s', 0):.1f}s | model {report.config.model} | "
                   f"prompt {report.config.prompt_sha256[:12]}[/dim]")
@@ -112,17 +116,11 @@ def render_comparison_markdown(report: ComparisonReport) -> str:
     lines += ["", "## Pairwise differences in score_normalized", "", f"_{report.significance_method}_", "",
               "| pair | difference | p | p (Holm) | significant | CIs overlap |", "| --- | ---: | ---: | ---: | --- | --- |"]
     lines += ["| " + " | ".join(row) + " |" for row in _pair_rows(report)]
-    for title, reps in (("versus the other batches", report.representation),
-                        ("versus the reference", report.versus_reference)):
-        for rep in reps:
-            rows = list(_flagged(rep))
-            if not rows:
-                continue
-            other = "others" if rep.versus == "others" else "reference"
-            lines += ["", f"## {rep.batch}: clusters over/under-represented {title}", "",
-                      f"| cluster | {rep.batch} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
-            lines += [f"| {c.cluster_id} | {c.batch_share:.1%} | {c.reference_share:.1%} | {c.flag} | "
-                      f"{c.criteria_summary} |" for c in rows]
+    for title, rep, rows, other in _flagged_sections(report):
+        lines += ["", f"## {rep.batch}: clusters over/under-represented {title}", "",
+                  f"| cluster | {rep.batch} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
+        lines += [f"| {c.cluster_id} | {c.batch_share:.1%} | {c.reference_share:.1%} | {c.flag} | "
+                  f"{c.criteria_summary} |" for c in rows]
     return "\n".join(lines) + "\n"
 
 
