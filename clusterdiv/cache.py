@@ -308,11 +308,16 @@ class ModelCache:
         row = self._ro.row(key)
         return None if row is None else self._ro._disk.fetch(row[0], row[1], row[2], False)
 
-    def reject(self, key: str) -> None:
-        """The caller found a hit unusable (e.g. wrong shape): count it as corrupt, drop it."""
+    def reject(self, key: str, *, again: bool = False) -> None:
+        """The caller found a hit unusable (e.g. wrong shape): count it as corrupt, drop it.
+
+        `again=True`: the same key read again in one `get_many` and rejected already; only the hit
+        becomes a miss (a second `get` would have missed)."""
         namespace = key.split(":", 1)[0]
         self.hits[namespace] -= 1
         self.misses[namespace] += 1
+        if again:
+            return
         self.corrupt[namespace] += 1
         self.delete(key)
 
@@ -344,8 +349,51 @@ class ModelCache:
             assert store is not None
             store.close()
 
-    def get_many(self, keys: list[str]) -> list[Any | None]:
-        return [self.get(k) for k in keys]
+    def get_many(self, keys: list[str], *, batch: int = 500) -> list[Any | None]:
+        """`get` of every key (None for a miss), read in one query per `batch` keys, counted like `get`."""
+        found: dict[str, Any] = {}
+        bad: list[str] = []
+        unique = list(dict.fromkeys(keys))
+        try:
+            for start in range(0, len(unique), batch):
+                for key, value in self._rows(unique[start : start + batch]):
+                    if isinstance(value, CorruptEntry):
+                        bad.append(key)
+                    else:
+                        found[key] = value
+        except sqlite3.Error as exc:
+            raise self._guard(exc) from exc
+        for key in bad:
+            self.corrupt[key.split(":", 1)[0]] += 1
+            self.delete(key)
+        out = []
+        for key in keys:
+            value = found.get(key)
+            (self.misses if value is None else self.hits)[key.split(":", 1)[0]] += 1
+            out.append(value)
+        return out
+
+    def _rows(self, keys: list[str]) -> list[tuple[str, Any]]:
+        """(key, value or the CorruptEntry raised decoding it) for the stored ones among `keys`."""
+        import time
+
+        marks = ",".join("?" * len(keys))
+        select = (f"SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN ({marks})"
+                  " AND (expire_time IS NULL OR expire_time > ?)")
+        if self._store is not None:
+            rows, disk = self._store._sql(select, (*keys, time.time())).fetchall(), self._store._disk
+        else:
+            assert self._ro is not None
+            rows, disk = self._ro._conn.execute(select, (*keys, time.time())).fetchall(), self._ro._disk
+        out: list[tuple[str, Any]] = []
+        for key, mode, filename, value in rows:
+            try:
+                out.append((str(key), disk.fetch(mode, filename, value, False)))
+            except CorruptEntry as exc:
+                out.append((str(key), exc))
+            except OSError:  # a value file deleted meanwhile: a miss, as in diskcache's own get
+                continue
+        return out
 
     def info(self) -> dict[str, Any]:
         """Entry counts per namespace and bytes on disk, for `clusterdiv cache info`."""

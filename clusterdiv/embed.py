@@ -119,7 +119,7 @@ def _decode_vector(blob: object) -> np.ndarray | None:
 
 def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
                 progress: ProgressFn | None = None, chunk_size: int = 256) -> np.ndarray:
-    """Embed texts, reading and writing the cache per text.
+    """Embed texts, reading the cache in batched queries and writing it per chunk of misses.
 
     Misses are encoded in chunks and each chunk is written before the next starts, so an
     interrupted run keeps every finished chunk. Vectors are stored as float32 bytes: a rerun
@@ -128,11 +128,12 @@ def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
     keys = [embedding_cache_key(t, model=model) for t in texts]
     out: list[np.ndarray | None] = []
     missing: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        blob = cache.get(key)
+    rejected: set[str] = set()
+    for i, (key, blob) in enumerate(zip(keys, cache.get_many(keys), strict=True)):
         vector = _decode_vector(blob) if blob is not None else None
         if blob is not None and vector is None:
-            cache.reject(key)  # not float32 bytes: counted as corrupt, recomputed below
+            cache.reject(key, again=key in rejected)  # not float32 bytes: counted as corrupt, recomputed below
+            rejected.add(key)
         if vector is None:
             missing.setdefault(texts[i], []).append(i)
             out.append(None)

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from litellm.llms.custom_llm import CustomLLM
-
 import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
 from clusterdiv.errors import InputError
 from clusterdiv.integrity import file_sha256, package_dir, verified_file
@@ -57,78 +55,93 @@ def _json_schema_from_response_format(response_format: Any) -> dict[str, Any] | 
     return None
 
 
-class LocalLlamaProvider(CustomLLM):
-    """litellm CustomLLM handler; one llama.cpp context per model file, calls serialised by a lock.
+def _define_provider() -> type:
+    """The provider class, made on first use: subclassing litellm's CustomLLM imports litellm (seconds),
+    which a run whose answers are all cached never needs."""
+    from litellm.llms.custom_llm import CustomLLM
 
-    llama.cpp contexts are not thread-safe, and on a 2-core machine parallel decoding would not be
-    faster anyway; serialising also keeps the KV-cache prefix (the few-shot prompt) warm between calls.
-    """
+    class LocalLlamaProvider(CustomLLM):
+        """litellm CustomLLM handler; one llama.cpp context per model file, calls serialised by a lock.
 
-    def __init__(self, n_ctx: int = 2048, n_threads: int | None = None):
-        super().__init__()
-        self.n_ctx = n_ctx
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
-        self._models: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self.calls = 0
-        # Free contexts before interpreter teardown; llama.cpp's __del__ fails noisily after it.
-        atexit.register(self.close)
+        llama.cpp contexts are not thread-safe, and on a 2-core machine parallel decoding would not be
+        faster anyway; serialising also keeps the KV-cache prefix (the few-shot prompt) warm between calls.
+        """
 
-    def close(self) -> None:
-        with self._lock:
-            for llama in self._models.values():
-                llama.close()
-            self._models.clear()
+        def __init__(self, n_ctx: int = 2048, n_threads: int | None = None):
+            super().__init__()
+            self.n_ctx = n_ctx
+            self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+            self._models: dict[str, Any] = {}
+            self._lock = threading.Lock()
+            self.calls = 0
+            # Free contexts before interpreter teardown; llama.cpp's __del__ fails noisily after it.
+            atexit.register(self.close)
 
-    def _llama(self, name: str) -> Any:
-        if name not in self._models:
-            from llama_cpp import Llama  # heavy import, only when the local model is used
+        def close(self) -> None:
+            with self._lock:
+                for llama in self._models.values():
+                    llama.close()
+                self._models.clear()
 
-            model_file = resolve_local_model(name)
-            self._models[name] = Llama(
-                model_path=str(model_file.path),
-                n_ctx=self.n_ctx,
-                n_threads=self.n_threads,
-                seed=0,
-                verbose=False,
+        def _llama(self, name: str) -> Any:
+            if name not in self._models:
+                from llama_cpp import Llama  # heavy import, only when the local model is used
+
+                model_file = resolve_local_model(name)
+                self._models[name] = Llama(
+                    model_path=str(model_file.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    seed=0,
+                    verbose=False,
+                )
+            return self._models[name]
+
+        def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
+                       model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
+                       logging_obj: Any, optional_params: dict, **kwargs: Any) -> Any:
+            params = dict(optional_params)
+            schema = _json_schema_from_response_format(params.pop("response_format", None))
+            request: dict[str, Any] = {
+                "messages": messages,
+                "temperature": float(params.get("temperature", 0.0)),
+                "seed": int(params.get("seed", 0)),
+                "max_tokens": int(params.get("max_tokens", 256)),
+            }
+            if schema is not None:
+                request["response_format"] = {"type": "json_object", "schema": schema}
+            started = time.perf_counter()
+            with self._lock:
+                llama = self._llama(model)
+                result = llama.create_chat_completion(**request)
+                self.calls += 1
+            choice = result["choices"][0]
+            model_response.choices[0].message.content = choice["message"]["content"]
+            model_response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
+            model_response.model = f"local/{model}"
+            usage = result.get("usage") or {}
+            from litellm.types.utils import Usage
+
+            model_response.usage = Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+                total_tokens=usage.get("total_tokens", 0),
             )
-        return self._models[name]
+            model_response._response_ms = (time.perf_counter() - started) * 1000
+            return model_response
 
-    def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
-                   model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
-                   logging_obj: Any, optional_params: dict, **kwargs: Any) -> Any:
-        params = dict(optional_params)
-        schema = _json_schema_from_response_format(params.pop("response_format", None))
-        request: dict[str, Any] = {
-            "messages": messages,
-            "temperature": float(params.get("temperature", 0.0)),
-            "seed": int(params.get("seed", 0)),
-            "max_tokens": int(params.get("max_tokens", 256)),
-        }
-        if schema is not None:
-            request["response_format"] = {"type": "json_object", "schema": schema}
-        started = time.perf_counter()
-        with self._lock:
-            llama = self._llama(model)
-            result = llama.create_chat_completion(**request)
-            self.calls += 1
-        choice = result["choices"][0]
-        model_response.choices[0].message.content = choice["message"]["content"]
-        model_response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
-        model_response.model = f"local/{model}"
-        usage = result.get("usage") or {}
-        from litellm.types.utils import Usage
+        async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(self.completion, *args, **kwargs)
 
-        model_response.usage = Usage(
-            prompt_tokens=usage.get("prompt_tokens", 0),
-            completion_tokens=usage.get("completion_tokens", 0),
-            total_tokens=usage.get("total_tokens", 0),
-        )
-        model_response._response_ms = (time.perf_counter() - started) * 1000
-        return model_response
+    LocalLlamaProvider.__qualname__ = "LocalLlamaProvider"
+    return LocalLlamaProvider
 
-    async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self.completion, *args, **kwargs)
+
+def __getattr__(name: str) -> Any:  # PEP 562: `from clusterdiv.llm.local import LocalLlamaProvider`
+    if name == "LocalLlamaProvider":
+        cls = globals()[name] = _define_provider()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def local_model_fingerprint(name: str) -> str:

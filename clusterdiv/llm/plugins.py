@@ -27,6 +27,7 @@ class ProviderRegistry:
     def __init__(self) -> None:
         self.handlers: dict[str, Any] = {}
         self.fingerprinters: dict[str, Any] = {}
+        self._lazy: dict[str, Any] = {}  # provider -> handler factory, run on first use (see handler_for)
 
     def register_llm_provider(self, name: str, handler: Any, fingerprint: Any = None) -> None:
         """Route `name/<model>` to `handler` (a litellm CustomLLM-compatible object).
@@ -46,6 +47,12 @@ class ProviderRegistry:
 
         custom_llm_setup()
 
+    def register_lazy_llm_provider(self, name: str, make_handler: Any, fingerprint: Any = None) -> None:
+        """`register_llm_provider` with the handler made (and litellm imported) only when a call needs it."""
+        self._lazy[name] = make_handler
+        if fingerprint is not None:
+            self.fingerprinters[name] = fingerprint
+
     def register_metric(self, name: str, compute: Any, *, group: str = "lexical", meaning: str,
                         direction: int = 1) -> Any:
         """Add a set metric: see :func:`clusterdiv.metrics.registry.register_metric`."""
@@ -59,7 +66,11 @@ class ProviderRegistry:
         return fingerprinter(suffix) if fingerprinter and suffix else model
 
     def handler_for(self, model: str) -> Any | None:
-        return self.handlers.get(model.partition("/")[0])
+        """The custom handler of `model`'s provider (made now when registered lazily), or None."""
+        provider = model.partition("/")[0]
+        if provider in self._lazy and provider not in self.handlers:
+            self.register_llm_provider(provider, self._lazy.pop(provider)())
+        return self.handlers.get(provider)
 
 
 _registry: ProviderRegistry | None = None
@@ -74,10 +85,16 @@ def get_registry() -> ProviderRegistry:
     return _registry
 
 
-def _load_plugins(registry: ProviderRegistry) -> None:
-    from clusterdiv.llm.local import LocalLlamaProvider, local_model_fingerprint
+def _local_handler() -> Any:
+    from clusterdiv.llm.local import LocalLlamaProvider
 
-    registry.register_llm_provider("local", LocalLlamaProvider(), local_model_fingerprint)
+    return LocalLlamaProvider()
+
+
+def _load_plugins(registry: ProviderRegistry) -> None:
+    from clusterdiv.llm.local import local_model_fingerprint
+
+    registry.register_lazy_llm_provider("local", _local_handler, local_model_fingerprint)
     for entry_point in entry_points(group="clusterdiv.plugins"):
         entry_point.load()(registry)
     for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV_VAR, "").split(","))):

@@ -270,10 +270,6 @@ async def agenerate_structured(
     stats: CallStats | None = None,
 ) -> LLMOutcome:
     """Ask `model` for one `schema` object; cached under model+prompt hash+params+schema+input."""
-    import litellm
-
-    litellm.suppress_debug_info = True  # its "Give Feedback" banner goes to stdout, into --format json
-
     stats = stats if stats is not None else CallStats()
     key = llm_cache_key(prompt, variables, schema, settings=model)
     hit = cache.get(key)
@@ -284,6 +280,9 @@ async def agenerate_structured(
             return cached
         cache.reject(key)  # damaged or foreign entry: counted as corrupt, asked again below
 
+    import litellm  # only on a cache miss: importing it takes seconds
+
+    litellm.suppress_debug_info = True  # its "Give Feedback" banner goes to stdout, into --format json
     registry = get_registry()
     messages = prompt.messages(**variables)
     attempts = 0
