@@ -127,8 +127,8 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
     lacking = [r for r in space.shares.values() if r["flag"] in flags]
     lacking.sort(key=lambda r: (-(r["reference_share"] - r["batch_share"]), r["cluster_id"]))
     by_mode: dict[int, list[int]] = {}
-    for k, (i, lab) in enumerate(zip(space.ids, space.labels.tolist(), strict=True)):
-        if i.startswith(REF_PREFIX) and lab >= 0:
+    for k, lab in enumerate(space.labels.tolist()):
+        if not space.is_batch[k] and lab >= 0:  # a batch id may itself start with `ref:`
             by_mode.setdefault(lab, []).append(k)
     text_of = {e.id: e.text for e in ref}
     modes = []
