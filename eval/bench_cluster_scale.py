@@ -134,6 +134,11 @@ def markdown(out: dict) -> str:
         lines.append(f"| {r['n']:,} | {r['seconds']} | {r['peak_rss_mb']} | {r['vectors_mb']} | {r['n_modes']:,} |")
     if out.get("growth"):
         lines += ["", out["growth"]]
+    lines += ["", "Reading: with the default cap (5,000) a batch just past the limit gets the same modes as exact "
+              "linkage (ARI 0.99 at 7,500, 0.94 at 10,000; n_modes within 0.5%). With a cap of a fifth to a tenth "
+              "of n the mode *count* stays within 1.7% but ARI is 0.84-0.90 (0.96 at n 1,000, cap 500): below the 0.95 "
+              "target. Peak RSS is the process's (about 1 GB of it imports and BLAS buffers before any vector); "
+              "at 1,000,000 it is the 1.5 GB of vectors plus about 1.5 GB."]
     return "\n".join(lines) + "\n"
 
 
