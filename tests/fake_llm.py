@@ -12,6 +12,8 @@ Model names choose a behaviour:
                    OpenAI-compatible servers do: the caller must fall back to the schema in the prompt
   fake/judge       tail-membership judge: member = "yes" when a keyword of the category description
                    (a word of 4+ letters, not a stopword) appears in the text; echo for other prompts
+  fake/rawnewline  like echo, but with a raw (unescaped) newline inside the first string, as small local
+                   models emit despite the grammar
   fake/yesman      a judge that says "yes" to every membership question (as the 135M model nearly does)
 Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
 answers the cluster-naming schema (a `name` property in the requested response_format) with
@@ -119,6 +121,8 @@ class FakeLLM(CustomLLM):
             content = json.dumps({"member": "yes"})
         elif "name" in _schema_properties(optional_params):
             content = json.dumps(name_cluster(messages[-1]["content"]))
+        elif model == "rawnewline":
+            content = json.dumps(echo_criteria(text)).replace('", "', '\n", "', 1)
         else:
             content = json.dumps(echo_criteria(text))
         model_response.choices[0].message.content = content

@@ -38,6 +38,15 @@ def test_invalid_json_is_reasked_with_the_error_then_accepted(prompt, cache, fak
     assert outcome.ok and outcome.attempts == 2 and stats.calls == 2
 
 
+def test_raw_newline_inside_a_string_is_accepted_without_a_reask(prompt, cache, fake_llm):
+    # strict JSON forbids control characters in strings; the object is otherwise valid, so re-asking
+    # (two or three more calls on a slow local model) would buy nothing
+    stats = CallStats()
+    outcome = ask(prompt, "set an alarm for 6am", "fake/rawnewline", cache, stats)
+    assert outcome.ok and outcome.attempts == 1 and stats.calls == 1
+    assert outcome.value["intent"] == "set an" and outcome.value["topic"] == "6am"  # values are stripped
+
+
 def test_junk_is_recorded_as_failure_after_last_attempt(prompt, cache, fake_llm):
     stats = CallStats()
     outcome = ask(prompt, "play jazz", "fake/junk", cache, stats, max_attempts=3)

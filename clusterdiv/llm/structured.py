@@ -171,7 +171,18 @@ def _parse(content: str | None, schema: type[BaseModel]) -> BaseModel:
         raise InvalidAnswer("empty reply")
     text = _FENCE.sub("", content.strip())
     try:
-        return schema.model_validate_json(text)
+        try:
+            return schema.model_validate_json(text)
+        except ValidationError as exc:
+            # A raw newline or tab inside a string (small local models emit them despite the grammar)
+            # is the only defect forgiven: the same object, re-serialised; anything else is re-asked.
+            if not any(err["type"] == "json_invalid" and "control character" in err["msg"] for err in exc.errors()):
+                raise
+            try:
+                obj = json.loads(text, strict=False)
+            except ValueError:
+                raise exc from None
+            return schema.model_validate_json(json.dumps(obj))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'reply'}: {err['msg']}" for err in exc.errors()[:4]
