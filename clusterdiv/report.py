@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from clusterdiv.represent import RepresentationInfo
+from clusterdiv.sections import Drift, Lineage, MixBudget, TailAudit
 
 MIN_SAMPLES_FOR_INTERVAL = 3
 """Below this many scored samples the bootstrap intervals of the score are degenerate (a single
@@ -139,10 +140,10 @@ class Report(BaseModel):
     modes_from: RepresentationInfo | None = Field(
         default=None, description="the representation the modes were built from: text, criteria or both")
     metrics: dict[str, Any] = Field(default_factory=dict)
-    tail_audit: dict[str, Any] | None = None
-    mix: dict[str, Any] | None = None
-    lineage: dict[str, Any] | None = None
-    drift: dict[str, Any] | None = None
+    tail_audit: TailAudit | None = None
+    mix: MixBudget | None = None
+    lineage: Lineage | None = None
+    drift: Drift | None = None
     config: RunConfig | None = None
     truncated: Truncations = Field(default_factory=Truncations)
     warnings: list[str] = Field(default_factory=list)

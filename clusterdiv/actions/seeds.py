@@ -119,7 +119,7 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
             guard = check_lineage(candidates, against=synthetic, real=None,
                                   embedding_model=config.embedding_model, cache=run.cache, max_listed=0)
             assert guard.lineage is not None
-            for i in guard.lineage["flagged_ids"]:
+            for i in guard.lineage.flagged_ids:
                 excluded.setdefault(i, "recursion guard: copy or paraphrase of synthetic data")
         space = build_space(examples, ref, config=config, cache=run.cache)
 

@@ -39,7 +39,6 @@ import datetime as dt
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from clusterdiv.anchoring._common import load_examples
 from clusterdiv.cache import ModelCache
@@ -49,8 +48,8 @@ from clusterdiv.errors import InputError
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.report import Report
 from clusterdiv.run import RunContext
+from clusterdiv.sections import Drift, Indicator, ShareShift, Verdict
 
-Verdict = Literal["fresh", "drifting", "stale"]
 # name: (fresh bound, drifting bound); which way is better is the metric registry's direction
 VERDICT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "mauve": (0.90, 0.50),
@@ -64,51 +63,6 @@ SHARE_SHIFT_HIGHER_IS_BETTER = False
 NULL_PERMUTATIONS = 200
 MIN_FOR_MAUVE = 50
 _RANK = {"fresh": 0, "drifting": 1, "stale": 2}
-
-
-class Indicator(BaseModel):
-    name: str
-    value: float | None
-    status: Verdict | Literal["n/a"]
-    fresh_if: str
-    stale_if: str
-    meaning: str = ""
-
-
-class ShareShift(BaseModel):
-    cluster_id: int
-    batch_share: float
-    reference_share: float
-    shift: float = Field(description="batch share - reference share")
-    flag: str
-    criteria_summary: str = ""
-
-
-class Drift(BaseModel):
-    """The `drift` section of the report."""
-
-    verdict: Verdict
-    reasons: list[str]
-    n_batch: int
-    n_reference: int
-    reference: str
-    embedding_model: str
-    seed: int
-    indicators: list[Indicator]
-    metrics: dict[str, Any] = Field(description="the registry's reference metrics, as in `score --reference`")
-    share_shift: float | None = Field(description="excess share distance over its null level, 0..1")
-    share_tv: float | None = Field(default=None, description="total variation distance of per-mode shares")
-    share_tv_null: float | None = Field(default=None, description="mean TV of random splits of the pooled set")
-    clustering: str | None
-    shifts: list[ShareShift] = Field(default_factory=list, description="modes by |shift|, largest first")
-    missing_modes: list[int] = Field(default_factory=list)
-    over_produced_modes: list[int] = Field(default_factory=list)
-    expires_after: str | None = None
-    as_of: str
-    expired: bool = False
-    days_left: int | None = None
-    thresholds: dict[str, dict[str, Any]]
-    notes: list[str] = Field(default_factory=list)
 
 
 def higher_is_better(name: str) -> bool:
@@ -315,5 +269,5 @@ def drift(
             notes=notes,
         )
         return Report(command="drift", source=loaded.source, content_hash=loaded.content_hash,
-                      n_input=len(loaded.examples), skipped=loaded.skipped, drift=section.model_dump(mode="json"),
+                      n_input=len(loaded.examples), skipped=loaded.skipped, drift=section,
                       timings=run.finish(tokens=False))

@@ -44,7 +44,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from clusterdiv.anchoring._common import Loaded, load_examples, nearest
 from clusterdiv.cache import ModelCache
@@ -53,6 +52,7 @@ from clusterdiv.errors import InputError
 from clusterdiv.records import Example, text_hash
 from clusterdiv.report import Report
 from clusterdiv.run import RunContext
+from clusterdiv.sections import FlaggedExample, Lineage, Neighbour, RoundShare
 
 DEFAULT_PARAPHRASE_THRESHOLD = 0.9
 THRESHOLD_CLIP = (0.8, 0.98)
@@ -136,51 +136,6 @@ def max_jaccard(queries: Sequence[str], keys: Sequence[str], *, k: int = SHINGLE
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Highest exact shingle Jaccard of each query against `keys`, and its index (-1 when no keys)."""
     return max_overlap(queries, keys, measure="jaccard", k=k, chunk=chunk)
-
-
-class Neighbour(BaseModel):
-    id: str
-    origin: str
-    similarity: float
-
-
-class FlaggedExample(BaseModel):
-    id: str
-    round: str
-    reasons: list[str]
-    nearest_synthetic: Neighbour | None
-    nearest_real: Neighbour | None
-    chain_depth: int | None = Field(default=None, description="synthetic generations, from declared parents")
-
-
-class RoundShare(BaseModel):
-    round: str
-    n: int
-    recursion_seeded: int
-    share: float
-    by_evidence: dict[str, int]
-
-
-class Lineage(BaseModel):
-    """The `lineage` section of the report."""
-
-    n_batch: int
-    against: list[dict[str, Any]] = Field(description="earlier synthetic batches: source and size")
-    real: dict[str, Any] | None
-    embedding_model: str
-    threshold: float
-    calibration: str
-    near_dup_jaccard: float
-    shingle_size: int
-    rule: str
-    recursion_seeded: int
-    share: float
-    by_evidence: dict[str, int]
-    copies_of_real: int = Field(description="exact duplicates of a real example (not recursion, listed for info)")
-    max_chain_depth: int | None
-    rounds: list[RoundShare]
-    flagged_ids: list[str]
-    flagged: list[FlaggedExample] = Field(description="details of the first flagged examples (capped)")
 
 
 def _parents(example: Example) -> list[str]:
@@ -465,4 +420,4 @@ def check_lineage(
             rounds=round_rows, flagged_ids=[examples[i].id for i in flagged_idx], flagged=flagged,
         )
         return Report(command="lineage", source=loaded.source, content_hash=loaded.content_hash, n_input=n,
-                      skipped=loaded.skipped, lineage=section.model_dump(mode="json"), timings=run.finish())
+                      skipped=loaded.skipped, lineage=section, timings=run.finish())

@@ -18,8 +18,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
 from clusterdiv.anchoring._common import load_examples
 from clusterdiv.cache import ModelCache
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL
@@ -29,51 +27,13 @@ from clusterdiv.metrics.tokenize import tokenize_all
 from clusterdiv.records import Example
 from clusterdiv.report import Report
 from clusterdiv.run import RunContext
+from clusterdiv.sections import MixBudget, MixCounts, MixGroup
 
 DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
 DEFAULT_DOMINANCE = 0.8
 DEFAULT_TOLERANCE = 0.05
 UNCLUSTERED = "(unclustered)"
 FAILED = "(extraction failed)"
-
-
-class MixCounts(BaseModel):
-    n: int
-    real: int
-    synthetic: int
-    real_share: float = Field(description="real / all, by example count")
-    real_tokens: int
-    synthetic_tokens: int
-    real_token_share: float = Field(description="real / all, by token count")
-
-
-class MixGroup(MixCounts):
-    group: str
-    share_of_mix: float
-    synthetic_share: float
-    flag: Literal["synthetic_only", "synthetic_dominates", "real_only", "ok"]
-    summary: str = ""
-
-
-class MixBudget(BaseModel):
-    """The `mix` section of the report."""
-
-    source_field: str
-    real_values: list[str]
-    source_values: dict[str, int] = Field(description="every value of the source field and its count")
-    target_real_share: float | None
-    tolerance: float
-    status: Literal["on_target", "too_synthetic", "too_real", "no_target"]
-    to_reach_target: str
-    add_real_for_target: int | None
-    drop_synthetic_for_target: int | None
-    overall: MixCounts
-    group_by: str
-    dominance_threshold: float
-    n_groups: int
-    dominated: list[str] = Field(description="groups whose synthetic share is above the dominance threshold")
-    groups: list[MixGroup]
-    token_rule: str = "clusterdiv.metrics.tokenize (NFKC, lower-case, word runs, CJK per character)"
 
 
 def _counts(is_real: Sequence[bool], tokens: Sequence[int]) -> dict[str, Any]:
@@ -236,5 +196,5 @@ def mix_budget(
             groups=rows,
         )
         return Report(command="mix", source=loaded.source, content_hash=loaded.content_hash,
-                      n_input=len(examples), skipped=loaded.skipped, mix=section.model_dump(mode="json"),
+                      n_input=len(examples), skipped=loaded.skipped, mix=section,
                       timings=run.finish())

@@ -66,8 +66,7 @@ from clusterdiv.errors import InputError
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
 from clusterdiv.report import Report
 from clusterdiv.run import RunContext
-
-JudgePolicy = Literal["both", "either", "llm", "embedding"]
+from clusterdiv.sections import JudgePolicy, TailAudit, TailEntryResult
 
 DEFAULT_SPEC_THRESHOLD = 0.65
 DEFAULT_CONTRAST_THRESHOLD = 0.5
@@ -192,59 +191,7 @@ def load_tail_spec(path: str | Path) -> TailSpec:
     return parse_tail_spec(data, source=str(p))
 
 
-# ---------------------------------------------------------------- the section
-
-
-class TailEntryResult(BaseModel):
-    name: str
-    description: str
-    flag: Literal["uncovered", "under", "ok"]
-    count: int
-    share: float
-    decided_by: str
-    llm_count: int | None = Field(description="examples the LLM judged members; None when not asked")
-    embedding_count: int | None = Field(description="examples the embedding rule matched; None when n/a")
-    judged: int = Field(description="examples the LLM judged for this entry (the prefiltered candidates)")
-    judge_failures: int = 0
-    n_seeds: int
-    threshold: float | None
-    seed_cohesion: float | None = Field(
-        default=None, description="median cosine of each seed to its nearest other seed")
-    reference_count: int | None = Field(default=None, description="examples of this label in the reference")
-    example_ids: list[str] = Field(description="covering examples, most similar first (capped)")
-    llm_only_ids: list[str] = Field(default_factory=list, description="LLM yes, embedding no (capped)")
-    embedding_only_ids: list[str] = Field(default_factory=list, description="embedding yes, LLM no (capped)")
-
-
-class TailAudit(BaseModel):
-    """The `tail_audit` section of the report."""
-
-    tail_source: str
-    n_batch: int
-    n_entries: int
-    n_uncovered: int
-    n_under: int
-    uncovered: list[str]
-    under: list[str]
-    policy: JudgePolicy
-    policy_meaning: str
-    judge_model: str | None
-    embedding_model: str
-    calibration: str
-    prefilter: str
-    min_count: int
-    min_share: float
-    judgements: int = Field(description="(example, entry) pairs the LLM judged")
-    judgements_without_prefilter: int = Field(description="|batch| x |entries|: the cost of judging all")
-    llm_calls: int = 0
-    llm_cache_hits: int = 0
-    llm_failures: int = 0
-    judge_control_yes_rate: float | None = Field(
-        default=None, description="share of negative controls (the examples least like each entry) the LLM "
-                                  "judge called members; above 0.2 its answers are not trusted")
-    judge_trusted: bool | None = Field(default=None, description="None when no LLM judged")
-    notes: list[str] = Field(default_factory=list)
-    entries: list[TailEntryResult]
+# the section models (TailAudit, TailEntryResult) are in clusterdiv/sections.py
 
 
 # ---------------------------------------------------------------- deriving a tail from real data
@@ -573,6 +520,6 @@ def audit_tail(
             notes=notes, entries=results,
         )
         return Report(command="audit-tail", source=loaded.source, content_hash=loaded.content_hash,
-                      n_input=n, skipped=loaded.skipped, tail_audit=section.model_dump(mode="json"),
+                      n_input=n, skipped=loaded.skipped, tail_audit=section,
                       timings=run.finish())
 

@@ -1,0 +1,220 @@
+"""The typed anchoring sections of a `Report`: tail audit, mix, lineage and drift.
+
+Each is a pydantic model the task builds (`anchoring/tail.py`, `mix.py`, `lineage.py`, `drift.py`)
+and `Report` holds as is (`Report.tail_audit: TailAudit | None`, ...); `anchoring/render.py` reads
+their attributes. The models live here, beside `report.py` and below the tasks, so loading a report
+(history, the service) needs no task module. Their JSON is the model's `model_dump(mode="json")`,
+field for field what the report carried when the sections were plain dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+JudgePolicy = Literal["both", "either", "llm", "embedding"]
+Verdict = Literal["fresh", "drifting", "stale"]
+
+
+class Section(BaseModel):
+    """Base of every section model. `section["name"]` and `section.get("name")` still read a field,
+    for callers written when the sections were dicts; new code reads attributes."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in type(self).model_fields else default
+
+
+# ---------------------------------------------------------------- tail audit
+
+class TailEntryResult(Section):
+    name: str
+    description: str
+    flag: Literal["uncovered", "under", "ok"]
+    count: int
+    share: float
+    decided_by: str
+    llm_count: int | None = Field(description="examples the LLM judged members; None when not asked")
+    embedding_count: int | None = Field(description="examples the embedding rule matched; None when n/a")
+    judged: int = Field(description="examples the LLM judged for this entry (the prefiltered candidates)")
+    judge_failures: int = 0
+    n_seeds: int
+    threshold: float | None
+    seed_cohesion: float | None = Field(
+        default=None, description="median cosine of each seed to its nearest other seed")
+    reference_count: int | None = Field(default=None, description="examples of this label in the reference")
+    example_ids: list[str] = Field(description="covering examples, most similar first (capped)")
+    llm_only_ids: list[str] = Field(default_factory=list, description="LLM yes, embedding no (capped)")
+    embedding_only_ids: list[str] = Field(default_factory=list, description="embedding yes, LLM no (capped)")
+
+
+class TailAudit(Section):
+    """The `tail_audit` section of the report."""
+
+    tail_source: str
+    n_batch: int
+    n_entries: int
+    n_uncovered: int
+    n_under: int
+    uncovered: list[str]
+    under: list[str]
+    policy: JudgePolicy
+    policy_meaning: str
+    judge_model: str | None
+    embedding_model: str
+    calibration: str
+    prefilter: str
+    min_count: int
+    min_share: float
+    judgements: int = Field(description="(example, entry) pairs the LLM judged")
+    judgements_without_prefilter: int = Field(description="|batch| x |entries|: the cost of judging all")
+    llm_calls: int = 0
+    llm_cache_hits: int = 0
+    llm_failures: int = 0
+    judge_control_yes_rate: float | None = Field(
+        default=None, description="share of negative controls (the examples least like each entry) the LLM "
+                                  "judge called members; above 0.2 its answers are not trusted")
+    judge_trusted: bool | None = Field(default=None, description="None when no LLM judged")
+    notes: list[str] = Field(default_factory=list)
+    entries: list[TailEntryResult]
+
+
+# ---------------------------------------------------------------- mix budget
+
+class MixCounts(Section):
+    n: int
+    real: int
+    synthetic: int
+    real_share: float = Field(description="real / all, by example count")
+    real_tokens: int
+    synthetic_tokens: int
+    real_token_share: float = Field(description="real / all, by token count")
+
+
+class MixGroup(MixCounts):
+    group: str
+    share_of_mix: float
+    synthetic_share: float
+    flag: Literal["synthetic_only", "synthetic_dominates", "real_only", "ok"]
+    summary: str = ""
+
+
+class MixBudget(Section):
+    """The `mix` section of the report."""
+
+    source_field: str
+    real_values: list[str]
+    source_values: dict[str, int] = Field(description="every value of the source field and its count")
+    target_real_share: float | None
+    tolerance: float
+    status: Literal["on_target", "too_synthetic", "too_real", "no_target"]
+    to_reach_target: str
+    add_real_for_target: int | None
+    drop_synthetic_for_target: int | None
+    overall: MixCounts
+    group_by: str
+    dominance_threshold: float
+    n_groups: int
+    dominated: list[str] = Field(description="groups whose synthetic share is above the dominance threshold")
+    groups: list[MixGroup]
+    token_rule: str = "clusterdiv.metrics.tokenize (NFKC, lower-case, word runs, CJK per character)"
+
+
+# ---------------------------------------------------------------- lineage (recursion guard)
+
+class Neighbour(Section):
+    id: str
+    origin: str
+    similarity: float
+
+
+class FlaggedExample(Section):
+    id: str
+    round: str
+    reasons: list[str]
+    nearest_synthetic: Neighbour | None
+    nearest_real: Neighbour | None
+    chain_depth: int | None = Field(default=None, description="synthetic generations, from declared parents")
+
+
+class RoundShare(Section):
+    round: str
+    n: int
+    recursion_seeded: int
+    share: float
+    by_evidence: dict[str, int]
+
+
+class Lineage(Section):
+    """The `lineage` section of the report."""
+
+    n_batch: int
+    against: list[dict[str, Any]] = Field(description="earlier synthetic batches: source and size")
+    real: dict[str, Any] | None
+    embedding_model: str
+    threshold: float
+    calibration: str
+    near_dup_jaccard: float
+    shingle_size: int
+    rule: str
+    recursion_seeded: int
+    share: float
+    by_evidence: dict[str, int]
+    copies_of_real: int = Field(description="exact duplicates of a real example (not recursion, listed for info)")
+    max_chain_depth: int | None
+    rounds: list[RoundShare]
+    flagged_ids: list[str]
+    flagged: list[FlaggedExample] = Field(description="details of the first flagged examples (capped)")
+
+
+# ---------------------------------------------------------------- drift (shelf life)
+
+class Indicator(Section):
+    name: str
+    value: float | None
+    status: Verdict | Literal["n/a"]
+    fresh_if: str
+    stale_if: str
+    meaning: str = ""
+
+
+class ShareShift(Section):
+    cluster_id: int
+    batch_share: float
+    reference_share: float
+    shift: float = Field(description="batch share - reference share")
+    flag: str
+    criteria_summary: str = ""
+
+
+class Drift(Section):
+    """The `drift` section of the report."""
+
+    verdict: Verdict
+    reasons: list[str]
+    n_batch: int
+    n_reference: int
+    reference: str
+    embedding_model: str
+    seed: int
+    indicators: list[Indicator]
+    metrics: dict[str, Any] = Field(description="the registry's reference metrics, as in `score --reference`")
+    share_shift: float | None = Field(description="excess share distance over its null level, 0..1")
+    share_tv: float | None = Field(default=None, description="total variation distance of per-mode shares")
+    share_tv_null: float | None = Field(default=None, description="mean TV of random splits of the pooled set")
+    clustering: str | None
+    shifts: list[ShareShift] = Field(default_factory=list, description="modes by |shift|, largest first")
+    missing_modes: list[int] = Field(default_factory=list)
+    over_produced_modes: list[int] = Field(default_factory=list)
+    expires_after: str | None = None
+    as_of: str
+    expired: bool = False
+    days_left: int | None = None
+    thresholds: dict[str, dict[str, Any]]
+    notes: list[str] = Field(default_factory=list)
+
