@@ -15,6 +15,8 @@ Model names choose a behaviour:
   fake/rawnewline  like echo, but with a raw (unescaped) newline inside the first string, as small local
                    models emit despite the grammar
   fake/yesman      a judge that says "yes" to every membership question (as the 135M model nearly does)
+  fake/ramble      like echo, but its cluster descriptions are a generic ramble about credit card fraud,
+                   about none of the group's messages (as the 135M model writes); names stay "<word> requests"
 Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
 answers the cluster-naming schema (a `name` property in the requested response_format) with
 name = "<most common first word> requests" over the members of the group to name (ties
@@ -76,6 +78,9 @@ def name_cluster(content: str) -> dict[str, str]:
     return {"name": f"{word} requests", "description": f"Messages that mostly start with '{word}'."}
 
 
+RAMBLE = "Credit card fraud is a serious issue that can happen to anyone, anywhere, at any time."
+
+
 def echo_criteria(text: str) -> dict[str, str]:
     words = re.findall(r"\w+", text.lower()) or ["empty"]
     return {"intent": " ".join(words[:2]), "topic": words[-1], "task": "question", "style": "casual"}
@@ -120,7 +125,8 @@ class FakeLLM(CustomLLM):
         elif model == "yesman" and _DESCRIPTION.search(messages[-1]["content"]):
             content = json.dumps({"member": "yes"})
         elif "name" in _schema_properties(optional_params):
-            content = json.dumps(name_cluster(messages[-1]["content"]))
+            named = name_cluster(messages[-1]["content"])
+            content = json.dumps({**named, "description": RAMBLE} if model == "ramble" else named)
         elif model == "rawnewline":
             content = json.dumps(echo_criteria(text)).replace('", "', '\n", "', 1)
         else:

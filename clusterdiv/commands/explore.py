@@ -94,10 +94,12 @@ def explore_command(
             html.write_text(render_explorer_html(exploration), encoding="utf-8")
             stderr.print(f"explorer page written to {html}")
         by_criteria = sum(1 for c in exploration.clusters if c.named_by == "criteria")
+        replaced = sum(1 for c in exploration.clusters if c.description_error)
         stderr.print(
             f"{len(exploration.clusters)} clusters, {len(exploration.points)} points on the map "
             f"({exploration.map_method}); {exploration.report.failed.count} failed extraction"
-            + (f"; {by_criteria} named from criteria" if by_criteria else ""),
+            + (f"; {by_criteria} named from criteria" if by_criteria else "")
+            + (f"; {replaced} LLM descriptions not about their cluster, replaced by criteria" if replaced else ""),
             highlight=False,
         )
 

@@ -180,9 +180,11 @@ def _named_clusters(members: list[ClusterMember], vectors: np.ndarray, extractio
             reference_share=row.reference_share if row is not None else None,
             flag=row.flag if row is not None and row.flag != "balanced" else None,
             name=named.name,
-            description=named.description,
+            # a replaced description without criteria to summarise (text modes) falls back to the summary
+            description=(named.description or summaries.get(c, "")) if named.description_error else named.description,
             named_by=named.named_by,
             naming_error=named.naming_error,
+            description_error=named.description_error,
             criteria_summary=summaries.get(c, ""),
             example_ids=batch_ids[:EXAMPLES_PER_SOURCE] + ref_ids[:EXAMPLES_PER_SOURCE],
         ))

@@ -41,6 +41,9 @@ class NamedCluster(BaseModel):
     description: str = ""
     named_by: Literal["llm", "criteria"]  # "criteria" = the LLM failed; `naming_error` says why
     naming_error: str | None = None
+    # The LLM's description was not about the cluster's members and was replaced (naming.Grounding);
+    # left out of the JSON when None, so documents without a replacement read as before.
+    description_error: str | None = Field(default=None, exclude_if=lambda v: v is None)
     criteria_summary: str = ""
     example_ids: list[str] = Field(default_factory=list)
 

@@ -11,6 +11,14 @@ When the model still fails for a cluster, the cluster is named from its most com
 with `named_by="criteria"` and the recorded reason in `naming_error`: a name is never invented
 silently, and the page shows which names came from where.
 
+A description the model did answer is still checked for being about the cluster (`grounded`): a
+135M model often writes a generic ramble ("Credit card fraud is a serious issue that can happen to
+anyone...") that names nothing in the cluster. The check is lexical and contrastive: the
+description's content words must occur among the cluster's members (texts and criteria values),
+and the cluster must be among the `GROUNDING_RANK` clusters whose members share most of them (each
+word weighed by the share of a cluster's members that contain it). A description that fails is
+replaced by the criteria description, the LLM's name is kept, and `description_error` says why.
+
 Everything that picks examples is deterministic: members are ordered by cosine to the centroid,
 ties by example id then input position, and neighbours by centroid cosine, ties by cluster id.
 """
@@ -41,6 +49,7 @@ NEIGHBOUR_EXAMPLES = 4  # examples per neighbour
 PROMPT_TEXT_CHARS = 160  # per example: 16 examples must fit a 2,048-token context with room to answer
 FALLBACK_NAME_CHARS = 40
 NAME_LIMIT = 100  # clusters named by the LLM, largest first; a page of thousands of singletons needs no prose
+GROUNDING_RANK = NEIGHBOURS + 1  # own cluster within the top clusters by shared words (near twins tie)
 
 
 class ClusterMember(BaseModel):
@@ -61,6 +70,7 @@ class ClusterName(BaseModel):
     description: str
     named_by: Literal["llm", "criteria"]
     naming_error: str | None = None
+    description_error: str | None = None  # the LLM's description was replaced (not grounded)
 
 
 def load_naming_prompt() -> PromptTemplate:
@@ -197,6 +207,7 @@ async def aname_clusters(
         by_cluster.setdefault(m.cluster, []).append(m)
     largest = sorted(inputs, key=lambda c: (-len(by_cluster[c]), c))
     asked = set(largest if limit is None else largest[:limit])
+    grounding = Grounding(members, fields)
     semaphore = asyncio.Semaphore(model.concurrency)
     progress.start("name", len(asked))
 
@@ -213,8 +224,12 @@ async def aname_clusters(
         if outcome.value is not None:
             problem = suspect_answer(outcome.value, prompt)
             if problem is None:
+                description = str(outcome.value["description"])
+                ungrounded = grounding.check(cluster, description)
+                if ungrounded is not None:
+                    description = criteria_name(by_cluster[cluster], fields)[1]
                 return ClusterName(cluster_id=cluster, name=str(outcome.value["name"]),
-                                   description=str(outcome.value["description"]), named_by="llm")
+                                   description=description, named_by="llm", description_error=ungrounded)
         name, description = criteria_name(by_cluster[cluster], fields)
         return ClusterName(cluster_id=cluster, name=name, description=description, named_by="criteria",
                            naming_error=problem)
@@ -232,6 +247,62 @@ def name_clusters(members: Sequence[ClusterMember], vectors: np.ndarray, *, fiel
     """Synchronous wrapper of `aname_clusters`; works inside a running event loop too (Jupyter)."""
     return run_sync(lambda: aname_clusters(members, vectors, fields=fields, model=model, cache=cache,
                                            prompt=prompt, stats=stats, progress=progress, limit=limit))
+
+
+_WORD = re.compile(r"[^\W_]+")
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but nor of to in on at for with by from as is are was were be been being am this that "
+    "these those it its they them their there here can could will would may might must should shall do does "
+    "did has have had not no so such than then too very also just any all some each every other into onto "
+    "about over under out up down off".split())
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of 2+ characters, function words dropped, a plural 's' stripped ("alarms" = "alarm")."""
+    out = set()
+    for w in _WORD.findall(text.lower()):
+        if len(w) < 2 or w in _FUNCTION_WORDS:
+            continue
+        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return out
+
+
+class Grounding:
+    """Whether a description is about its cluster's members (see the module docstring).
+
+    Built once per naming run: for every cluster (noise excluded), the share of its members whose
+    text or criteria values contain each content word.
+    """
+
+    def __init__(self, members: Sequence[ClusterMember], fields: Sequence[str], *, rank: int = GROUNDING_RANK):
+        self.rank = rank
+        counts: dict[int, Counter[str]] = {}
+        sizes: Counter[int] = Counter()
+        for m in members:
+            if m.cluster == NOISE:
+                continue
+            words = content_words(m.text)
+            for field in fields:
+                words |= content_words(m.criteria.get(field, ""))
+            counts.setdefault(m.cluster, Counter()).update(words)
+            sizes[m.cluster] += 1
+        self.frequency = {c: {w: n / sizes[c] for w, n in cnt.items()} for c, cnt in counts.items()}
+
+    def score(self, cluster: int, words: set[str]) -> float:
+        freq = self.frequency.get(cluster, {})
+        return sum(freq.get(w, 0.0) for w in words)
+
+    def check(self, cluster: int, description: str) -> str | None:
+        """None when grounded, else why not (the reason shown on the page)."""
+        words = content_words(description)
+        own = self.score(cluster, words)
+        if own <= 0:
+            return "the description shares no word with the cluster's members"
+        better = sum(1 for c in self.frequency if c != cluster and self.score(c, words) > own + 1e-9)
+        if better >= self.rank:
+            return (f"the description fits {better} other clusters' members better than this one's "
+                    f"(it is about other examples)")
+        return None
 
 
 _REPEAT = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)

@@ -1,0 +1,56 @@
+"""The explorer acting on the measurement (issue 17): descriptions checked against the cluster,
+the coverage line leading the page, and the subset / seeds downloads embedded in the page.
+
+Corpora and configuration come from tests/test_explore.py (fake LLM, real MiniLM embedder).
+"""
+
+from __future__ import annotations
+
+from fake_llm import RAMBLE
+from test_explore import config, corpus
+
+from clusterdiv.explore import explore
+from clusterdiv.explore.naming import ClusterMember, Grounding, content_words
+
+
+def test_a_rambling_description_is_replaced_by_the_criteria_and_counted(cache, fake_llm):
+    texts = [t for t, _ in corpus(["weather", "alarm", "music"])]
+    result = explore(texts, config=config("fake/ramble"), cache=cache)
+
+    assert len(result.clusters) == 3
+    for c in result.clusters:
+        # the LLM's name is kept; its description, about none of the members, is not
+        assert c.named_by == "llm" and c.name.endswith(" requests")
+        assert c.description != RAMBLE and c.description.startswith("Most common criteria: ")
+        assert c.description_error == "the description shares no word with the cluster's members"
+    # the same corpus with a model whose descriptions are about the members: nothing replaced, and
+    # the document's JSON has no `description_error` key at all (older documents read the same)
+    fine = explore(texts, config=config("fake/echo"), cache=cache)
+    assert all(c.description_error is None and c.description.startswith("Messages that mostly start with")
+               for c in fine.clusters)
+    assert "description_error" not in fine.model_dump_json()
+
+
+def _members(groups: dict[int, list[str]]) -> list[ClusterMember]:
+    return [ClusterMember(example_id=f"{c}-{i}", cluster=c, text=t, criteria={"topic": t.split()[-1]})
+            for c, texts in groups.items() for i, t in enumerate(texts)]
+
+
+def test_grounding_needs_shared_words_and_the_cluster_among_the_best_fits():
+    groups = {
+        0: ["set an alarm for 6am", "set alarms for monday"],
+        1: ["weather in paris tomorrow", "weather forecast for oslo"],
+        2: ["book a flight to lima", "book flights to cairo"],
+        3: ["play some jazz music", "play rock music"],
+        4: ["cook pancakes for breakfast", "a recipe for sushi"],
+    }
+    g = Grounding(_members(groups), ["topic"], rank=1)
+    assert content_words("Setting ALARMS for the morning") == {"setting", "alarm", "morning"}
+    assert g.check(0, "Requests to set an alarm at a given time.") is None
+    assert g.check(2, "Booking flights to cities.") is None  # "flights" = "flight"
+    assert "shares no word" in g.check(4, RAMBLE)
+    # about another cluster's members: this cluster shares one word, the weather cluster more
+    assert "fits 1 other clusters" in g.check(3, "Weather forecast music for paris.")
+    # near twins tie or rank close: with the default rank (3) a description may fit a neighbour as well
+    twins = Grounding(_members({**groups, 5: ["set an alarm for noon", "set alarm at 7"]}), ["topic"])
+    assert twins.check(0, "Set an alarm.") is None and twins.check(5, "Set an alarm.") is None
