@@ -54,3 +54,23 @@ def test_grounding_needs_shared_words_and_the_cluster_among_the_best_fits():
     # near twins tie or rank close: with the default rank (3) a description may fit a neighbour as well
     twins = Grounding(_members({**groups, 5: ["set an alarm for noon", "set alarm at 7"]}), ["topic"])
     assert twins.check(0, "Set an alarm.") is None and twins.check(5, "Set an alarm.") is None
+
+
+def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache, fake_llm):
+    from clusterdiv.actions.coverage import coverage_line
+    from clusterdiv.explore import render_explorer_html
+
+    batch = [t for t, _ in corpus(["weather", "alarm", "music"])]
+    reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]
+    result = explore(batch, reference=reference, config=config(), cache=cache)
+    line = coverage_line(result.report.metrics["cluster_shares"])
+    # the translate mode (6 of 18 real examples) is missing; the music mode is batch-only
+    assert line is not None and "lacks 1 of 3 real modes (1 missing, 0 under-covered)" in line
+    assert "holding 33.3% of the real data" in line and "most over-produced" in line
+    html = render_explorer_html(result)
+    header = html.split("<header>", 1)[1].split("</header>", 1)[0]
+    assert header.index('id="title"') < header.index('id="coverage"') < header.index('id="score"')
+    assert f'<div id="coverage">{line}</div>' in header
+    # without a reference there is no coverage line
+    alone = render_explorer_html(explore(batch, config=config(), cache=cache))
+    assert 'id="coverage"' not in alone.split("<header>", 1)[1].split("</header>", 1)[0]

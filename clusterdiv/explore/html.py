@@ -43,10 +43,21 @@ def _template() -> jinja2.Template:
     return env.get_template("explorer.html.j2")
 
 
+def coverage_of(exploration: Exploration) -> str | None:
+    """The line the page's header opens with against a reference: the report's own coverage line
+    (`actions.coverage`, as the CLI table and the markdown report print it); None without one."""
+    from clusterdiv.actions.coverage import coverage_line
+
+    if not exploration.has_reference:
+        return None
+    return coverage_line((exploration.report.metrics or {}).get("cluster_shares"))
+
+
 def render_explorer_html(exploration: Exploration) -> str:
     """The whole page as one string (a few MB, most of it plotly.js)."""
     return _template().render(
         title=exploration.title,
+        coverage=coverage_of(exploration),  # plain text, autoescaped
         plotly_js=Markup(_plotly_js()),  # plotly's own bundle, inlined the way plotly itself does
         data_json=Markup(exploration_json_for_html(exploration)),  # escaped for <script> above
     )
