@@ -6,8 +6,10 @@ Corpora and configuration come from tests/test_explore.py (fake LLM, real MiniLM
 
 from __future__ import annotations
 
+import json
+
 from fake_llm import RAMBLE
-from test_explore import config, corpus
+from test_explore import config, corpus, total_calls
 
 from clusterdiv.explore import explore
 from clusterdiv.explore.naming import ClusterMember, Grounding, content_words
@@ -57,13 +59,13 @@ def test_grounding_needs_shared_words_and_the_cluster_among_the_best_fits():
 
 
 def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache, fake_llm):
-    from clusterdiv.actions.coverage import coverage_line
     from clusterdiv.explore import render_explorer_html
+    from clusterdiv.report import _coverage
 
     batch = [t for t, _ in corpus(["weather", "alarm", "music"])]
     reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]
     result = explore(batch, reference=reference, config=config(), cache=cache)
-    line = coverage_line(result.report.metrics["cluster_shares"])
+    line = _coverage(result.report)  # the line the CLI table and the markdown report open with
     # the translate mode (6 of 18 real examples) is missing; the music mode is batch-only
     assert line is not None and "lacks 1 of 3 real modes (1 missing, 0 under-covered)" in line
     assert "holding 33.3% of the real data" in line and "most over-produced" in line
@@ -74,3 +76,38 @@ def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache,
     # without a reference there is no coverage line
     alone = render_explorer_html(explore(batch, config=config(), cache=cache))
     assert 'id="coverage"' not in alone.split("<header>", 1)[1].split("</header>", 1)[0]
+
+
+def test_the_page_offers_the_subset_and_the_seeds_with_their_row_counts_and_no_extra_llm_call(cache, fake_llm):
+    from test_explore import embedded_json
+
+    from clusterdiv.actions import select_subset, tail_seeds
+    from clusterdiv.explore import Exploration, render_explorer_html
+
+    batch = [t for t, _ in corpus(["weather", "alarm", "music"])]  # 24
+    reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]
+    plain = explore(batch, reference=reference, config=config(), cache=cache)
+    assert plain.downloads is None and "downloads" not in plain.model_dump_json()
+    calls = total_calls(fake_llm)
+    result = explore(batch, reference=reference, config=config(), cache=cache, downloads=True, subset_budget=9)
+    assert total_calls(fake_llm) == calls  # the downloads reuse the run's extractions: no LLM call
+
+    html = render_explorer_html(result)
+    assert 'id="downloads"' in html and "URL.createObjectURL" in html
+    page = Exploration.model_validate(json.loads(embedded_json(html)))
+    subset, seeds = page.downloads.subset, page.downloads.seeds
+    assert subset.filename == "exploration.subset.jsonl" and subset.rows == 9
+    rows = [json.loads(line) for line in subset.content.splitlines()]
+    assert len(rows) == 9 and set(rows) <= set(batch)  # plain strings in, plain strings out
+    # the same subset `select` gives on the same data
+    assert rows == [e.text for e in select_subset(batch, budget=9, reference=reference, config=config(),
+                                                  cache=cache).examples]
+    # seeds: one line per lacking mode, here the translate mode only, named as on the page
+    lines = [json.loads(line) for line in seeds.content.splitlines()]
+    expected = tail_seeds(batch, reference=reference, config=config(), cache=cache)
+    assert seeds.rows == len(lines) == expected.n_lacking == 1
+    assert lines[0]["name"] == "translate requests" and lines[0]["flag"] == "missing"
+    assert len(lines[0]["seeds"]) == 5 and all(s["text"] in reference for s in lines[0]["seeds"])
+    # without a reference the page offers the subset only (default budget: half the batch)
+    alone = explore(batch, config=config(), cache=cache, downloads=True)
+    assert alone.downloads.seeds is None and alone.downloads.subset.rows == 12

@@ -47,6 +47,10 @@ def explore_command(
         help="Another litellm model for the cluster names (default: --model)")] = None,
     name_limit: Annotated[int, typer.Option(
         help="Name only the N largest clusters with the LLM (the rest from criteria)", min=0)] = 100,
+    downloads: Annotated[bool, typer.Option(
+        help="Offer a diverse subset (and, with --reference, real seeds for lacking modes) on the page")] = True,
+    subset_budget: Annotated[int | None, typer.Option(
+        help="Size of the page's diverse subset (default: half the batch)", min=1)] = None,
     model: Model = "local/smollm2",
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
     sample: Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")] = None,
@@ -84,6 +88,7 @@ def explore_command(
             exploration = explore(
                 file, reference=reference, config=config, cache=cache, progress=bars, title=title,
                 name=names, naming_model=naming_model, name_limit=name_limit,
+                downloads=downloads, subset_budget=subset_budget, id_field=id_field,
                 load_options={"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid},
                 reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid},
             )

@@ -17,6 +17,7 @@ Examples whose extraction failed have no point; they stay listed in `report.fail
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from clusterdiv.cache import ModelCache
 from clusterdiv.corpus import as_examples
 from clusterdiv.errors import InputError
+from clusterdiv.explore.downloads import build_downloads
 from clusterdiv.explore.layout import layout_2d
 from clusterdiv.explore.model import Exploration, MapPoint, NamedCluster
 from clusterdiv.explore.naming import (
@@ -39,7 +41,7 @@ from clusterdiv.explore.naming import (
 )
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modespace import BATCH, REFERENCE, ModeSpace
-from clusterdiv.pipeline import ScoreConfig, reference_key, score_run, summarize_clusters
+from clusterdiv.pipeline import ScoreConfig, reference_key, sample_examples, score_run, summarize_clusters
 from clusterdiv.progress import ProgressReporter
 from clusterdiv.records import ClusterAssignment, Example, Extraction
 from clusterdiv.report import FailureRecord, Failures
@@ -68,6 +70,14 @@ def _default_title(corpus: Any) -> str:
     return Path(corpus.path).name if corpus is not None and getattr(corpus, "path", None) else "clusterdiv exploration"
 
 
+def _stem(corpus: Any, title: str | None) -> str:
+    """The downloads' file name stem: the input file's, else a tidy title, else `exploration`."""
+    if corpus is not None and getattr(corpus, "path", None):
+        return Path(corpus.path).stem or Path(corpus.path).name
+    tidy = "-".join(re.findall(r"[A-Za-z0-9_]+", title or ""))[:60]
+    return tidy or "exploration"
+
+
 def explore(
     data: Any,
     *,
@@ -81,6 +91,9 @@ def explore(
     name: bool = True,
     naming_model: LLMSettings | str | None = None,
     name_limit: int | None = NAME_LIMIT,
+    downloads: bool = False,
+    subset_budget: int | None = None,
+    id_field: str | None = None,
 ) -> Exploration:
     """Score `data` and build the explorer's document (see the module docstring).
 
@@ -89,6 +102,9 @@ def explore(
     clusters with another model than the one that extracted criteria (few calls, so a stronger
     model is affordable); by default the extraction model names them. Only the `name_limit`
     largest clusters are named by the LLM (None = all); the rest are named from criteria, saying so.
+    `downloads=True` adds the page's downloads (`downloads.py`): a diverse subset of `subset_budget`
+    examples (default half the batch) and, with a reference, real seeds for the modes the batch
+    lacks; `id_field` is the id field written back into the subset's records.
     """
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
     with RunContext(cache=cache, progress=progress) as run:
@@ -136,6 +152,13 @@ def explore(
                 [m.cluster for m in members], [m.source == "batch" for m in members],
                 [m.example_id for m in members])}
         clusters = _named_clusters(members, vectors, extractions, names, shares)
+        offered = None
+        if downloads:
+            offered = build_downloads(
+                sample_examples(examples, n=config.sample, seed=config.seed), ref_examples, config=config,
+                cache=run.cache, stem=_stem(corpus, title), names={c.cluster_id: c.name for c in clusters},
+                budget=subset_budget, text_field=corpus.text_field if corpus is not None else None,
+                id_field=id_field)
 
         return Exploration(
             title=title or _default_title(corpus),
@@ -149,6 +172,7 @@ def explore(
             naming_prompt_sha256=naming_prompt.content_hash if naming_prompt is not None else None,
             reference_failed=_reference_failures(space) if ref_examples is not None else None,
             reference_source=getattr(ref_corpus, "path", None),
+            downloads=offered,
         )
 
 

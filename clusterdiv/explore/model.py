@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from clusterdiv.explore.downloads import Downloads
 from clusterdiv.report import Failures, Report
 
 Source = Literal["batch", "reference"]
@@ -64,3 +65,6 @@ class Exploration(BaseModel):
     # (the batch's own failures are in `report.failed`).
     reference_failed: Failures | None = None
     reference_source: str | None = None
+    # The page's downloads (a diverse subset; real seeds with a reference), when asked for
+    # (`explore(downloads=True)`); left out of the JSON when None.
+    downloads: Downloads | None = Field(default=None, exclude_if=lambda v: v is None)
