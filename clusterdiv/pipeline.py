@@ -211,23 +211,22 @@ def reference_key(row: ModeRow) -> str:
 
 
 def cluster_shares_section(space: ModeSpace) -> dict[str, Any]:
-    """The `cluster_shares` metric of a batch + reference space: each mode's share in both."""
-    from clusterdiv.shares import cluster_shares
+    """The `cluster_shares` section of a batch + reference space (each mode's share in both), as
+    `Report.metrics["cluster_shares"]` holds it; `Report.cluster_shares` reads it back typed."""
+    from clusterdiv.shares import ClusterShares, cluster_shares
 
     summaries = {c.cluster_id: c.criteria_summary for c in space.summaries(key=reference_key)}
     clustered = space.clustered()
     rows = cluster_shares([int(r.mode) for r in clustered], [r.group == BATCH for r in clustered],  # type: ignore[arg-type]
                           [reference_key(r) for r in clustered], summaries=summaries)
     clustering = space.clustering
-    return {
-        "method": clustering.method,
-        "n_batch": len(space.clustered(BATCH)),
-        "n_reference": len(space.clustered(REFERENCE)),
-        "n_shared_clusters": clustering.n_clusters,
-        "under_covered": [r.cluster_id for r in rows if r.flag in ("missing", "under")],
-        "over_produced": [r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
-        "clusters": [r.model_dump(mode="json") for r in rows],
-    }
+    return ClusterShares(
+        method=clustering.method, n_batch=len(space.clustered(BATCH)), n_reference=len(space.clustered(REFERENCE)),
+        n_shared_clusters=clustering.n_clusters,
+        under_covered=[r.cluster_id for r in rows if r.flag in ("missing", "under")],
+        over_produced=[r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
+        clusters=rows,
+    ).model_dump(mode="json")
 
 
 def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Example], *,

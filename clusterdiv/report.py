@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from clusterdiv.represent import RepresentationInfo
-from clusterdiv.sections import Drift, Lineage, MixBudget, TailAudit
+from clusterdiv.sections import CLUSTER_SHARES, ClusterShares, Drift, Lineage, MixBudget, TailAudit
 
 MIN_SAMPLES_FOR_INTERVAL = 3
 """Below this many scored samples the bootstrap intervals of the score are degenerate (a single
@@ -166,6 +166,21 @@ class Report(BaseModel):
         self.warnings = list(dict.fromkeys(notes))
         return self
 
+    @property
+    def cluster_shares(self) -> ClusterShares | None:
+        """Per-mode shares of the batch vs the reference (`score --reference`), typed; None without one.
+
+        Not a metric: it is kept under `metrics["cluster_shares"]` only so the JSON (and every report
+        already written) keeps its shape; `metric_values` leaves it out."""
+        raw = (self.metrics or {}).get(CLUSTER_SHARES)
+        if not raw:
+            return None
+        return raw if isinstance(raw, ClusterShares) else ClusterShares.model_validate(raw)
+
+    def metric_values(self) -> dict[str, Any]:
+        """The set metrics proper, by name (everything in `metrics` but the shares section)."""
+        return {name: m for name, m in (self.metrics or {}).items() if name != CLUSTER_SHARES}
+
     def to_json(self, *, indent: int | None = 2, exclude_timings: bool = False) -> str:
         data = self.model_dump(mode="json", exclude={"timings"} if exclude_timings else None)
         return json.dumps(data, indent=indent, ensure_ascii=False)
@@ -201,21 +216,19 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         )
     if report.metrics:
         lines += ["", "## Set metrics", "", "| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
-        for name, m in report.metrics.items():
-            if name == "cluster_shares":
-                continue
+        for name, m in report.metric_values().items():
             ci = m.get("ci95")
             ci_text = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
             value = m.get("value")
             value_text = f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
             lines.append(f"| {name} | {value_text} | {ci_text} | {m.get('meaning', '')} |")
-    shares = report.metrics.get("cluster_shares")
-    if shares:
+    shares = report.cluster_shares
+    if shares is not None:
         lines += ["", "## Modes versus the reference (shared clustering)", "",
                   "| cluster | batch share | reference share | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
-        for row in shares["clusters"][:top]:
-            lines.append(f"| {row['cluster_id']} | {row['batch_share']:.1%} | {row['reference_share']:.1%} | "
-                         f"{row['flag']} | {row['criteria_summary']} |")
+        for row in shares.clusters[:top]:
+            lines.append(f"| {row.cluster_id} | {row.batch_share:.1%} | {row.reference_share:.1%} | "
+                         f"{row.flag} | {row.criteria_summary} |")
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- `{f.example_id}`: {f.reason}" for f in report.failed.reasons[:20]]
@@ -236,7 +249,7 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
 def _coverage(report: Report) -> str | None:
     from clusterdiv.actions.coverage import coverage_line
 
-    return coverage_line((report.metrics or {}).get("cluster_shares"))
+    return coverage_line(report.cluster_shares)
 
 
 def representation_line(report: Report) -> str:
@@ -288,22 +301,20 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         mt = Table(title="Set metrics")
         for col in ("metric", "value", "95% CI", "meaning"):
             mt.add_column(col)
-        for name, m in report.metrics.items():
-            if name == "cluster_shares":
-                continue
+        for name, m in report.metric_values().items():
             ci = m.get("ci95")
             value = m.get("value")
             mt.add_row(name, f"{value:.4f}" if isinstance(value, (int, float)) else "n/a",
                        f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "", m.get("meaning", ""))
         console.print(mt)
-    shares = report.metrics.get("cluster_shares")
-    if shares:
+    shares = report.cluster_shares
+    if shares is not None:
         st = Table(title="Modes versus the reference (most discrepant first)")
         for col in ("cluster", "batch", "reference", "flag", "mode"):
             st.add_column(col)
-        for row in shares["clusters"][:top]:
-            st.add_row(str(row["cluster_id"]), f"{row['batch_share']:.1%}", f"{row['reference_share']:.1%}",
-                       row["flag"], row["criteria_summary"])
+        for row in shares.clusters[:top]:
+            st.add_row(str(row.cluster_id), f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
+                       row.flag, row.criteria_summary)
         console.print(st)
     if report.failed.count:
         console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "

@@ -1,4 +1,4 @@
-"""The typed anchoring sections of a `Report`: tail audit, mix, lineage and drift.
+"""The typed sections of a `Report`: tail audit, mix, lineage, drift and the per-mode shares.
 
 Each is a pydantic model the task builds (`anchoring/tail.py`, `mix.py`, `lineage.py`, `drift.py`)
 and `Report` holds as is (`Report.tail_audit: TailAudit | None`, ...); `anchoring/render.py` reads
@@ -218,3 +218,35 @@ class Drift(Section):
     thresholds: dict[str, dict[str, Any]]
     notes: list[str] = Field(default_factory=list)
 
+
+
+# ---------------------------------------------------------------- per-mode shares against a reference
+
+class ClusterShare(Section):
+    cluster_id: int
+    batch_count: int
+    reference_count: int
+    batch_share: float
+    reference_share: float
+    ratio: float | None  # batch share / reference share; None when the reference has none
+    flag: Literal["over", "under", "missing", "batch_only", "balanced"]
+    criteria_summary: str = ""
+    batch_example_ids: list[str] = []
+    reference_example_ids: list[str] = []
+
+
+CLUSTER_SHARES = "cluster_shares"
+"""The key of the shares section in `Report.metrics` (kept there so the JSON is unchanged); not a metric."""
+
+
+class ClusterShares(Section):
+    """Each shared mode's share of the batch and of the reference (`score --reference`), batch and
+    reference clustered together. Not a metric: `Report.cluster_shares` reads it, typed."""
+
+    method: str = ""
+    n_batch: int = 0
+    n_reference: int = 0
+    n_shared_clusters: int = 0
+    under_covered: list[int] = Field(default_factory=list, description="modes flagged missing or under")
+    over_produced: list[int] = Field(default_factory=list, description="modes flagged over or batch_only")
+    clusters: list[ClusterShare] = Field(default_factory=list, description="most discrepant first")

@@ -9,26 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
-
-from pydantic import BaseModel
 
 from clusterdiv.cluster import NOISE
+from clusterdiv.sections import ClusterShare, ClusterShares  # noqa: F401  (re-exported)
 
 OVER, UNDER = 2.0, 0.5  # share ratios beyond which a mode is flagged
-
-
-class ClusterShare(BaseModel):
-    cluster_id: int
-    batch_count: int
-    reference_count: int
-    batch_share: float
-    reference_share: float
-    ratio: float | None  # batch share / reference share; None when the reference has none
-    flag: Literal["over", "under", "missing", "batch_only", "balanced"]
-    criteria_summary: str = ""
-    batch_example_ids: list[str] = []
-    reference_example_ids: list[str] = []
 
 
 def cluster_shares(labels: Sequence[int], is_batch: Sequence[bool], ids: Sequence[str], *,

@@ -50,7 +50,7 @@ def coverage_of(exploration: Exploration) -> str | None:
 
     if not exploration.has_reference:
         return None
-    return coverage_line((exploration.report.metrics or {}).get("cluster_shares"))
+    return coverage_line(exploration.report.cluster_shares)
 
 
 def render_explorer_html(exploration: Exploration) -> str:

@@ -36,6 +36,7 @@ from clusterdiv.history.models import (
     thresholds,
     trackable_metrics,
 )
+from clusterdiv.sections import CLUSTER_SHARES
 
 HISTORY_ENV_VAR = "CLUSTERDIV_HISTORY_DB"
 BUSY_TIMEOUT_S = 60.0
@@ -145,7 +146,7 @@ def flatten_metrics(report: Any) -> dict[str, MetricRecord]:
         "score_normalized": MetricRecord(value=report.score_normalized, ci95=report.ci95_normalized),
     }
     for name, entry in (report.metrics or {}).items():
-        if isinstance(entry, dict) and "value" in entry:
+        if name != CLUSTER_SHARES and isinstance(entry, dict) and "value" in entry:  # the shares are no metric
             ci = entry.get("ci95")
             out[name] = MetricRecord(value=_number(entry.get("value")),
                                      ci95=tuple(ci) if ci and len(ci) == 2 else None)
