@@ -3,6 +3,9 @@
 Each view leads with the line a reader must not miss: an uncovered tail entry, a recursion-seeded
 share, a stale verdict, a synthetic-only mode. Details follow in tables. The JSON output is the
 report itself (`Report.to_json`), so nothing here is needed to read results programmatically.
+
+Each section (`clusterdiv.sections`: `TailAudit`, `MixBudget`, `Lineage`, `Drift`) has one renderer of
+each kind, reading its attributes: `HEADLINES[name]`, `_MD[name]` (markdown) and `RICH[name]` (terminal).
 """
 
 from __future__ import annotations
@@ -211,6 +214,74 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]], styles: li
     return table
 
 
+def _rich_tail(s: TailAudit, console: Any) -> None:
+    from rich.markup import escape
+
+    flag_style = {"uncovered": "bold red", "under": "yellow", "ok": None}
+    console.print(_rich_table(
+        f"Tail entries ({s.policy} policy)",
+        ["entry", "flag", "count", "share", "llm", "emb", "decided by", "seeds", "thr", "example ids"],
+        [[e.name, e.flag, str(e.count), _pct(e.share),
+          "-" if e.llm_count is None else str(e.llm_count),
+          "-" if e.embedding_count is None else str(e.embedding_count), e.decided_by,
+          str(e.n_seeds), _num(e.threshold, 2), _ids(e.example_ids, 3)] for e in s.entries],
+        [flag_style[e.flag] for e in s.entries]))
+    console.print(f"[dim]calibration: {escape(s.calibration)}\nprefilter: {escape(s.prefilter)}\n"
+                  f"LLM judgements {s.judgements} of {s.judgements_without_prefilter} possible; "
+                  f"calls {s.llm_calls}, cache hits {s.llm_cache_hits}[/dim]")
+    for note in s.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+
+
+def _rich_mix(s: MixBudget, console: Any) -> None:
+    from rich.markup import escape
+
+    style = {"synthetic_only": "bold red", "synthetic_dominates": "yellow", "real_only": None, "ok": None}
+    console.print(_rich_table(
+        f"Groups ({s.group_by})",
+        ["group", "flag", "n", "of mix", "real", "synth", "synth share", "synth tokens", "summary"],
+        [[g.group, g.flag, str(g.n), _pct(g.share_of_mix), str(g.real), str(g.synthetic),
+          _pct(g.synthetic_share), _pct(1 - g.real_token_share), g.summary[:60]]
+         for g in s.groups], [style[g.flag] for g in s.groups]))
+    values = ", ".join(f"{k} ({v})" for k, v in s.source_values.items())
+    console.print(f"[dim]source values: {escape(values)}; real = {', '.join(s.real_values)}[/dim]")
+
+
+def _rich_lineage(s: Lineage, console: Any) -> None:
+    from rich.markup import escape
+
+    console.print(_rich_table(
+        "Per round", ["round", "n", "recursion-seeded", "share", "evidence"],
+        [[r.round, str(r.n), str(r.recursion_seeded), _pct(r.share),
+          ", ".join(f"{k} {v}" for k, v in sorted(r.by_evidence.items()))] for r in s.rounds]))
+    if s.flagged:
+        console.print(_rich_table(
+            "Flagged examples (first 15)", ["id", "round", "evidence", "nearest synthetic", "nearest real"],
+            [[f.id, f.round, "; ".join(f.reasons), _neighbour(f.nearest_synthetic),
+              _neighbour(f.nearest_real)] for f in s.flagged[:15]]))
+    console.print(f"[dim]threshold {s.threshold:.3f}: {escape(s.calibration)}[/dim]")
+
+
+def _rich_drift(s: Drift, console: Any) -> None:
+    from rich.markup import escape
+
+    style = {"fresh": "green", "drifting": "yellow", "stale": "red", "n/a": "dim"}
+    console.print(_rich_table(
+        "Indicators", ["indicator", "value", "status", "fresh if", "stale if"],
+        [[i.name, _num(i.value), i.status, i.fresh_if, i.stale_if] for i in s.indicators],
+        [style[i.status] for i in s.indicators]))
+    if s.shifts:
+        console.print(_rich_table(
+            "Largest per-mode share shifts", ["mode", "batch", "reference", "shift", "flag", "criteria"],
+            [[str(r.cluster_id), _pct(r.batch_share), _pct(r.reference_share),
+              f"{r.shift:+.1%}", r.flag, r.criteria_summary[:60]] for r in s.shifts]))
+    for note in s.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+
+
+RICH = {"tail_audit": _rich_tail, "mix": _rich_mix, "lineage": _rich_lineage, "drift": _rich_drift}
+
+
 def render_table(report: Report, console: Any) -> None:
     """Rich terminal view: the headline lines in colour, then the section's tables."""
     from rich.markup import escape
@@ -222,55 +293,7 @@ def render_table(report: Report, console: Any) -> None:
         for colour, text in HEADLINES[name](s):
             style = f"bold {colour}" if colour in ("red", "yellow") else colour
             console.print(f"[{style}]{escape(text)}[/{style}]", soft_wrap=True)
-        if name == "tail_audit":
-            flag_style = {"uncovered": "bold red", "under": "yellow", "ok": None}
-            console.print(_rich_table(
-                f"Tail entries ({s.policy} policy)",
-                ["entry", "flag", "count", "share", "llm", "emb", "decided by", "seeds", "thr", "example ids"],
-                [[e.name, e.flag, str(e.count), _pct(e.share),
-                  "-" if e.llm_count is None else str(e.llm_count),
-                  "-" if e.embedding_count is None else str(e.embedding_count), e.decided_by,
-                  str(e.n_seeds), _num(e.threshold, 2), _ids(e.example_ids, 3)] for e in s.entries],
-                [flag_style[e.flag] for e in s.entries]))
-            console.print(f"[dim]calibration: {escape(s.calibration)}\nprefilter: {escape(s.prefilter)}\n"
-                          f"LLM judgements {s.judgements} of {s.judgements_without_prefilter} possible; "
-                          f"calls {s.llm_calls}, cache hits {s.llm_cache_hits}[/dim]")
-            for note in s.notes:
-                console.print(f"[yellow]note:[/yellow] {escape(note)}")
-        elif name == "mix":
-            style = {"synthetic_only": "bold red", "synthetic_dominates": "yellow", "real_only": None, "ok": None}
-            console.print(_rich_table(
-                f"Groups ({s.group_by})",
-                ["group", "flag", "n", "of mix", "real", "synth", "synth share", "synth tokens", "summary"],
-                [[g.group, g.flag, str(g.n), _pct(g.share_of_mix), str(g.real), str(g.synthetic),
-                  _pct(g.synthetic_share), _pct(1 - g.real_token_share), g.summary[:60]]
-                 for g in s.groups], [style[g.flag] for g in s.groups]))
-            values = ", ".join(f"{k} ({v})" for k, v in s.source_values.items())
-            console.print(f"[dim]source values: {escape(values)}; real = {', '.join(s.real_values)}[/dim]")
-        elif name == "lineage":
-            console.print(_rich_table(
-                "Per round", ["round", "n", "recursion-seeded", "share", "evidence"],
-                [[r.round, str(r.n), str(r.recursion_seeded), _pct(r.share),
-                  ", ".join(f"{k} {v}" for k, v in sorted(r.by_evidence.items()))] for r in s.rounds]))
-            if s.flagged:
-                console.print(_rich_table(
-                    "Flagged examples (first 15)", ["id", "round", "evidence", "nearest synthetic", "nearest real"],
-                    [[f.id, f.round, "; ".join(f.reasons), _neighbour(f.nearest_synthetic),
-                      _neighbour(f.nearest_real)] for f in s.flagged[:15]]))
-            console.print(f"[dim]threshold {s.threshold:.3f}: {escape(s.calibration)}[/dim]")
-        elif name == "drift":
-            style = {"fresh": "green", "drifting": "yellow", "stale": "red", "n/a": "dim"}
-            console.print(_rich_table(
-                "Indicators", ["indicator", "value", "status", "fresh if", "stale if"],
-                [[i.name, _num(i.value), i.status, i.fresh_if, i.stale_if] for i in s.indicators],
-                [style[i.status] for i in s.indicators]))
-            if s.shifts:
-                console.print(_rich_table(
-                    "Largest per-mode share shifts", ["mode", "batch", "reference", "shift", "flag", "criteria"],
-                    [[str(r.cluster_id), _pct(r.batch_share), _pct(r.reference_share),
-                      f"{r.shift:+.1%}", r.flag, r.criteria_summary[:60]] for r in s.shifts]))
-            for note in s.notes:
-                console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        RICH[name](s, console)
     t = report.timings
     console.print(f"[dim]total {t.total_s:.1f}s | LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}) | "
                   f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits})[/dim]")
