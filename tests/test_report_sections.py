@@ -1,0 +1,40 @@
+"""Typed report sections (issue 14): the anchoring sections are models in the Report, the per-mode
+shares are read typed and are no metric, and the JSON round-trips unchanged."""
+
+from __future__ import annotations
+
+import json
+
+from test_anchoring_mix import known_mix
+
+from clusterdiv.anchoring import mix_budget
+from clusterdiv.anchoring.render import render_markdown
+from clusterdiv.history.store import flatten_metrics
+from clusterdiv.report import Report
+from clusterdiv.sections import ClusterShare, ClusterShares, MixBudget, MixGroup
+
+
+def test_sections_are_models_and_round_trip():
+    report = mix_budget(known_mix(), label_field="label", target_real_share=0.5)
+    assert isinstance(report.mix, MixBudget) and all(isinstance(g, MixGroup) for g in report.mix.groups)
+    assert report.mix.overall.n == 9 and report.mix["overall"]["n"] == 9  # dict-era reads still work
+    text = report.to_json()
+    back = Report.model_validate_json(text)
+    assert isinstance(back.mix, MixBudget) and back.to_json() == text
+    assert json.loads(text)["mix"] == report.mix.model_dump(mode="json")
+    assert render_markdown(back) == render_markdown(report)
+
+
+def test_cluster_shares_are_typed_and_not_a_metric():
+    row = ClusterShare(cluster_id=3, batch_count=0, reference_count=4, batch_share=0.0, reference_share=0.4,
+                       ratio=0.0, flag="missing", criteria_summary="timers")
+    shares = ClusterShares(method="agglomerative", n_batch=10, n_reference=10, n_shared_clusters=1,
+                           under_covered=[3], clusters=[row])
+    metric = {"value": 0.5, "ci95": [0.4, 0.6], "meaning": "m", "details": {}}
+    report = Report(n_input=10, metrics={"distinct_2": metric, "cluster_shares": shares.model_dump(mode="json")})
+    assert report.cluster_shares == shares and report.cluster_shares.clusters[0].flag == "missing"
+    assert list(report.metric_values()) == ["distinct_2"]
+    assert "cluster_shares" not in flatten_metrics(report)
+    # the JSON keeps the shares where every written report has them
+    assert list(json.loads(report.to_json())["metrics"]) == ["distinct_2", "cluster_shares"]
+    assert Report(n_input=1).cluster_shares is None
