@@ -61,13 +61,13 @@ def test_grounding_needs_shared_words_and_the_cluster_among_the_best_fits():
 
 
 def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache, fake_llm):
+    from clusterdiv.actions.coverage import coverage_line
     from clusterdiv.explore import render_explorer_html
-    from clusterdiv.report import _coverage
 
     batch = [t for t, _ in corpus(["weather", "alarm", "music"])]
     reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]
     result = explore(batch, reference=reference, config=config(), cache=cache)
-    line = _coverage(result.report)  # the line the CLI table and the markdown report open with
+    line = coverage_line(result.report.cluster_shares)  # as the CLI table and the markdown open with
     # the translate mode (6 of 18 real examples) is missing; the music mode is batch-only
     assert line is not None and "lacks 1 of 3 real modes (1 missing, 0 under-covered)" in line
     assert "holding 33.3% of the real data" in line and "most over-produced" in line
