@@ -42,6 +42,7 @@ from clusterdiv.cli_common import (  # noqa: F401  (fail, stderr, RichProgress: 
     RepresentationOpt,
     RichProgress,
     Sample,
+    SampleWidth,
     Seed,
     SkipInvalid,
     Tags,
@@ -75,6 +76,7 @@ def score(
     model: Model = "local/smollm2",
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
     sample: Sample = None,
+    sample_width: SampleWidth = 0.02,
     seed: Seed = 0,
     output_format: Format = OutputFormat.table,
     output: Output = None,
@@ -117,7 +119,8 @@ def score(
         config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
                               prompt_file=prompt_file, criteria=criteria, api_base=api_base, api_key=api_key,
                               concurrency=concurrency, reference_size=reference_size, metrics=metrics,
-                              representation=representation, text_weight=text_weight, threshold=threshold)
+                              representation=representation, text_weight=text_weight, threshold=threshold,
+                              sample_width=sample_width)
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
                         "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
         ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
@@ -125,6 +128,8 @@ def score(
             from clusterdiv.actions.assignments import check_assignments_path
 
             check_assignments_path(assignments)
+            if config.sample is None:  # a mode for every row: the full pass, not an auto sample
+                config = config.model_copy(update={"sample": "all"})
         with ModelCache(cache_dir) as cache:
             if progress and stderr.is_terminal or progress and os.environ.get("CLUSTERDIV_FORCE_PROGRESS"):
                 with RichProgress() as bars:

@@ -114,7 +114,26 @@ Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for sampling
 TextField = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
 IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
 LabelField = Annotated[str | None, typer.Option(help="Field holding a gold label")]
-Sample = Annotated[int | None, typer.Option(min=1, help="Score a seeded random sample of N examples")]
+Sample = Annotated[str | None, typer.Option(
+    metavar="N|auto|all",
+    help="Score a seeded random sample of N examples; auto: a sample grown until the interval is "
+         "--sample-width wide; all: every example (default: all up to 20,000 examples, auto above)")]
+SampleWidth = Annotated[float, typer.Option(min=0.001, max=0.5,
+                                            help="--sample auto: width of the score's 95% interval to reach")]
+
+
+def parse_sample(value: str | int | None) -> int | str | None:
+    """`--sample`'s N, auto or all; anything else is a one-line input error."""
+    from clusterdiv.errors import InputError
+
+    if value is None or isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    if text in ("auto", "all"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise InputError(f"--sample must be a positive number, auto or all, not {value!r}")
 SkipInvalid = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
 PromptFile = Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")]
 Criteria = Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")]
@@ -183,11 +202,11 @@ Tags = Annotated[list[str] | None, typer.Option("--tag", help="Tag the recorded 
 BatchId = Annotated[str | None, typer.Option(help="Batch id in history (default: content hash prefix)")]
 
 
-def build_config(*, model: str, embedding_model: str, seed: int, sample: int | None,
+def build_config(*, model: str, embedding_model: str, seed: int, sample: int | str | None,
                  prompt_file: Path | None, criteria: str | None, api_base: str | None, concurrency: int,
                  reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
                  text_weight: float | None = None, threshold: float | None = None,
-                 api_key: str | None = None) -> Any:
+                 api_key: str | None = None, sample_width: float | None = None) -> Any:
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
@@ -203,7 +222,8 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | N
         embedding_model=embedding_model,
         prompt_file=str(prompt_file) if prompt_file else None,
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
-        seed=seed, sample=sample, reference_size=reference_size, metrics=metrics,
+        seed=seed, sample=parse_sample(sample), reference_size=reference_size, metrics=metrics,
+        **({"sample_width": sample_width} if sample_width is not None else {}),
         **representation_settings(representation, text_weight, threshold),
     )
 

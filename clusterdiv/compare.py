@@ -190,7 +190,8 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                 name: as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
             sizes = {name: len(ex) for name, (ex, _) in loaded.items()}
             smallest = min(sizes, key=sizes.__getitem__)
-            n = sample or config.sample or sizes[smallest]
+            fixed = config.sample if isinstance(config.sample, int) else None  # auto/all: the smallest batch
+            n = sample or fixed or sizes[smallest]
             if n < 2:
                 raise InputError(f"batch '{smallest}' has {sizes[smallest]} examples; need at least 2 to compare")
             if n > sizes[smallest]:

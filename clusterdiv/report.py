@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -52,6 +52,26 @@ class Truncations(BaseModel):
     example_ids: list[str] = Field(default_factory=list, description="the first 20 truncated examples")
 
 
+class SamplingStep(BaseModel):
+    scored: int
+    ci95_width: float | None = Field(description="width of score_normalized's 95% interval at this size")
+
+
+class Sampling(BaseModel):
+    """How many of the loaded examples the report was computed on, and how its interval treats that.
+
+    Every number in a report (headline, modes, set metrics) is computed on the same `scored`
+    examples; `population` is how many were loaded.
+    """
+
+    policy: Literal["all", "fixed", "auto"]
+    population: int
+    scored: int
+    target_width: float | None = Field(default=None, description="auto: the interval width it grew the sample to")
+    steps: list[SamplingStep] = Field(default_factory=list, description="auto: each sample size tried")
+    note: str
+
+
 def count_truncations(examples: Any, limit_chars: int) -> Truncations:
     cut = [e.id for e in examples if len(e.text) > limit_chars]
     return Truncations(count=len(cut), limit_chars=limit_chars, example_ids=cut[:20])
@@ -89,7 +109,7 @@ class RunConfig(BaseModel):
     prompt_sha256: str
     embedded_criteria: list[str]
     seed: int
-    sample: int | None
+    sample: int | Literal["auto", "all"] | None
     reference_size: int
     clustering: dict[str, Any]
     clustering_method: str
@@ -145,6 +165,7 @@ class Report(BaseModel):
     lineage: Lineage | None = None
     drift: Drift | None = None
     config: RunConfig | None = None
+    sampling: Sampling | None = None
     truncated: Truncations = Field(default_factory=Truncations)
     warnings: list[str] = Field(default_factory=list)
     timings: Timings = Field(default_factory=Timings)

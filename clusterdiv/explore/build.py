@@ -107,6 +107,8 @@ def explore(
     lacks; `id_field` is the id field written back into the subset's records.
     """
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
+    if not isinstance(config.sample, int):  # the page shows every example: a full pass, never an auto sample
+        config = config.model_copy(update={"sample": "all"})
     with RunContext(cache=cache, progress=progress) as run:
         examples, corpus = as_examples(data, load_options=load_options or {})
         ref_examples: list[Example] | None = None

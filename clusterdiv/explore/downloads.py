@@ -62,7 +62,7 @@ def build_downloads(examples: Sequence[Example], reference: Sequence[Example] | 
     from clusterdiv.actions.write import record_of
 
     budget = default_budget(len(examples)) if budget is None else budget
-    overrides = {"sample": None}  # the examples are already the explored sample
+    overrides = {"sample": "all"}  # the examples are already the explored sample
     chosen = select_subset(list(examples), budget=budget, reference=list(reference) if reference else None,
                            config=config, cache=cache, **overrides)
     after, before = chosen.after, chosen.before

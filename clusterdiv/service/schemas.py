@@ -39,7 +39,9 @@ class JobOptions(BaseModel):
     model: str | None = Field(default=None, description="LLM; must be one the server allows")
     representation: Literal["text", "criteria", "hybrid"] | None = Field(
         default=None, description="what the modes are built from (default: the validated one, raw text)")
-    sample: int | None = Field(default=None, ge=1)
+    sample: Annotated[int, Field(ge=1)] | Literal["auto", "all"] | None = Field(
+        default=None, description="N examples, 'auto' (grown to the interval width), 'all'; "
+                                  "default: all up to 20,000, auto above")
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: int = Field(default=200, ge=0, le=2000)
