@@ -78,22 +78,29 @@ class RayEngine:
             return
         import ray.data
 
+        # A dataset keeps a copy of the context it was made in: set ours for it, give the caller theirs back.
         context = ray.data.DataContext.get_current()
-        context.max_errored_blocks = -1  # a chunk that fails for good is reported below, the others go on
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
+        ours = {"max_errored_blocks": -1,  # a chunk that fails for good is reported below, the others go on
+                "enable_progress_bars": False, "print_on_execution_start": False}
+        theirs = {name: getattr(context, name) for name in ours}
         items = [{"i": k, "chunk": pickle.dumps(chunk)} for k, chunk in enumerate(chunks)]
         env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_PREFIXES)}
         retries = self.settings.max_retries
-        with warnings.catch_warnings():
-            # Actor restarts and task retries have no named parameter yet; Ray warns about passing them raw.
-            warnings.simplefilter("ignore")
-            dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-                _Actor, fn_constructor_args=(worker,), batch_size=1, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=min(self.workers(), len(items)), max_tasks_in_flight_per_actor=1),
-                num_cpus=1,
-                runtime_env={"env_vars": env}, max_restarts=retries, max_task_retries=retries,
-            )
+        try:
+            for name, value in ours.items():
+                setattr(context, name, value)
+            with warnings.catch_warnings():
+                # Actor restarts and task retries have no named parameter yet; Ray warns about passing them raw.
+                warnings.simplefilter("ignore")
+                # One chunk in flight per actor: a dead actor loses one chunk, and Ray retries it on its restart.
+                pool = ray.data.ActorPoolStrategy(size=min(self.workers(), len(items)), max_tasks_in_flight_per_actor=1)
+                dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+                    _Actor, fn_constructor_args=(worker,), batch_size=1, batch_format="numpy", compute=pool,
+                    num_cpus=1, runtime_env={"env_vars": env}, max_restarts=retries, max_task_retries=retries,
+                )
+        finally:
+            for name, value in theirs.items():
+                setattr(context, name, value)
         seen: set[int] = set()
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
