@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 install: system-packages
 	# CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then everything else.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,ray]'
 
 # PostgreSQL server binaries let the history tests run against a real server, and Debian's
 # Chromium lets the explorer's browser test drive a real page (both skip when absent).

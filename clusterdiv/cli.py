@@ -109,6 +109,11 @@ def score(
     owner: Owner = None,
     tag: Tags = None,
     history_db: HistoryDb = None,
+    # --- engine (issue 16): see clusterdiv/engine/
+    engine: Annotated[str, typer.Option(
+        help="Where extraction and embedding run: local (this process) or ray (a Ray cluster)")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (host:port, ray://host:10001 or auto); default: start one here")] = None,
 ) -> None:
     """Score the diversity of a dataset and print the report."""
     with handle_errors(debug):
@@ -121,6 +126,9 @@ def score(
                               concurrency=concurrency, reference_size=reference_size, metrics=metrics,
                               representation=representation, text_weight=text_weight, threshold=threshold,
                               sample_width=sample_width)
+        from clusterdiv.engine import EngineSettings  # issue 16
+
+        config = config.model_copy(update={"engine": EngineSettings.from_options(engine, ray_address)})
         load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
                         "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
         ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}

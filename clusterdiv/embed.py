@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,36 @@ def _decode_vector(blob: object) -> np.ndarray | None:
     return vector if np.isfinite(vector).all() else None
 
 
+class EncodeWorker:
+    """Encodes chunks of texts in an engine's worker process, with that process's own model."""
+
+    def __init__(self, name: str, batch_size: int, device: str):
+        self.name, self.batch_size, self.device = name, batch_size, device
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        return Embedder(self.name, batch_size=self.batch_size, device=self.device).encode(texts)
+
+
+def _encode_misses(unique: list[str], *, model: Embedder, chunk_size: int
+                   ) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(chunk, vectors) for the unique missing texts, chunk by chunk, here or on the run's engine."""
+    from clusterdiv import engine as engines
+
+    chunks = engines.chunked(unique, chunk_size)
+    distributed = engines.current()
+    if distributed is None or not chunks:
+        for chunk in chunks:
+            yield chunk, model.encode(chunk)
+        return
+    worker = EncodeWorker(model.spec.name, model.batch_size, model.device)
+    for k, result in distributed.map(worker, chunks):
+        if isinstance(result, engines.ChunkFailure):
+            raise engines.EngineError(f"embedding {len(chunks[k])} texts failed on the {distributed.name} engine: "
+                                      f"{result.reason}")
+        model.calls += len(chunks[k])
+        yield chunks[k], np.asarray(result, dtype=np.float32)
+
+
 def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
                 progress: ProgressFn | None = None, chunk_size: int = 256) -> np.ndarray:
     """Embed texts, reading the cache in batched queries and writing it per chunk of misses.
@@ -150,9 +180,7 @@ def embed_texts(texts: Sequence[str], *, model: Embedder, cache: ModelCache,
     if progress:
         progress(len(texts) - sum(len(v) for v in missing.values()))
     unique = list(missing)
-    for start in range(0, len(unique), chunk_size):
-        chunk = unique[start : start + chunk_size]
-        vectors = model.encode(chunk)
+    for chunk, vectors in _encode_misses(unique, model=model, chunk_size=chunk_size):
         for text, vector in zip(chunk, vectors, strict=True):
             cache.set(embedding_cache_key(text, model=model), vector.tobytes())
             for i in missing[text]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clusterdiv import engine as engines
 from clusterdiv.cluster import Clustering, ClusterParams
 from clusterdiv.errors import InputError
 from clusterdiv.records import ClusterAssignment, EmbeddedExample, Example, Extraction
@@ -167,12 +168,12 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
 
     extractions: list[Extraction] = []
     if config.representation.uses_llm:
-        with timer("extract"):
+        with timer("extract"), engines.use(getattr(config, "engine", None)):  # the engine computes the cache misses
             todo = [k for k, (g, e) in enumerate(members) if (g, e.id, e.text) not in known]
             fresh = _extract_by_group(todo, members, staged, config=config, run=run, prompt=prompt)
             extractions = [fresh[k] if k in fresh else known[(g, e.id, e.text)].model_copy(update={"example_id": str(k)})
                            for k, (g, e) in enumerate(members)]
-    with timer("embed"):
+    with timer("embed"), engines.use(getattr(config, "engine", None)):
         embedded, info = represent_examples(staged, extractions, config=config, embedder=embedder, cache=run.cache,
                                             prompt=prompt, fields=fields, progress=run.progress)
     if not embedded:

@@ -19,10 +19,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from clusterdiv import engine as engines
 from clusterdiv.cache import ModelCache
 from clusterdiv.cluster import NOISE, Clustering, ClusterParams, cluster_vectors
 from clusterdiv.corpus import as_examples
 from clusterdiv.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
+from clusterdiv.engine import EngineSettings
 from clusterdiv.errors import ClusterdivError, InputError
 from clusterdiv.extract import extract_criteria
 from clusterdiv.llm.structured import CallStats, LLMSettings
@@ -93,6 +95,7 @@ class ScoreConfig(BaseModel):
     self_bleu_sample: int | None = Field(default=2000, ge=2)
     top_clusters: int = Field(default=10, ge=1)
     examples_per_cluster: int = Field(default=5, ge=1)
+    engine: EngineSettings = Field(default_factory=EngineSettings)  # where extraction/embedding misses run
 
 
 # ---------------------------------------------------------------- stages
@@ -229,10 +232,11 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
 
     plan = select_metrics(config.metrics or "all", has_reference=reference is not None, none_keeps_reference=True)
     texts = [e.text for e in examples]
-    vectors = embed_texts(texts, model=embedder, cache=cache) if plan.needs_embeddings else None
     reference_vectors = None
-    if reference is not None and plan.needs_reference_embeddings:
-        reference_vectors = embed_texts([e.text for e in reference], model=embedder, cache=cache)
+    with engines.use(config.engine):
+        vectors = embed_texts(texts, model=embedder, cache=cache) if plan.needs_embeddings else None
+        if reference is not None and plan.needs_reference_embeddings:
+            reference_vectors = embed_texts([e.text for e in reference], model=embedder, cache=cache)
     values = compute_set_metrics(
         texts, embeddings=vectors, reference_embeddings=reference_vectors, select=set(plan.selected),
         seed=config.seed, bootstrap=config.bootstrap, self_bleu_sample=config.self_bleu_sample,

@@ -138,6 +138,7 @@ class RunContext:
             clustering=space.params.model_dump(),
             clustering_method=space.clustering.method,
             clusterdiv_version=__version__,
+            engine=config.engine.name if hasattr(config, "engine") else "local",
         )
 
 

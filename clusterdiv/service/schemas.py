@@ -46,6 +46,8 @@ class JobOptions(BaseModel):
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: int = Field(default=200, ge=0, le=2000)
     name_clusters: bool = Field(default=True, description="LLM-written cluster names for the explorer")
+    engine: Literal["local", "ray"] = Field(
+        default="local", description="where extraction and embedding run: the worker, or the server's Ray cluster")
 
     @field_validator("metrics")
     @classmethod

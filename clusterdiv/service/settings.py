@@ -28,6 +28,7 @@ class ServiceSettings(BaseModel):
     # Models a request may ask for. A request can never name an arbitrary model or endpoint:
     # that would let any client spend the server's API keys or reach internal hosts.
     allowed_models: list[str] = Field(default_factory=list)
+    ray_address: str | None = None  # the Ray cluster of jobs with engine "ray"; None = one started in this process
     max_job_attempts: int = Field(default=3, ge=1)  # a job interrupted this often is marked failed
     stale_after_s: float = Field(default=60.0, gt=0)  # heartbeat age after which another host's job is stale
     poll_interval_s: float = Field(default=1.0, gt=0)
