@@ -71,6 +71,8 @@ class TailAudit(Section):
     prefilter: str
     min_count: int
     min_share: float
+    coverage_rule: str | None = Field(default=None, description="embedding coverage rule: margin or nearest-seed")
+    evidence_floor: int = Field(default=1, description="entries with fewer matches than this are uncovered")
     judgements: int = Field(description="(example, entry) pairs the LLM judged")
     judgements_without_prefilter: int = Field(description="|batch| x |entries|: the cost of judging all")
     llm_calls: int = 0

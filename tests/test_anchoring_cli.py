@@ -20,7 +20,7 @@ entries:
     seeds: ["set an alarm for 7am", "wake me up at noon"]
   - name: weather
     description: the weather forecast, rain or snow
-    seeds: ["will it rain in oslo today"]
+    seeds: ["will it rain in oslo today", "what's the weather in cairo tomorrow", "is it going to snow in boston"]
 """
 
 

@@ -10,12 +10,19 @@ from __future__ import annotations
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
 import pytest
 from corpora import intent_corpus
 from rich.console import Console
 
 from clusterdiv.anchoring import audit_tail, load_tail_spec, render_markdown, render_table
-from clusterdiv.anchoring.tail import CONTROLS_PER_ENTRY
+from clusterdiv.anchoring.tail import (
+    CONTROLS_PER_ENTRY,
+    MIN_EVIDENCE,
+    embedding_members,
+    entry_similarities,
+    seed_rank_share,
+)
 from clusterdiv.errors import InputError
 from clusterdiv.records import Example
 
@@ -177,3 +184,108 @@ def test_entries_without_seeds_fall_back_to_the_llm(cache, fake_llm, embedder):
     assert entry["count"] >= 3 and {label[i] for i in entry["example_ids"]} == {"timer"}
     only_embedding = audit_tail(batch, spec=spec, judge="embedding", embedding_model=embedder, cache=cache)
     assert only_embedding.tail_audit["entries"][0]["decided_by"].startswith("embedding (description only")
+
+
+# ---------------------------------------------------------------- the hard case: a near neighbour stays
+
+# One product's account-security requests, written for this test. `reset_password` is a spec entry
+# removed from the batch while `password_reset_reason` ("why was my password reset"), its nearest
+# neighbour, stays: MiniLM puts the two as close as reset_password's own seeds are to each other.
+SECURITY = {
+    "password_reset_reason": [
+        "why was my password reset", "who reset my password without asking me",
+        "my password got reset and i don't know why", "why did you reset my account password",
+        "i got an email saying my password was reset, why", "what caused my password to be reset",
+        "why do i have to make a new password, it was reset", "somebody reset my password, was it you",
+    ],
+    "change_pin": [
+        "change the pin on my debit card", "i want a new pin for my card", "how do i update my card pin",
+        "set a different pin for my atm card", "can i pick a new four digit pin",
+        "replace my card pin with a new one", "i'd like to change my pin number",
+        "update the pin code on my credit card",
+    ],
+    "two_factor": [
+        "turn on two factor authentication", "enable 2fa on my account", "set up two step verification",
+        "i want a code texted to me every time i log in", "add an authenticator app to my login",
+        "how do i activate two-factor sign in", "require a verification code when i sign in",
+        "switch on two step login for my account",
+    ],
+    "account_locked": [
+        "my account is locked", "i got locked out after too many attempts", "unlock my account please",
+        "why can't i log in, it says account locked", "my login is blocked", "help, i'm locked out of my account",
+        "the app says my account has been suspended", "how long until my locked account opens again",
+    ],
+    "change_email": [
+        "change the email address on my account", "update my contact email",
+        "i have a new email, please update it", "use a different email for my login",
+        "switch my account email to my work address", "how do i edit my email on file",
+        "replace my old email address", "set a new email for notifications",
+    ],
+}
+SECURITY_SPEC = [
+    {"name": "reset_password", "description": "resetting a forgotten password",
+     "seeds": ["i forgot my password, how do i reset it", "reset my password",
+               "help me set a new password, i can't remember mine"]},
+    {"name": "change_pin", "description": "changing a card pin",
+     "seeds": ["i need to change my pin", "how can i set a new pin on my card", "change my card's pin code"]},
+    {"name": "two_factor", "description": "turning on two-factor authentication",
+     "seeds": ["enable two factor authentication", "can i get login codes sent to my phone",
+               "set up 2-step verification"]},
+]
+SECURITY_BATCH = [Example(id=f"{intent}{i}", text=t, label=intent)
+                  for intent, texts in SECURITY.items() for i, t in enumerate(texts)]
+
+
+def test_a_removed_entry_next_to_a_near_neighbour_that_stays_is_flagged(cache, embedder):
+    report = audit_tail(SECURITY_BATCH, spec=SECURITY_SPEC, judge="embedding", embedding_model=embedder, cache=cache)
+    section = report.tail_audit
+    assert section.coverage_rule == "margin" and section.evidence_floor >= 2
+    assert section.uncovered == ["reset_password"] and section.under == []
+    label = {e.id: e.label for e in SECURITY_BATCH}
+    for entry in section.entries:
+        if entry.name != "reset_password":
+            # a present entry keeps enough of its own members, and only its own
+            assert entry.flag == "ok" and entry.count >= section.evidence_floor
+            assert {label[i] for i in entry.example_ids} == {entry.name}
+    stray = next(e for e in section.entries if e.name == "reset_password")
+    if stray.count:  # a stray match below the floor is shown, not hidden
+        assert any("evidence floor" in note for note in section.notes)
+    console = Console(file=StringIO(), width=160, record=True)
+    render_table(report, console)
+    assert "matching examples (the evidence floor)" in console.export_text()
+    # the rule before the margins: the neighbour's examples vouch for the missing entry
+    old = audit_tail(SECURITY_BATCH, spec=SECURITY_SPEC, judge="embedding", rule="nearest-seed",
+                     embedding_model=embedder, cache=cache).tail_audit
+    assert old.coverage_rule == "nearest-seed" and old.evidence_floor == 1
+    covered_by = next(e for e in old.entries if e.name == "reset_password")
+    assert covered_by.flag == "ok" and {label[i] for i in covered_by.example_ids} == {"password_reset_reason"}
+    with pytest.raises(InputError, match="unknown coverage rule"):
+        audit_tail(SECURITY_BATCH, spec=SECURITY_SPEC, judge="embedding", rule="knn", cache=cache)
+
+
+def test_the_margin_tests_on_known_geometry():
+    """Seeds exchangeable with their matches are kept; seeds at the edge of another group are not."""
+    rng = np.random.default_rng(0)
+
+    def group(centre: np.ndarray, k: int, spread: float) -> np.ndarray:
+        v = centre + spread * rng.standard_normal((k, centre.size))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    present = group(a, 12, 0.25)  # an entry's members, its seeds drawn like them
+    seeds_present = group(a, 3, 0.25)
+    neighbour = group(0.6 * b + 0.8 * np.eye(8)[2], 12, 0.1)  # a tight neighbouring intent that stays
+    seeds_missing = group(b, 3, 0.1)  # the seeds of an entry missing from the batch, at its edge
+    X = np.vstack([present, neighbour]).astype(np.float32)
+    S = np.vstack([seeds_present, seeds_missing]).astype(np.float32)
+    owner = np.array([0, 0, 0, 1, 1, 1])
+    has_seeds = np.ones(2, dtype=bool)
+    sim, nearest = entry_similarities(X, S, owner, np.eye(8, dtype=np.float32)[:2], has_seeds)
+    old = embedding_members(X, sim, nearest, has_seeds, [0.3, 0.3], rule="nearest-seed")
+    new = embedding_members(X, sim, nearest, has_seeds, [0.3, 0.3], rule="margin")
+    assert old[12:, 1].sum() >= 2  # without the margins the neighbour covers the missing entry
+    assert new[12:, 1].sum() < MIN_EVIDENCE and new[:12, 0].sum() >= MIN_EVIDENCE
+    assert not new[12:, 0].any() and not new[:12, 1].any()
+    # the rank share alone: the missing entry's seeds rank behind every sibling of the neighbour
+    candidates = sim[:, 1] >= 0.3
+    assert not seed_rank_share(X, sim[:, 1], candidates & (np.arange(24) >= 12), share=0.25).any()

@@ -37,7 +37,9 @@ def _ids(ids: list[str], limit: int = 5) -> str:
 def _tail_headlines(s: TailAudit) -> list[tuple[str, str]]:
     lines = []
     if s.n_uncovered:
-        lines.append(("red", f"UNCOVERED: {s.n_uncovered} of {s.n_entries} tail entries have no example "
+        evidence = ("no example" if s.evidence_floor <= 1
+                    else f"fewer than {s.evidence_floor} matching examples (the evidence floor)")
+        lines.append(("red", f"UNCOVERED: {s.n_uncovered} of {s.n_entries} tail entries have {evidence} "
                              f"in the batch: {', '.join(s.uncovered)}"))
     if s.n_under:
         lines.append(("yellow", f"UNDER-COVERED: {s.n_under} entries below min count {s.min_count} or "
