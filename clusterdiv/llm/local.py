@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import json
 import os
 import threading
 import time
@@ -61,10 +63,15 @@ def _define_provider() -> type:
     from litellm.llms.custom_llm import CustomLLM
 
     class LocalLlamaProvider(CustomLLM):
-        """litellm CustomLLM handler; one llama.cpp context per model file, calls serialised by a lock.
+        """litellm CustomLLM handler; one llama.cpp context per model file, every call on one thread.
 
         llama.cpp contexts are not thread-safe, and on a 2-core machine parallel decoding would not be
         faster anyway; serialising also keeps the KV-cache prefix (the few-shot prompt) warm between calls.
+        All calls run on the provider's own thread (`executor`), not on whichever thread asked: llama.cpp's
+        OpenMP build keeps one team of worker threads per calling thread, and a new caller thread per
+        event loop (what `asyncio.to_thread` gives) meant a new team each time, competing for the cores.
+        `agenerate_structured` sees `executor` and calls the sync `litellm.completion` on it, which also
+        keeps these calls off litellm's async logging path (measured in eval/bench_llm.py).
         """
 
         def __init__(self, n_ctx: int = 2048, n_threads: int | None = None):
@@ -72,16 +79,43 @@ def _define_provider() -> type:
             self.n_ctx = n_ctx
             self.n_threads = n_threads or max(1, os.cpu_count() or 1)
             self._models: dict[str, Any] = {}
+            self._grammars: dict[str, Any] = {}  # schema JSON -> LlamaGrammar, made once per schema
             self._lock = threading.Lock()
+            self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+            self._pool_pid = 0
+            self._pool_thread = 0  # ident of the executor's thread, once it has started
+            self._pool_lock = threading.Lock()
             self.calls = 0
+            self.grammars_compiled = 0
             # Free contexts before interpreter teardown; llama.cpp's __del__ fails noisily after it.
             atexit.register(self.close)
+
+        @property
+        def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+            """The one thread that runs every llama.cpp call of this provider (see `agenerate_structured`)."""
+            return self._model_thread()
+
+        def _model_thread(self) -> concurrent.futures.ThreadPoolExecutor:
+            """Made on first use, and again after a fork (the child has none of its parent's threads)."""
+            with self._pool_lock:
+                if self._pool is None or self._pool_pid != os.getpid():
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix="clusterdiv-llama", initializer=self._note_thread)
+                    self._pool_pid = os.getpid()
+                return self._pool
+
+        def _note_thread(self) -> None:
+            self._pool_thread = threading.get_ident()
 
         def close(self) -> None:
             with self._lock:
                 for llama in self._models.values():
                     llama.close()
                 self._models.clear()
+            with self._pool_lock:
+                if self._pool is not None and self._pool_pid == os.getpid():
+                    self._pool.shutdown(wait=False)
+                self._pool = None
 
         def _llama(self, name: str) -> Any:
             if name not in self._models:
@@ -97,6 +131,25 @@ def _define_provider() -> type:
                 )
             return self._models[name]
 
+        def _grammar(self, schema: dict[str, Any]) -> Any:
+            """The schema's llama.cpp grammar, converted once per schema, not once per call.
+
+            Built exactly as llama-cpp-python's `response_format={"type": "json_object", "schema": ...}`
+            builds it (the same GBNF text, so the same answers), falling back to plain JSON as it does.
+            """
+            text = json.dumps(schema)  # property order is the grammar's field order: not sorted
+            grammar = self._grammars.get(text)
+            if grammar is None:
+                from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+                try:
+                    grammar = LlamaGrammar.from_json_schema(text, verbose=False)
+                except Exception:  # llama-cpp-python's own fallback for schemas it cannot convert
+                    grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+                self._grammars[text] = grammar
+                self.grammars_compiled += 1
+            return grammar
+
         def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
                        model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
                        logging_obj: Any, optional_params: dict, **kwargs: Any) -> Any:
@@ -108,13 +161,11 @@ def _define_provider() -> type:
                 "seed": int(params.get("seed", 0)),
                 "max_tokens": int(params.get("max_tokens", 256)),
             }
-            if schema is not None:
-                request["response_format"] = {"type": "json_object", "schema": schema}
             started = time.perf_counter()
-            with self._lock:
-                llama = self._llama(model)
-                result = llama.create_chat_completion(**request)
-                self.calls += 1
+            if threading.get_ident() == self._pool_thread and self._pool_pid == os.getpid():
+                result = self._complete(model, request, schema)
+            else:
+                result = self._model_thread().submit(self._complete, model, request, schema).result()
             choice = result["choices"][0]
             model_response.choices[0].message.content = choice["message"]["content"]
             model_response.choices[0].finish_reason = choice.get("finish_reason") or "stop"
@@ -130,8 +181,17 @@ def _define_provider() -> type:
             model_response._response_ms = (time.perf_counter() - started) * 1000
             return model_response
 
+        def _complete(self, model: str, request: dict[str, Any], schema: dict[str, Any] | None) -> Any:
+            with self._lock:
+                llama = self._llama(model)
+                if schema is not None:
+                    request = {**request, "grammar": self._grammar(schema)}
+                result = llama.create_chat_completion(**request)
+                self.calls += 1
+            return result
+
         async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(self.completion, *args, **kwargs)
+            return await asyncio.wrap_future(self._model_thread().submit(self.completion, *args, **kwargs))
 
     LocalLlamaProvider.__qualname__ = "LocalLlamaProvider"
     return LocalLlamaProvider

@@ -33,7 +33,9 @@ class ProviderRegistry:
         """Route `name/<model>` to `handler` (a litellm CustomLLM-compatible object).
 
         `fingerprint(model_suffix) -> str` optionally gives the model identity used in cache keys
-        (e.g. including a weights hash).
+        (e.g. including a weights hash). A handler that computes in this process (blocking, like the
+        local model) may offer an `executor` (a `concurrent.futures.Executor`): clusterdiv then calls
+        the sync `litellm.completion` on it instead of `litellm.acompletion`.
         """
         import litellm
 

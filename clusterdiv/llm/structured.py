@@ -10,6 +10,8 @@ filled in.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import re
@@ -295,6 +297,11 @@ async def agenerate_structured(
 
     litellm.suppress_debug_info = True  # its "Give Feedback" banner goes to stdout, into --format json
     registry = get_registry()
+    handler = registry.handler_for(model.model)
+    # An in-process provider (the local model) offers the thread its calls must run on: there the sync
+    # litellm.completion runs, off litellm's async path, whose background logging tasks slowed every
+    # llama.cpp call in the process (eval/bench_llm.py). Remote models keep the async path.
+    executor = getattr(handler, "executor", None) if handler is not None else None
     messages = prompt.messages(**variables)
     attempts = 0
     outcome: LLMOutcome
@@ -320,7 +327,7 @@ async def agenerate_structured(
                 api_key = _api_key(model)
                 if api_key is not None:
                     kwargs["api_key"] = api_key
-                if registry.handler_for(model.model) is None:
+                if handler is None:
                     kwargs["drop_params"] = True  # providers without seed/json_schema still answer
                 while True:  # a refused response_format moves to the next mode at once, not per attempt
                     mode = response_format_mode(model)
@@ -332,7 +339,11 @@ async def agenerate_structured(
                         kwargs["response_format"] = response_format
                     stats.calls += 1
                     try:
-                        response = await litellm.acompletion(**kwargs)
+                        if executor is not None:
+                            response = await asyncio.wrap_future(
+                                executor.submit(functools.partial(litellm.completion, **kwargs)))
+                        else:
+                            response = await litellm.acompletion(**kwargs)
                         break
                     except Exception as exc:  # classify, then let tenacity decide
                         if _format_refused(exc) and not isinstance(exc, ClusterdivError) \
