@@ -42,7 +42,7 @@ from clusterdiv.cli_common import (  # noqa: F401  (fail, stderr, RichProgress: 
     RepresentationOpt,
     RichProgress,
     Sample,
-    SampleWidth,
+    ScoreOptions,
     Seed,
     SkipInvalid,
     Tags,
@@ -50,9 +50,11 @@ from clusterdiv.cli_common import (  # noqa: F401  (fail, stderr, RichProgress: 
     TextWeight,
     Threshold,
     build_config,
+    emit_report,
     fail,
     handle_errors,
     representation_settings,
+    shared_options,
     stderr,
 )
 
@@ -71,34 +73,13 @@ SEED_MAX = 2**32 - 1  # numpy's and most providers' seed range
 
 
 @app.command()
+@shared_options
 def score(
     file: Annotated[Path, typer.Argument(help="JSONL, JSON, CSV, Parquet, TXT or a saved HF dataset dir")],
-    model: Model = "local/smollm2",
-    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-    sample: Sample = None,
-    sample_width: SampleWidth = 0.02,
-    seed: Seed = 0,
+    *,
     output_format: Format = OutputFormat.table,
     output: Output = None,
-    text_field: TextField = None,
-    id_field: IdField = None,
-    label_field: LabelField = None,
-    skip_invalid: SkipInvalid = False,
-    prompt_file: PromptFile = None,
-    criteria: Criteria = None,
-    representation: RepresentationOpt = None,
-    text_weight: TextWeight = None,
-    threshold: Threshold = None,
-    api_base: ApiBase = None,
-    api_key: ApiKey = None,
-    concurrency: Concurrency = 4,
-    reference_size: ReferenceSize = 100,
-    metrics: Metrics = "all",
-    reference: Reference = None,
-    cache_dir: CacheDir = None,
-    progress: Progress = True,
-    input_format: InputFormatOpt = None,
-    debug: Debug = False,
+    opts: ScoreOptions,  # --model ... --debug (cli_common.ScoreOptions)
     # --- per-example modes (issue 17): see clusterdiv/actions/assignments.py
     assignments: Annotated[Path | None, typer.Option(
         help="Also write each input row's mode here (.parquet, .jsonl or .csv)")] = None,
@@ -116,41 +97,29 @@ def score(
         help="Ray cluster to join (host:port, ray://host:10001 or auto); default: start one here")] = None,
 ) -> None:
     """Score the diversity of a dataset and print the report."""
-    with handle_errors(debug):
-        from clusterdiv.cache import ModelCache
+    with handle_errors(opts.debug):
         from clusterdiv.pipeline import score as run_score
         from clusterdiv.report import render_markdown, render_table
 
-        config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
-                              prompt_file=prompt_file, criteria=criteria, api_base=api_base, api_key=api_key,
-                              concurrency=concurrency, reference_size=reference_size, metrics=metrics,
-                              representation=representation, text_weight=text_weight, threshold=threshold,
-                              sample_width=sample_width)
+        config = opts.config()
         from clusterdiv.engine import EngineSettings  # issue 16
 
         config = config.model_copy(update={"engine": EngineSettings.from_options(engine, ray_address)})
-        load_options = {"text_field": text_field, "id_field": id_field, "label_field": label_field,
-                        "skip_invalid": skip_invalid, "format": input_format.value if input_format else None}
-        ref_options = {"text_field": text_field, "skip_invalid": skip_invalid}
+        load_options, ref_options = opts.load_options(), opts.reference_load_options()
         if assignments is not None:  # a bad extension fails before the run, not after
             from clusterdiv.actions.assignments import check_assignments_path
 
             check_assignments_path(assignments)
             if config.sample is None:  # a mode for every row: the full pass, not an auto sample
                 config = config.model_copy(update={"sample": "all"})
-        with ModelCache(cache_dir) as cache:
-            if progress and stderr.is_terminal or progress and os.environ.get("CLUSTERDIV_FORCE_PROGRESS"):
-                with RichProgress() as bars:
-                    report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options,
-                                       reference=reference, reference_load_options=ref_options)
-            else:
-                report = run_score(file, config=config, cache=cache, load_options=load_options,
-                                   reference=reference, reference_load_options=ref_options)
+        with opts.session() as (cache, bars):
+            report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options,
+                               reference=opts.reference, reference_load_options=ref_options)
             if assignments is not None:  # issue 17: same config and cache, so the report's modes
                 from clusterdiv.actions.assignments import assign_modes, write_assignments
 
                 write_assignments(assign_modes(file, config=config, cache=cache, load_options=load_options,
-                                               reference=reference, reference_load_options=ref_options),
+                                               reference=opts.reference, reference_load_options=ref_options),
                                   assignments)
                 stderr.print(f"assignments written to {assignments}", highlight=False)
             warn_cache_damage(cache)
@@ -159,24 +128,8 @@ def score(
 
             record_from_cli(report, file=file, dataset=dataset, batch_id=batch_id, owner=owner, tags=tag,
                             db=history_db, console=stderr)
-        if output_format is OutputFormat.json:
-            text = report.to_json()
-        elif output_format is OutputFormat.markdown:
-            text = render_markdown(report)
-        else:
-            if output is None:
-                render_table(report, Console(), top=config.top_clusters)
-                return
-            from io import StringIO
-
-            buffer = StringIO()
-            render_table(report, Console(file=buffer, width=140), top=config.top_clusters)
-            text = buffer.getvalue()
-        if output is not None:
-            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-            stderr.print(f"report written to {output}")
-        else:
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        emit_report(report, output_format, output, markdown=render_markdown,
+                    table=lambda console: render_table(report, console, top=config.top_clusters))
 
 
 def warn_cache_damage(cache: Any) -> None:

@@ -1,10 +1,15 @@
-"""Shared fixtures: an isolated cache per test, the fake LLM plugin, small corpora built in code."""
+"""Shared fixtures: an isolated cache per test, the fake LLM plugin, small corpora built in code,
+Chromium pages for the tests that drive the explorer page in a browser."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +75,42 @@ def _isolated_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "history.sqlite"
     monkeypatch.setenv("CLUSTERDIV_HISTORY_DB", str(path))
     return path
+
+
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+
+
+@dataclass
+class BrowserPage:
+    """A Playwright page and what it logged: console messages and uncaught page errors, in order."""
+
+    page: Any
+    console: list[str] = field(default_factory=list)
+
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.console if "Content Security Policy" in m or "Refused to" in m]
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Callable[..., BrowserPage]]:
+    """Open pages in headless Chromium (`browser_page(accept_downloads=True)`), closed after the test.
+
+    Skips when Chromium or Playwright is absent (`make install` adds both).
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make install adds it)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+
+        def open_page(**options: Any) -> BrowserPage:
+            opened = BrowserPage(browser.new_page(**options))
+            opened.page.on("console", lambda msg: opened.console.append(msg.text))
+            opened.page.on("pageerror", lambda exc: opened.console.append(str(exc)))
+            return opened
+
+        try:
+            yield open_page
+        finally:
+            browser.close()

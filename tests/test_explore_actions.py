@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from fake_llm import RAMBLE
 from test_explore import config, corpus, total_calls
 
@@ -115,14 +114,8 @@ def test_the_page_offers_the_subset_and_the_seeds_with_their_row_counts_and_no_e
     assert alone.downloads.seeds is None and alone.downloads.subset.rows == 12
 
 
-def test_the_service_page_downloads_both_files_under_its_csp(tmp_path):
+def test_the_service_page_downloads_both_files_under_its_csp(tmp_path, browser_page):
     """A job's explorer page, in Chromium under the service's strict CSP: both links download their file."""
-    import shutil
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make install adds it)")
-    playwright = pytest.importorskip("playwright.sync_api")
     from service_server import ServerProcess, wait_for_job
 
     batch = [t for t, _ in corpus(["weather", "alarm", "music"])]
@@ -133,31 +126,23 @@ def test_the_service_page_downloads_both_files_under_its_csp(tmp_path):
             job = client.post("/v1/jobs", json={"kind": "score", "texts": batch, "reference": reference,
                                                 "options": {"metrics": "none", "bootstrap": 20}}).json()
             assert wait_for_job(client, job["id"])["status"] == "succeeded"
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=["--headless=new", "--no-sandbox",
-                                                                          "--disable-gpu", "--disable-dev-shm-usage"])
-            try:
-                page = browser.new_page(accept_downloads=True)
-                console: list[str] = []
-                page.on("console", lambda msg: console.append(msg.text))
-                page.on("pageerror", lambda exc: console.append(str(exc)))
-                response = page.goto(f"{server.url}/v1/jobs/{job['id']}/explorer")
-                assert "content-security-policy" in response.headers
-                page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-                got = {}
-                for key in ("subset", "seeds"):
-                    link = page.locator(f"#download-{key}")
-                    assert link.get_attribute("href").startswith("blob:")
-                    with page.expect_download() as info:
-                        link.click()
-                    download = info.value
-                    got[key] = (download.suggested_filename, Path(download.path()).read_text(encoding="utf-8"),
-                                int(link.get_attribute("data-rows")))
-            finally:
-                browser.close()
+        opened = browser_page(accept_downloads=True)
+        page = opened.page
+        response = page.goto(f"{server.url}/v1/jobs/{job['id']}/explorer")
+        assert "content-security-policy" in response.headers
+        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+        got = {}
+        for key in ("subset", "seeds"):
+            link = page.locator(f"#download-{key}")
+            assert link.get_attribute("href").startswith("blob:")
+            with page.expect_download() as info:
+                link.click()
+            download = info.value
+            got[key] = (download.suggested_filename, Path(download.path()).read_text(encoding="utf-8"),
+                        int(link.get_attribute("data-rows")))
     finally:
         server.stop()
-    assert [m for m in console if "Content Security Policy" in m or "Refused to" in m] == []
+    assert opened.csp_violations() == []
     name, text, rows = got["subset"]
     assert name.endswith(".subset.jsonl") and rows == 12 and len(text.splitlines()) == 12
     assert {json.loads(line) for line in text.splitlines()} <= set(batch)

@@ -667,33 +667,21 @@ def test_systematic_error_stops_the_run_instead_of_retrying_every_example(tmp_pa
     assert time.monotonic() - started < 90  # 3 examples' retries, not 40
 
 
-def test_explorer_page_runs_under_its_csp_without_violations(server):
+def test_explorer_page_runs_under_its_csp_without_violations(server, browser_page):
     """The CSP is strict (hashed inline scripts only); the explorer must still draw its map under it."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make install adds it)")
-    playwright = pytest.importorskip("playwright.sync_api")
     from service_server import wait_for_job
 
     texts = [t for t, _ in intent_corpus(["weather", "alarm", "music"], 18, seed=1)]
     with server.client() as client:
         job = client.post("/v1/jobs", json={"kind": "score", "texts": texts, "options": {"metrics": "none"}}).json()
         assert wait_for_job(client, job["id"])["status"] == "succeeded"
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--headless=new", "--no-sandbox",
-                                                                      "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page()
-            console: list[str] = []
-            page.on("console", lambda msg: console.append(msg.text))
-            page.on("pageerror", lambda exc: console.append(str(exc)))
-            response = page.goto(f"{server.url}/v1/jobs/{job['id']}/explorer")
-            assert "content-security-policy" in response.headers
-            page.wait_for_selector("#map .scatterlayer .point", timeout=30_000)
-            assert page.locator("#map .scatterlayer .point").count() == len(texts)
-        finally:
-            browser.close()
-    violations = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
+    opened = browser_page()
+    page = opened.page
+    response = page.goto(f"{server.url}/v1/jobs/{job['id']}/explorer")
+    assert "content-security-policy" in response.headers
+    page.wait_for_selector("#map .scatterlayer .point", timeout=30_000)
+    assert page.locator("#map .scatterlayer .point").count() == len(texts)
+    violations = opened.csp_violations()
     assert violations == [], violations
 
 

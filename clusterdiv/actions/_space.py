@@ -19,8 +19,9 @@ REF_PREFIX = "ref:"
 
 
 @dataclass
-class ModeSpace:
-    """Every clustered example (batch first, then reference ids prefixed `ref:`) with its mode."""
+class ModeArrays:
+    """`modespace.ModeSpace` as the arrays the actions index: every clustered example (batch first,
+    then reference ids prefixed `ref:`) with its vector and mode."""
 
     ids: list[str]
     vectors: np.ndarray
@@ -40,7 +41,7 @@ class ModeSpace:
 
 
 def build_space(examples: Sequence[Example], reference: Sequence[Example] | None, *, config: object,
-                cache: ModelCache, embedder: object = None) -> ModeSpace:
+                cache: ModelCache, embedder: object = None) -> ModeArrays:
     """The arrays the actions index, read off `modespace.build_mode_space` of the batch (and the reference).
 
     Extraction (only for LLM representations), representation and clustering are the mode space's,
@@ -63,7 +64,7 @@ def build_space(examples: Sequence[Example], reference: Sequence[Example] | None
     ids = [reference_key(r) for r in rows]
     is_batch = np.array([r.group == BATCH for r in rows], dtype=bool)
     labels = np.array(modes.labels(), dtype=np.int64)
-    space = ModeSpace(ids=ids, vectors=modes.vectors(), labels=labels, is_batch=is_batch,
+    space = ModeArrays(ids=ids, vectors=modes.vectors(), labels=labels, is_batch=is_batch,
                       extractions={e.example_id: e for e in modes.extractions(reference_key)}, summaries=summaries,
                       method=modes.clustering.method, n_clusters=modes.clustering.n_clusters)
     if reference is not None:

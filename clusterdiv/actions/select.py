@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from clusterdiv.actions._space import ModeSpace, build_space, spread_order
+from clusterdiv.actions._space import ModeArrays, build_space, spread_order
 from clusterdiv.cache import ModelCache
 from clusterdiv.errors import InputError
 from clusterdiv.records import Example
@@ -156,7 +156,7 @@ def apportion(mode_of: Sequence[int], vectors: np.ndarray, *, budget: int, weigh
     return chosen
 
 
-def _figures(space: ModeSpace, batch_rows: np.ndarray, *, batch_labels: np.ndarray, is_real: list[bool] | None,
+def _figures(space: ModeArrays, batch_rows: np.ndarray, *, batch_labels: np.ndarray, is_real: list[bool] | None,
              config: Any, selected: np.ndarray) -> SetFigures:
     """Figures of one set (`selected` = positions into the batch rows of the space)."""
     from clusterdiv.cluster import cluster_vectors

@@ -7,6 +7,7 @@ Same contract as `score`: errors as one line on stderr, exit 2 for bad input and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from clusterdiv.cli_common import (
     IdField,
     InputFormatOpt,
     Model,
+    OptionGroup,
     OutputFormat,
     RepresentationOpt,
     Seed,
@@ -30,21 +32,45 @@ from clusterdiv.cli_common import (
     Threshold,
     build_config,
     handle_errors,
+    shared_options,
+    vary,
 )
 
 SourceField = Annotated[str, typer.Option(help="Field saying where an example came from (real or synthetic)")]
 RealValues = Annotated[str, typer.Option(help="Comma-separated source values that mean real (case-insensitive)")]
 
 
-def _config(model: str, embedding_model: str, seed: int, representation: Any, threshold: float | None) -> Any:
-    return build_config(model=model, embedding_model=embedding_model, seed=seed, sample=None, prompt_file=None,
-                        criteria=None, api_base=None, concurrency=4, reference_size=100, metrics="none",
-                        representation=representation, threshold=threshold)
+@dataclasses.dataclass(frozen=True)
+class ActionOptions(OptionGroup):
+    """What `select` and `seeds` share: how real rows are told apart, how the modes are built, the input."""
 
+    source_field: SourceField = "source"
+    real_values: RealValues = "real,human,gold,original"
+    seed: Seed = 0
+    representation: RepresentationOpt = None
+    threshold: Threshold = None
+    model: Model = "local/smollm2"
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
+    output_format: Format = OutputFormat.table
+    text_field: TextField = None
+    id_field: IdField = None
+    skip_invalid: SkipInvalid = False
+    input_format: InputFormatOpt = None
+    cache_dir: CacheDir = None
+    debug: Debug = False
 
-def _run(debug: bool, body: Any) -> None:
-    with handle_errors(debug):
-        body()
+    def real(self) -> list[str]:
+        return [v.strip() for v in self.real_values.split(",") if v.strip()]
+
+    def config(self) -> Any:
+        """score's config with these options and score's defaults for the rest; no set metrics needed."""
+        return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed, sample=None,
+                            prompt_file=None, criteria=None, api_base=None, concurrency=4, reference_size=100,
+                            metrics="none", representation=self.representation, threshold=self.threshold)
+
+    def load_options(self) -> dict[str, Any]:
+        return {"text_field": self.text_field, "id_field": self.id_field, "skip_invalid": self.skip_invalid,
+                "format": self.input_format.value if self.input_format else None}
 
 
 def _pct(v: float | None) -> str:
@@ -77,8 +103,10 @@ def seeds_summary(result: Any) -> str:
 
 def register(app: typer.Typer) -> None:
     @app.command("select")
+    @shared_options
     def select_command(
         batch: Annotated[Path, typer.Argument(help="The batch to choose from (any format `score` reads)")],
+        *,
         budget: Annotated[int, typer.Option(min=1, help="How many examples to keep (never exceeded)")],
         reference: Annotated[Path | None, typer.Option(help="Real data: follow its mode shares")] = None,
         real_share: Annotated[float | None, typer.Option(
@@ -88,45 +116,29 @@ def register(app: typer.Typer) -> None:
             min=0.0, max=1.0, help="Cap on any one mode's share of the budget")] = None,
         out: Annotated[Path | None, typer.Option(help="Write the subset here (default: BATCH.selected.<ext>), "
                                                       "in the input's format unless the name says another")] = None,
-        source_field: SourceField = "source",
-        real_values: RealValues = "real,human,gold,original",
-        seed: Seed = 0,
-        representation: RepresentationOpt = None,
-        threshold: Threshold = None,
-        model: Model = "local/smollm2",
-        embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-        output_format: Format = OutputFormat.table,
-        text_field: TextField = None,
-        id_field: IdField = None,
-        skip_invalid: SkipInvalid = False,
-        input_format: InputFormatOpt = None,
-        cache_dir: CacheDir = None,
-        debug: Debug = False,
+        opts: ActionOptions,
     ) -> None:
         """A subset of N examples that covers the modes, follows the reference and keeps the mix budget."""
 
-        def body() -> None:
+        with handle_errors(opts.debug):
             from clusterdiv.actions.select import select_subset
             from clusterdiv.actions.write import default_output, write_examples
             from clusterdiv.actions.write import output_format as out_format
-            from clusterdiv.cache import ModelCache
             from clusterdiv.cli_common import stderr
 
-            load = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid,
-                    "format": input_format.value if input_format else None}
-            with ModelCache(cache_dir) as cache:
+            with opts.cache() as cache:
                 result = select_subset(
                     batch, budget=budget, reference=reference, real_share=real_share, max_share=max_share,
-                    source_field=source_field, real_values=[v.strip() for v in real_values.split(",") if v.strip()],
-                    config=_config(model, embedding_model, seed, representation, threshold), cache=cache,
-                    load_options=load, reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid})
+                    source_field=opts.source_field, real_values=opts.real(), config=opts.config(), cache=cache,
+                    load_options=opts.load_options(),
+                    reference_load_options={"text_field": opts.text_field, "skip_invalid": opts.skip_invalid})
             target = out or default_output(batch, "selected")
             write_examples(result.examples, target, fmt=out_format(target, result.input_format),
-                           text_field=result.text_field, id_field=id_field)
+                           text_field=result.text_field, id_field=opts.id_field)
             stderr.print(f"{result.n_selected} examples written to {target}", highlight=False)
-            if output_format is OutputFormat.json:
+            if opts.output_format is OutputFormat.json:
                 sys.stdout.write(json.dumps({**result.model_dump(mode="json"), "out": str(target)}, indent=2) + "\n")
-            elif output_format is OutputFormat.markdown:
+            elif opts.output_format is OutputFormat.markdown:
                 sys.stdout.write(select_markdown(result))
             else:
                 from rich.console import Console
@@ -142,45 +154,32 @@ def register(app: typer.Typer) -> None:
                                   "" if f.share_distance is None else f"{f.share_distance:.3f}")
                 Console().print(table)
 
-        _run(debug, body)
 
     @app.command("seeds")
+    @shared_options
     def seeds_command(
         batch: Annotated[Path, typer.Argument(help="The synthetic batch")],
+        *,
         reference: Annotated[Path, typer.Option(help="Real data: seeds are drawn from it only")],
         per_mode: Annotated[int, typer.Option(min=1, help="Real seed examples per lacking mode")] = 5,
         against: Annotated[list[Path] | None, typer.Option(
             help="Earlier synthetic batches: reference rows copied or paraphrased from them are never seeds")] = None,
         missing_only: Annotated[bool, typer.Option(help="Only modes the batch has no example of")] = False,
         out: Annotated[Path | None, typer.Option(help="Write the seeds JSONL here (default: stdout)")] = None,
-        source_field: SourceField = "source",
-        real_values: RealValues = "real,human,gold,original",
-        seed: Seed = 0,
-        representation: RepresentationOpt = None,
-        threshold: Threshold = None,
-        model: Model = "local/smollm2",
-        embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-        text_field: TextField = None,
-        id_field: IdField = None,
-        skip_invalid: SkipInvalid = False,
-        cache_dir: CacheDir = None,
-        debug: Debug = False,
+        opts: Annotated[ActionOptions, vary("output_format", "input_format")],
     ) -> None:
         """Real seeds (JSONL, one line per mode) for every mode the batch lacks or under-covers."""
 
-        def body() -> None:
+        with handle_errors(opts.debug):
             from clusterdiv.actions.seeds import tail_seeds, write_seeds
-            from clusterdiv.cache import ModelCache
             from clusterdiv.cli_common import stderr
 
-            load = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid}
-            with ModelCache(cache_dir) as cache:
+            with opts.cache() as cache:  # the reference's ids matter too: they are what seeds are
                 result = tail_seeds(
                     batch, reference=reference, per_mode=per_mode, against=list(against or []),
-                    source_field=source_field, real_values=[v.strip() for v in real_values.split(",") if v.strip()],
-                    include_under=not missing_only,
-                    config=_config(model, embedding_model, seed, representation, threshold), cache=cache,
-                    load_options=load, reference_load_options=load)
+                    source_field=opts.source_field, real_values=opts.real(), include_under=not missing_only,
+                    config=opts.config(), cache=cache,
+                    load_options=opts.load_options(), reference_load_options=opts.load_options())
             text = write_seeds(result, out)
             stderr.print(seeds_summary(result), highlight=False, soft_wrap=True)
             if out is None:
@@ -188,4 +187,3 @@ def register(app: typer.Typer) -> None:
             else:
                 stderr.print(f"seeds written to {out}", highlight=False)
 
-        _run(debug, body)

@@ -6,7 +6,7 @@ as one line on stderr with exit 2 for bad input and 1 otherwise; --debug for the
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,12 +22,16 @@ from clusterdiv.cli_common import (
     Format,
     IdField,
     Model,
+    OptionGroup,
     Output,
     OutputFormat,
     Seed,
     SkipInvalid,
     TextField,
+    emit_report,
     handle_errors,
+    shared_options,
+    vary,
 )
 
 
@@ -44,57 +48,49 @@ class ClusterOn(str, Enum):
     none = "none"
 
 
-# the shared options (cli_common), under the names this module's commands use
-FormatOpt, OutputOpt, EmbeddingOpt, TextFieldOpt, IdFieldOpt = Format, Output, EmbeddingModel, TextField, IdField
-SkipOpt, CacheOpt, DebugOpt, ModelOpt, ApiBaseOpt = SkipInvalid, CacheDir, Debug, Model, ApiBase
-ConcurrencyOpt, SeedOpt = Concurrency, Seed
+@dataclasses.dataclass(frozen=True)
+class AnchoringOptions(OptionGroup):
+    """The options every anchoring command shares (`lineage` calls no LLM: it takes them without those)."""
+
+    model: Model = "local/smollm2"
+    api_base: ApiBase = None
+    concurrency: Concurrency = 4
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
+    seed: Seed = 0
+    output_format: Format = OutputFormat.table
+    output: Output = None
+    text_field: TextField = None
+    id_field: IdField = None
+    skip_invalid: SkipInvalid = False
+    cache_dir: CacheDir = None
+    debug: Debug = False
+
+    def llm(self) -> Any:
+        from clusterdiv.llm.structured import LLMSettings
+
+        return LLMSettings(model=self.model, seed=self.seed, api_base=self.api_base, concurrency=self.concurrency)
+
+    def load_options(self, **extra: Any) -> dict[str, Any]:
+        return {"text_field": self.text_field, "id_field": self.id_field, "skip_invalid": self.skip_invalid, **extra}
+
+    def reference_load_options(self, **extra: Any) -> dict[str, Any]:
+        """The batch's ids are not the reference's: `--id-field` applies to the batch only."""
+        return self.load_options(id_field=None, **extra)
 
 
-def _emit(report: Any, output_format: OutputFormat, output: Path | None) -> None:
-    from rich.console import Console
+    def emit(self, report: Any) -> None:
+        from clusterdiv.anchoring.render import render_markdown, render_table
 
-    from clusterdiv.anchoring.render import render_markdown, render_table
-
-    if output_format is OutputFormat.json:
-        text = report.to_json()
-    elif output_format is OutputFormat.markdown:
-        text = render_markdown(report)
-    else:
-        if output is None:
-            render_table(report, Console())
-            return
-        from io import StringIO
-
-        buffer = StringIO()
-        render_table(report, Console(file=buffer, width=140))
-        text = buffer.getvalue()
-    if output is not None:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        Console(stderr=True).print(f"report written to {output}")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-def _run(debug: bool, body: Any) -> None:
-    """Run a command body with the CLI's error contract."""
-    with handle_errors(debug):
-        body()
-
-
-def _load_options(text_field: str | None, id_field: str | None, skip_invalid: bool, **extra: Any) -> dict:
-    return {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid, **extra}
-
-
-def _llm(model: str, seed: int, api_base: str | None, concurrency: int) -> Any:
-    from clusterdiv.llm.structured import LLMSettings
-
-    return LLMSettings(model=model, seed=seed, api_base=api_base, concurrency=concurrency)
+        emit_report(report, self.output_format, self.output, markdown=render_markdown,
+                    table=lambda console: render_table(report, console))
 
 
 def register(app: typer.Typer) -> None:
     @app.command("audit-tail")
+    @shared_options
     def audit_tail_command(
         batch: Annotated[Path, typer.Argument(help="The synthetic batch to audit")],
+        *,
         tail: Annotated[Path | None, typer.Option(help="Tail spec (YAML/JSON): entries with name, "
                                                        "description, optional seeds")] = None,
         reference: Annotated[Path | None, typer.Option(help="Labelled real data: derive the tail from its "
@@ -110,24 +106,12 @@ def register(app: typer.Typer) -> None:
                                                              "(default 0.65; 0.5 with a derived tail)")] = None,
         min_count: Annotated[int, typer.Option(help="Flag entries covered by fewer examples")] = 1,
         min_share: Annotated[float, typer.Option(help="Flag entries covering a smaller share of the batch")] = 0.0,
-        model: ModelOpt = "local/smollm2",
-        api_base: ApiBaseOpt = None,
-        concurrency: ConcurrencyOpt = 4,
-        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
-        seed: SeedOpt = 0,
-        output_format: FormatOpt = OutputFormat.table,
-        output: OutputOpt = None,
-        text_field: TextFieldOpt = None,
-        id_field: IdFieldOpt = None,
-        skip_invalid: SkipOpt = False,
-        cache_dir: CacheOpt = None,
-        debug: DebugOpt = False,
+        opts: AnchoringOptions,
     ) -> None:
         """Count the batch examples covering each tail entry; the uncovered ones come first, in red."""
 
-        def body() -> None:
+        with handle_errors(opts.debug):
             from clusterdiv.anchoring.tail import audit_tail
-            from clusterdiv.cache import ModelCache
             from clusterdiv.errors import InputError
 
             if tail is not None and reference is not None:
@@ -136,22 +120,23 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give a tail spec with --tail, or --reference with --label-field to derive one")
             if reference is not None and label_field is None:
                 raise InputError("--reference needs --label-field to find the rarest labels")
-            with ModelCache(cache_dir) as cache:
+            with opts.cache() as cache:
                 report = audit_tail(
                     batch, spec=tail, reference=reference, tail_size=tail_size, max_seeds=max_seeds,
-                    judge=judge.value, model=_llm(model, seed, api_base, concurrency),
-                    embedding_model=embedding_model, threshold=threshold,
-                    judge_top=judge_top or None, min_count=min_count, min_share=min_share, seed=seed,
-                    cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
-                    reference_load_options=_load_options(text_field, None, skip_invalid, label_field=label_field),
+                    judge=judge.value, model=opts.llm(),
+                    embedding_model=opts.embedding_model, threshold=threshold,
+                    judge_top=judge_top or None, min_count=min_count, min_share=min_share, seed=opts.seed,
+                    cache=cache, load_options=opts.load_options(),
+                    reference_load_options=opts.reference_load_options(label_field=label_field),
                 )
-            _emit(report, output_format, output)
+            opts.emit(report)
 
-        _run(debug, body)
 
     @app.command("mix")
+    @shared_options
     def mix_command(
         dataset: Annotated[Path, typer.Argument(help="The training mix (real and synthetic examples)")],
+        *,
         source_field: Annotated[str, typer.Option(help="Field saying where an example came from")] = "source",
         real_values: Annotated[str, typer.Option(help="Comma-separated source values that mean real "
                                                       "(case-insensitive); anything else is synthetic")]
@@ -161,43 +146,32 @@ def register(app: typer.Typer) -> None:
         label_field: Annotated[str | None, typer.Option(help="Group by this label (else by semantic cluster)")]
         = None,
         dominance: Annotated[float, typer.Option(help="Warn when a group's synthetic share exceeds this")] = 0.8,
-        model: ModelOpt = "local/smollm2",
-        api_base: ApiBaseOpt = None,
-        concurrency: ConcurrencyOpt = 4,
-        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
-        seed: SeedOpt = 0,
-        output_format: FormatOpt = OutputFormat.table,
-        output: OutputOpt = None,
-        text_field: TextFieldOpt = None,
-        id_field: IdFieldOpt = None,
-        skip_invalid: SkipOpt = False,
-        cache_dir: CacheOpt = None,
-        debug: DebugOpt = False,
+        opts: AnchoringOptions,
     ) -> None:
         """Real versus synthetic counts and token shares, overall and per label or cluster, vs a target."""
 
-        def body() -> None:
+        with handle_errors(opts.debug):
             from clusterdiv.anchoring.mix import mix_budget
-            from clusterdiv.cache import ModelCache
 
-            with ModelCache(cache_dir) as cache:
+            with opts.cache() as cache:
                 report = mix_budget(
                     dataset, source_field=source_field,
                     real_values=[v for v in (x.strip() for x in real_values.split(",")) if v],
                     target_real_share=target_real_share, tolerance=tolerance, label_field=label_field,
-                    dominance_threshold=dominance, model=_llm(model, seed, api_base, concurrency),
-                    embedding_model=embedding_model, seed=seed, cache=cache,
-                    load_options=_load_options(text_field, id_field, skip_invalid),
+                    dominance_threshold=dominance, model=opts.llm(),
+                    embedding_model=opts.embedding_model, seed=opts.seed, cache=cache,
+                    load_options=opts.load_options(),
                 )
-            _emit(report, output_format, output)
+            opts.emit(report)
 
-        _run(debug, body)
 
     @app.command("lineage")
+    @shared_options
     def lineage_command(
         batch: Annotated[Path, typer.Argument(help="The new synthetic batch")],
         more: Annotated[list[Path] | None, typer.Argument(help="More earlier synthetic batches, as in "
                                                                 "`--against A B C`", show_default=False)] = None,
+        *,
         against: Annotated[list[Path] | None, typer.Option(help="Earlier synthetic batch(es): `--against A B` "
                                                                 "or `--against A --against B`")] = None,
         real: Annotated[Path | None, typer.Option(help="Real data the batch should be seeded from")] = None,
@@ -208,38 +182,31 @@ def register(app: typer.Typer) -> None:
                                                             "is the share of fresh real data falsely flagged; "
                                                             "default 97)")] = None,
         near_dup_jaccard: Annotated[float, typer.Option(help="Shingle Jaccard of a near duplicate")] = 0.8,
-        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
-        output_format: FormatOpt = OutputFormat.table,
-        output: OutputOpt = None,
-        text_field: TextFieldOpt = None,
-        id_field: IdFieldOpt = None,
-        skip_invalid: SkipOpt = False,
-        cache_dir: CacheOpt = None,
-        debug: DebugOpt = False,
+        opts: Annotated[AnchoringOptions, vary("model", "api_base", "concurrency", "seed")],
     ) -> None:
         """Flag batch examples copied or paraphrased from earlier synthetic batches rather than real data."""
 
-        def body() -> None:
+        with handle_errors(opts.debug):
             from clusterdiv.anchoring.lineage import DEFAULT_REAL_PERCENTILE, check_lineage
-            from clusterdiv.cache import ModelCache
             from clusterdiv.errors import InputError
 
             if not against:
                 raise InputError("give the earlier synthetic batches with --against")
-            with ModelCache(cache_dir) as cache:
+            with opts.cache() as cache:
                 report = check_lineage(
-                    batch, against=[*against, *(more or [])], real=real, embedding_model=embedding_model,
+                    batch, against=[*against, *(more or [])], real=real, embedding_model=opts.embedding_model,
                     threshold=threshold, near_dup_jaccard=near_dup_jaccard,
                     real_percentile=DEFAULT_REAL_PERCENTILE if real_percentile is None else real_percentile,
-                    cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
+                    cache=cache, load_options=opts.load_options(),
                 )
-            _emit(report, output_format, output)
+            opts.emit(report)
 
-        _run(debug, body)
 
     @app.command("drift")
+    @shared_options
     def drift_command(
         batch: Annotated[Path, typer.Argument(help="The synthetic batch")],
+        *,
         reference: Annotated[Path, typer.Option(help="A fresh sample of real data")],
         expires_after: Annotated[str | None, typer.Option(help="Date (YYYY-MM-DD) after which the batch is "
                                                                "stale regardless of the metrics")] = None,
@@ -248,33 +215,20 @@ def register(app: typer.Typer) -> None:
         cluster_on: Annotated[ClusterOn, typer.Option(help="Per-mode shares from raw text embeddings (no LLM; "
                                                            "the validated default), LLM criteria, or none")]
         = ClusterOn.text,
-        model: ModelOpt = "local/smollm2",
-        api_base: ApiBaseOpt = None,
-        concurrency: ConcurrencyOpt = 4,
-        embedding_model: EmbeddingOpt = "all-MiniLM-L6-v2",
-        seed: SeedOpt = 0,
-        output_format: FormatOpt = OutputFormat.table,
-        output: OutputOpt = None,
-        text_field: TextFieldOpt = None,
-        id_field: IdFieldOpt = None,
-        skip_invalid: SkipOpt = False,
-        cache_dir: CacheOpt = None,
-        debug: DebugOpt = False,
+        opts: AnchoringOptions,
     ) -> None:
         """Shelf life: MAUVE, recall, coverage and per-mode share shifts vs fresh real data; a verdict."""
 
-        def body() -> None:
+        with handle_errors(opts.debug):
             from clusterdiv.anchoring.drift import drift
-            from clusterdiv.cache import ModelCache
 
-            with ModelCache(cache_dir) as cache:
+            with opts.cache() as cache:
                 report = drift(
                     batch, reference, expires_after=expires_after, as_of=as_of,
                     cluster_on=None if cluster_on is ClusterOn.none else cluster_on.value,
-                    model=_llm(model, seed, api_base, concurrency), embedding_model=embedding_model, seed=seed,
-                    cache=cache, load_options=_load_options(text_field, id_field, skip_invalid),
-                    reference_load_options=_load_options(text_field, None, skip_invalid),
+                    model=opts.llm(), embedding_model=opts.embedding_model, seed=opts.seed,
+                    cache=cache, load_options=opts.load_options(),
+                    reference_load_options=opts.reference_load_options(),
                 )
-            _emit(report, output_format, output)
+            opts.emit(report)
 
-        _run(debug, body)

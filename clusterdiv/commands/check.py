@@ -14,35 +14,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from clusterdiv.cli_common import (
-    ApiBase,
-    ApiKey,
     BatchId,
-    CacheDir,
-    Concurrency,
-    Criteria,
-    Debug,
-    EmbeddingModel,
     Format,
     HistoryDb,
-    IdField,
-    InputFormatOpt,
-    Metrics,
-    Model,
     OutputFormat,
     Owner,
-    Progress,
-    PromptFile,
-    Reference,
-    ReferenceSize,
-    RepresentationOpt,
-    Sample,
-    Seed,
-    SkipInvalid,
+    ScoreOptions,
     Tags,
-    TextField,
-    TextWeight,
-    Threshold,
     handle_errors,
+    shared_options,
+    vary,
 )
 
 if TYPE_CHECKING:
@@ -51,8 +32,10 @@ if TYPE_CHECKING:
     from clusterdiv.history.gate import GateResult
 
 
+@shared_options
 def check(
     file: Annotated[Path, typer.Argument(help="The batch to check (any format `score` reads)")],
+    *,
     dataset: Annotated[str | None, typer.Option(help="Tracked dataset name (default: file stem)")] = None,
     summary: Annotated[Path | None, typer.Option(
         help="Append a markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")] = None,
@@ -62,39 +45,17 @@ def check(
     tag: Tags = None,
     history_db: HistoryDb = None,
     output_format: Format = OutputFormat.table,
-    model: Model = "local/smollm2",
-    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-    sample: Sample = None,
-    seed: Seed = 0,
-    text_field: TextField = None,
-    id_field: IdField = None,
-    skip_invalid: SkipInvalid = False,
-    prompt_file: PromptFile = None,
-    criteria: Criteria = None,
-    representation: RepresentationOpt = None,
-    text_weight: TextWeight = None,
-    threshold: Threshold = None,
-    api_base: ApiBase = None,
-    api_key: ApiKey = None,
-    concurrency: Concurrency = 4,
-    reference_size: ReferenceSize = 100,
-    metrics: Metrics = "all",
-    reference: Reference = None,
-    cache_dir: CacheDir = None,
-    progress: Progress = True,
-    input_format: InputFormatOpt = None,
-    debug: Debug = False,
+    opts: Annotated[ScoreOptions, vary("label_field")],
 ) -> None:
     """Score BATCH, record it, and exit 3 if it breaches its dataset's thresholds (see `track`)."""
-    with handle_errors(debug):
+    with handle_errors(opts.debug):
         from rich.console import Console
 
-        from clusterdiv.cache import ModelCache
-        from clusterdiv.cli_common import build_config, progress_bars
         from clusterdiv.errors import InputError
         from clusterdiv.history.gate import EXIT_BREACH, evaluate, render_summary_markdown
         from clusterdiv.history.record import default_batch_id, default_dataset_name
         from clusterdiv.history.store import HistoryStore, flatten_metrics
+        from clusterdiv.pipeline import score as run_score
 
         name = dataset or default_dataset_name(file)
         with HistoryStore(history_db) as store:
@@ -102,19 +63,11 @@ def check(
             if tracking is None or (not tracking.thresholds and tracking.drop_share is None):
                 raise InputError(f"dataset '{name}' has no thresholds to check; set them first, e.g. "
                                  f"clusterdiv track {name} --min score_normalized=0.3")
-            config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
-                                  prompt_file=prompt_file, criteria=criteria, api_base=api_base,
-                                  concurrency=concurrency, reference_size=reference_size, metrics=metrics,
-                              representation=representation, text_weight=text_weight, threshold=threshold,
-                                  api_key=api_key)
-            from clusterdiv.pipeline import score as run_score
-
-            load_options = {"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid,
-                            "format": input_format.value if input_format else None}
-            with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
-                report = run_score(file, config=config, cache=cache, progress=bars, load_options=load_options,
-                                   reference=reference,
-                                   reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid})
+            config = opts.config()
+            with opts.session() as (cache, bars):
+                report = run_score(file, config=config, cache=cache, progress=bars,
+                                   load_options=opts.load_options(), reference=opts.reference,
+                                   reference_load_options=opts.reference_load_options())
             batch = batch_id or default_batch_id(report)
             previous = store.runs(name, last=tracking.drop_window)
             result = evaluate(flatten_metrics(report), tracking, previous, batch_id=batch)

@@ -8,28 +8,13 @@ from typing import Annotated
 import typer
 
 from clusterdiv.cli_common import (
-    ApiBase,
-    CacheDir,
-    Concurrency,
-    Criteria,
-    Debug,
-    EmbeddingModel,
     Format,
-    IdField,
-    Metrics,
-    Model,
     OutputFormat,
-    Progress,
-    PromptFile,
     Reference,
-    ReferenceSize,
-    RepresentationOpt,
-    Seed,
-    SkipInvalid,
-    TextField,
-    TextWeight,
-    Threshold,
+    ScoreOptions,
     handle_errors,
+    shared_options,
+    vary,
 )
 
 
@@ -46,8 +31,10 @@ def batch_names(files: list[Path], names: str | None) -> list[str]:
     return chosen
 
 
+@shared_options
 def compare_command(
     files: Annotated[list[Path], typer.Argument(help="Two or more batches (any format `score` reads)")],
+    *,
     names: Annotated[str | None, typer.Option(help="Comma-separated display names (default: file stems)")] = None,
     sample: Annotated[int | None, typer.Option(min=1, help="Common sample size (default: the smallest batch's)")] = None,
     reference: Reference = None,
@@ -55,33 +42,15 @@ def compare_command(
     permutations: Annotated[int, typer.Option(help="Permutations per pairwise test", min=99)] = 1000,
     output_format: Format = OutputFormat.table,
     output: Annotated[Path | None, typer.Option(help="Write the comparison here instead of stdout")] = None,
-    model: Model = "local/smollm2",
-    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-    seed: Seed = 0,
-    text_field: TextField = None,
-    id_field: IdField = None,
-    skip_invalid: SkipInvalid = False,
-    prompt_file: PromptFile = None,
-    criteria: Criteria = None,
-    representation: RepresentationOpt = None,
-    text_weight: TextWeight = None,
-    threshold: Threshold = None,
-    api_base: ApiBase = None,
-    concurrency: Concurrency = 4,
-    reference_size: ReferenceSize = 100,
-    metrics: Metrics = "all",
-    cache_dir: CacheDir = None,
-    progress: Progress = True,
-    debug: Debug = False,
+    opts: Annotated[ScoreOptions, vary("sample", "sample_width", "label_field", "api_key", "reference", "input_format")],
 ) -> None:
     """Compare batches (e.g. generators): scores with intervals, significance, over/under-represented modes."""
-    with handle_errors(debug):
+    with handle_errors(opts.debug):
         from io import StringIO
 
         from rich.console import Console
 
-        from clusterdiv.cache import ModelCache
-        from clusterdiv.cli_common import build_config, progress_bars, write_text
+        from clusterdiv.cli_common import write_text
         from clusterdiv.compare import compare
         from clusterdiv.compare_render import (
             plot_comparison,
@@ -93,16 +62,12 @@ def compare_command(
         if len(files) < 2:
             raise InputError("compare needs at least two files")
         labels = batch_names(files, names)
-        config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=None,
-                              prompt_file=prompt_file, criteria=criteria, api_base=api_base,
-                              concurrency=concurrency, reference_size=reference_size, metrics=metrics,
-                              representation=representation, text_weight=text_weight, threshold=threshold)
-        with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
+        config = opts.config()  # --sample is compare's own: the common size, drawn by compare()
+        with opts.session() as (cache, bars):
             report = compare(
                 dict(zip(labels, files, strict=True)), config=config, cache=cache, reference=reference,
                 sample=sample, progress=bars, permutations=permutations,
-                load_options={"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid},
-                reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid},
+                load_options=opts.load_options(), reference_load_options=opts.reference_load_options(),
             )
         if chart is not None:
             plot_comparison(report, chart)

@@ -13,31 +13,20 @@ from typing import Annotated
 import typer
 
 from clusterdiv.cli_common import (
-    ApiBase,
-    CacheDir,
-    Concurrency,
-    Criteria,
-    Debug,
-    EmbeddingModel,
-    IdField,
-    Metrics,
-    Model,
-    Progress,
-    PromptFile,
     Reference,
-    ReferenceSize,
-    RepresentationOpt,
-    Seed,
-    SkipInvalid,
-    TextField,
-    TextWeight,
-    Threshold,
+    ScoreOptions,
     handle_errors,
+    shared_options,
+    vary,
 )
 
+ExploreSample = Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")]
 
+
+@shared_options
 def explore_command(
     file: Annotated[Path, typer.Argument(help="The batch (any format `score` reads)")],
+    *,
     html: Annotated[Path | None, typer.Option(help="Write the self-contained explorer page here")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the Exploration JSON here")] = None,
     reference: Reference = None,
@@ -51,46 +40,24 @@ def explore_command(
         help="Offer a diverse subset (and, with --reference, real seeds for lacking modes) on the page")] = True,
     subset_budget: Annotated[int | None, typer.Option(
         help="Size of the page's diverse subset (default: half the batch)", min=1)] = None,
-    model: Model = "local/smollm2",
-    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2",
-    sample: Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")] = None,
-    seed: Seed = 0,
-    text_field: TextField = None,
-    id_field: IdField = None,
-    skip_invalid: SkipInvalid = False,
-    prompt_file: PromptFile = None,
-    criteria: Criteria = None,
-    representation: RepresentationOpt = None,
-    text_weight: TextWeight = None,
-    threshold: Threshold = None,
-    api_base: ApiBase = None,
-    concurrency: Concurrency = 4,
-    reference_size: ReferenceSize = 100,
-    metrics: Metrics = "all",
-    cache_dir: CacheDir = None,
-    progress: Progress = True,
-    debug: Debug = False,
+    opts: Annotated[ScoreOptions, vary("sample_width", "label_field", "api_key", "reference",
+                                       "input_format", sample=ExploreSample)],
 ) -> None:
     """Explore a batch's semantic modes: named clusters on a 2-D map, one offline HTML page."""
-    with handle_errors(debug):
-        from clusterdiv.cache import ModelCache
-        from clusterdiv.cli_common import build_config, progress_bars, stderr
+    with handle_errors(opts.debug):
+        from clusterdiv.cli_common import stderr
         from clusterdiv.errors import InputError
         from clusterdiv.explore import explore, render_explorer_html
 
         if html is None and json_out is None:
             raise InputError("nothing to write: pass --html OUT.html and/or --json OUT.json")
-        config = build_config(model=model, embedding_model=embedding_model, seed=seed, sample=sample,
-                              prompt_file=prompt_file, criteria=criteria, api_base=api_base,
-                              concurrency=concurrency, reference_size=reference_size, metrics=metrics,
-                              representation=representation, text_weight=text_weight, threshold=threshold)
-        with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
+        config = opts.config()
+        with opts.session() as (cache, bars):
             exploration = explore(
                 file, reference=reference, config=config, cache=cache, progress=bars, title=title,
                 name=names, naming_model=naming_model, name_limit=name_limit,
-                downloads=downloads, subset_budget=subset_budget, id_field=id_field,
-                load_options={"text_field": text_field, "id_field": id_field, "skip_invalid": skip_invalid},
-                reference_load_options={"text_field": text_field, "skip_invalid": skip_invalid},
+                downloads=downloads, subset_budget=subset_budget, id_field=opts.id_field,
+                load_options=opts.load_options(), reference_load_options=opts.reference_load_options(),
             )
         if json_out is not None:
             json_out.write_text(exploration.model_dump_json(indent=2) + "\n", encoding="utf-8")
