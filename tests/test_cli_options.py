@@ -55,10 +55,14 @@ def test_score_check_compare_and_explore_share_the_score_options():
     assert taken["score"] == group
     assert taken["check"] == group - {"label_field"}
     # compare and explore have their own --reference (and compare its own --sample) and take no
-    # --label-field, --api-key or --input-format, as before the groups
-    assert taken["compare"] == taken["explore"] == group - {"label_field", "api_key", "input_format"}
+    # --label-field, --api-key or --input-format, as before the groups; nor --sample-width (compare
+    # scores at one common size, explore every example)
+    assert taken["compare"] == taken["explore"] == group - {"label_field", "api_key", "input_format",
+                                                            "sample_width"}
     helps = {name: next(p.help for p in command.commands[name].params if p.name == "sample")
              for name in ("score", "compare", "explore")}
-    assert helps == {"score": "Score a seeded random sample of N examples",
+    from clusterdiv.cli_common import Sample
+
+    assert helps == {"score": Sample.__metadata__[0].help,
                      "compare": "Common sample size (default: the smallest batch's)",
                      "explore": "Explore a seeded random sample of N examples"}
