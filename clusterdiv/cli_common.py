@@ -119,8 +119,22 @@ Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for sampling
 TextField = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
 IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
 LabelField = Annotated[str | None, typer.Option(help="Field holding a gold label")]
+def _sample_option(value: str) -> int | str:
+    """`--sample N|auto|all`, refused at parse time (exit 2, one line) in the words of the other bounds."""
+    text = str(value).strip().lower()
+    if text in ("auto", "all"):
+        return text
+    try:
+        number = int(text)
+    except ValueError:
+        raise typer.BadParameter("Input should be a positive number, auto or all") from None
+    if number < 1:
+        raise typer.BadParameter("Input should be greater than or equal to 1")
+    return number
+
+
 Sample = Annotated[str | None, typer.Option(
-    metavar="N|auto|all",
+    parser=_sample_option, metavar="N|auto|all",
     help="Score a seeded random sample of N examples; auto: a sample grown until the interval is "
          "--sample-width wide; all: every example (default: all up to 20,000 examples, auto above)")]
 SampleWidth = Annotated[float, typer.Option(min=0.001, max=0.5,
@@ -128,7 +142,7 @@ SampleWidth = Annotated[float, typer.Option(min=0.001, max=0.5,
 
 
 def parse_sample(value: str | int | None) -> int | str | None:
-    """`--sample`'s N, auto or all; anything else is a one-line input error."""
+    """`--sample`'s N, auto or all from a string (the CLI's SampleParam has already checked it)."""
     from clusterdiv.errors import InputError
 
     if value is None or isinstance(value, int):

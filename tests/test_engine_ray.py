@@ -121,8 +121,11 @@ def test_a_chunk_that_fails_for_good_is_recorded_as_failed(call_log: Path, tmp_p
     report, space = result.report, result.space
     failed = {r.example_id for r in report.failed.reasons}
     clustered = [r.example.id for r in space.clustered()]
-    # Ray also fails the chunk it had already handed to the dead actor; each lost chunk is whole and recorded.
-    assert report.failed.count in (4, 8) and len(failed) == report.failed.count
+    # Ray may also fail chunks it had already handed to the dead actor (how many depends on timing):
+    # whatever is lost is lost in whole chunks, and every lost example is recorded.
+    chunks = [{r.example.id for r in space.rows if r.example.text in TEXTS[i:i + 4]} for i in range(0, len(TEXTS), 4)]
+    assert failed and len(failed) == report.failed.count
+    assert failed == set().union(*(c for c in chunks if c & failed))
     assert {r.reason for r in report.failed.reasons} == {"Ray task failed for good: its worker died on each of 1 attempts"}
     assert len(clustered) == len(set(clustered)) == report.n_samples  # none counted twice
     assert failed.isdisjoint(clustered) and len(failed) + len(clustered) == report.n_input == len(space_ids)

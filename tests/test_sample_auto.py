@@ -83,11 +83,10 @@ def test_auto_by_name_without_a_bootstrap_is_an_error_naming_the_setting(shared_
     assert info.value.option == "bootstrap"
 
 
-def test_cli_rejects_a_bad_sample_in_one_line(tmp_path, subprocess_env):
+def test_cli_rejects_a_bad_sample_at_parse_time(tmp_path, subprocess_env):
     path = tmp_path / "t.txt"
     path.write_text("a\nb\nc\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "clusterdiv.cli", "score", str(path), "--sample", "most"],
-                          env=subprocess_env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "--sample must be a positive number, auto or all" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+                          env={**subprocess_env, "COLUMNS": "250"}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Invalid value for '--sample': Input should be a positive number, auto or all" in proc.stderr
