@@ -141,18 +141,6 @@ SampleWidth = Annotated[float, typer.Option(min=0.001, max=0.5,
                                             help="--sample auto: width of the score's 95% interval to reach")]
 
 
-def parse_sample(value: str | int | None) -> int | str | None:
-    """`--sample`'s N, auto or all from a string (the CLI's SampleParam has already checked it)."""
-    from clusterdiv.errors import InputError
-
-    if value is None or isinstance(value, int):
-        return value
-    text = value.strip().lower()
-    if text in ("auto", "all"):
-        return text
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise InputError(f"--sample must be a positive number, auto or all, not {value!r}")
 SkipInvalid = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
 PromptFile = Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")]
 Criteria = Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")]
@@ -241,7 +229,7 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
         embedding_model=embedding_model,
         prompt_file=str(prompt_file) if prompt_file else None,
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
-        seed=seed, sample=parse_sample(sample), reference_size=reference_size, metrics=metrics,
+        seed=seed, sample=sample, reference_size=reference_size, metrics=metrics,
         **({"sample_width": sample_width} if sample_width is not None else {}),
         **representation_settings(representation, text_weight, threshold),
     )
