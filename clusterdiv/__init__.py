@@ -14,46 +14,46 @@ The public API, all importable from here::
 ``Representation`` configure a run. Everything is imported on first use (PEP 562), so
 ``import clusterdiv`` imports no torch, litellm or scikit-learn.
 
-``clusterdiv.compare`` and ``clusterdiv.explore`` are the functions, although modules of those
-names exist: import the modules' other names with ``from clusterdiv.compare import ...``.
+The packages below follow the data flow, bottom to top (docs/ARCHITECTURE.md): ``core`` (records,
+errors, cache), ``io`` (input formats), ``llm`` and ``engine`` (model calls and where they run),
+``modes`` (extract -> embed -> cluster -> score, the mode space), ``metrics``, ``reports``, ``tasks``
+(score, compare, explore, anchoring, actions), ``history``, ``service`` and ``cli``.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from clusterdiv.anchoring.drift import drift
-    from clusterdiv.anchoring.lineage import check_lineage as lineage
-    from clusterdiv.anchoring.mix import mix_budget as mix
-    from clusterdiv.anchoring.tail import audit_tail
-    from clusterdiv.cluster import ClusterParams
-    from clusterdiv.compare import ComparisonReport
-    from clusterdiv.corpus import load_examples
-    from clusterdiv.explore.model import Exploration
+    from clusterdiv.io.corpus import load_examples
     from clusterdiv.llm.structured import LLMSettings
-    from clusterdiv.pipeline import ScoreConfig
-    from clusterdiv.report import Report, RunConfig
-    from clusterdiv.represent import Representation
+    from clusterdiv.modes.cluster import ClusterParams
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.modes.represent import Representation
+    from clusterdiv.reports.report import Report, RunConfig
+    from clusterdiv.tasks.anchoring.drift import drift
+    from clusterdiv.tasks.anchoring.lineage import check_lineage as lineage
+    from clusterdiv.tasks.anchoring.mix import mix_budget as mix
+    from clusterdiv.tasks.anchoring.tail import audit_tail
+    from clusterdiv.tasks.compare import ComparisonReport
+    from clusterdiv.tasks.explore.model import Exploration
 
 # public name -> (module, attribute), imported on first access
 _LAZY: dict[str, tuple[str, str]] = {
-    "audit_tail": ("clusterdiv.anchoring.tail", "audit_tail"),
-    "mix": ("clusterdiv.anchoring.mix", "mix_budget"),
-    "lineage": ("clusterdiv.anchoring.lineage", "check_lineage"),
-    "drift": ("clusterdiv.anchoring.drift", "drift"),
-    "load_examples": ("clusterdiv.corpus", "load_examples"),
-    "Report": ("clusterdiv.report", "Report"),
-    "RunConfig": ("clusterdiv.report", "RunConfig"),
-    "ScoreConfig": ("clusterdiv.pipeline", "ScoreConfig"),
+    "audit_tail": ("clusterdiv.tasks.anchoring.tail", "audit_tail"),
+    "mix": ("clusterdiv.tasks.anchoring.mix", "mix_budget"),
+    "lineage": ("clusterdiv.tasks.anchoring.lineage", "check_lineage"),
+    "drift": ("clusterdiv.tasks.anchoring.drift", "drift"),
+    "load_examples": ("clusterdiv.io.corpus", "load_examples"),
+    "Report": ("clusterdiv.reports.report", "Report"),
+    "RunConfig": ("clusterdiv.reports.report", "RunConfig"),
+    "ScoreConfig": ("clusterdiv.modes.config", "ScoreConfig"),
     "LLMSettings": ("clusterdiv.llm.structured", "LLMSettings"),
-    "ClusterParams": ("clusterdiv.cluster", "ClusterParams"),
-    "Representation": ("clusterdiv.represent", "Representation"),
+    "ClusterParams": ("clusterdiv.modes.cluster", "ClusterParams"),
+    "Representation": ("clusterdiv.modes.represent", "Representation"),
 }
 
 _LLM_KEYS = {"model", "temperature", "max_tokens", "max_attempts", "timeout", "api_base", "concurrency",
@@ -64,7 +64,7 @@ def _accepted(data: Any, load_options: dict[str, Any] | None) -> Any:
     """Paths, texts and Examples as they are; records, DataFrames and Datasets as a loaded corpus."""
     from pathlib import Path
 
-    from clusterdiv.corpus import LoadedCorpus, to_corpus
+    from clusterdiv.io.corpus import LoadedCorpus, to_corpus
 
     if data is None or isinstance(data, (str, Path, LoadedCorpus)):
         return data
@@ -78,8 +78,8 @@ def score(data: Any, **config: Any) -> Report:
     may be given flat. `cache=`, `reference=`, `load_options=` and `progress=` pass through.
     """
     from clusterdiv.llm.structured import LLMSettings
-    from clusterdiv.pipeline import ScoreConfig
-    from clusterdiv.pipeline import score as run_score
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.tasks.score import score as run_score
 
     passthrough = {k: config.pop(k) for k in ("cache", "reference", "reference_load_options", "load_options",
                                                "progress") if k in config}
@@ -96,17 +96,17 @@ def score(data: Any, **config: Any) -> Report:
 def compare(batches: Any, **options: Any) -> ComparisonReport:
     """Several batches side by side in one shared clustering: `compare({"a": path_a, "b": texts_b})`.
 
-    Keyword arguments are those of :func:`clusterdiv.compare.compare` (`config`, `reference`, `sample`, ...).
+    Keyword arguments are those of :func:`clusterdiv.tasks.compare.compare` (`config`, `reference`, `sample`, ...).
     """
-    from clusterdiv.compare import compare as run_compare
+    from clusterdiv.tasks.compare import compare as run_compare
 
     load_options = options.get("load_options")
     return run_compare({name: _accepted(data, load_options) for name, data in dict(batches).items()}, **options)
 
 
 def explore(data: Any, **options: Any) -> Exploration:
-    """The explorer's document (named modes on a 2-D map); see :func:`clusterdiv.explore.build.explore`."""
-    from clusterdiv.explore.build import explore as run_explore
+    """The explorer's document (named modes on a 2-D map); see :func:`clusterdiv.tasks.explore.build.explore`."""
+    from clusterdiv.tasks.explore.build import explore as run_explore
 
     return run_explore(_accepted(data, options.get("load_options")), **options)
 
@@ -123,17 +123,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-
-class _Package(types.ModuleType):
-    """Keeps `clusterdiv.compare`/`clusterdiv.explore` the functions when their modules get imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("compare", "explore") and isinstance(value, types.ModuleType):
-            return  # the import system binds a submodule to its parent; the module stays in sys.modules
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "ClusterParams",

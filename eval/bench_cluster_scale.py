@@ -46,8 +46,8 @@ def real_vectors(data: Path, n: int) -> np.ndarray:
         X = np.load(VECTORS)
         if X.shape[0] >= n:
             return X[:n]
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.embed import Embedder, embed_texts
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.modes.embed import Embedder, embed_texts
 
     texts: list[str] = []
     for name in ("clinc150.jsonl", "hwu64.jsonl"):
@@ -64,8 +64,8 @@ def real_vectors(data: Path, n: int) -> np.ndarray:
 def agreement(X: np.ndarray) -> list[dict]:
     from sklearn.metrics import adjusted_rand_score
 
-    from clusterdiv.cluster import ClusterParams, cluster_vectors, sampled_average_linkage
-    from clusterdiv.represent import DEFAULT_THRESHOLDS
+    from clusterdiv.modes.cluster import ClusterParams, cluster_vectors, sampled_average_linkage
+    from clusterdiv.modes.represent import DEFAULT_THRESHOLDS
 
     threshold = DEFAULT_THRESHOLDS["text"]
     rows = []
@@ -103,7 +103,7 @@ def synthetic(bank: np.ndarray, n: int, seed: int = SEED, chunk: int = 50_000) -
 
 def scale_one(n: int) -> dict:
     """In a fresh process: generate n synthetic vectors and cluster them with the default settings."""
-    from clusterdiv.cluster import ClusterParams, cluster_vectors
+    from clusterdiv.modes.cluster import ClusterParams, cluster_vectors
 
     X = synthetic(np.load(VECTORS), n)
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -153,7 +153,7 @@ def main() -> None:
         return
     import os
 
-    from clusterdiv.represent import DEFAULT_THRESHOLDS
+    from clusterdiv.modes.represent import DEFAULT_THRESHOLDS
 
     X = real_vectors(args.data, max(max(SIZES), *(n for n, _ in BOUNDARY)))
     out: dict = {"threshold": DEFAULT_THRESHOLDS["text"], "seed": SEED, "cpus": os.cpu_count(),

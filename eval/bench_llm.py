@@ -150,12 +150,12 @@ def grammar_cost_ms(schema: dict[str, Any], llama: Any, repeats: int = 50) -> di
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.extract import extract_criteria
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.core.prompts import PromptTemplate
+    from clusterdiv.core.records import Example
     from clusterdiv.llm.plugins import get_registry
     from clusterdiv.llm.structured import CallStats, LLMSettings
-    from clusterdiv.prompts import PromptTemplate
-    from clusterdiv.records import Example
+    from clusterdiv.modes.extract import extract_criteria
 
     prompt = PromptTemplate.load()
     base = LLMSettings(model="local/smollm2", **({"concurrency": args.concurrency} if args.concurrency else {}))

@@ -61,12 +61,12 @@ def peak_rss_mb() -> float:
 
 def timed_stage(kind: str, texts: list[str], engine: Any, llm: str) -> dict[str, Any]:
     from clusterdiv import engine as engines
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.embed import Embedder, embed_texts
-    from clusterdiv.extract import extract_criteria
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.core.prompts import PromptTemplate
+    from clusterdiv.core.records import Example
     from clusterdiv.llm.structured import CallStats, LLMSettings
-    from clusterdiv.prompts import PromptTemplate
-    from clusterdiv.records import Example
+    from clusterdiv.modes.embed import Embedder, embed_texts
+    from clusterdiv.modes.extract import extract_criteria
 
     with tempfile.TemporaryDirectory() as tmp, ModelCache(tmp) as cache, engines.use(engine):
         started = time.perf_counter()
@@ -141,9 +141,9 @@ def part_two(pool: list[str], n: int, sample: int, seed: int, workers: int) -> d
     import ray.data
 
     from clusterdiv import engine as engines
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.cluster import ClusterParams, cluster_vectors
-    from clusterdiv.embed import Embedder, embed_texts
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.modes.cluster import ClusterParams, cluster_vectors
+    from clusterdiv.modes.embed import Embedder, embed_texts
 
     stages: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,7 @@ def load_texts(data_dir: Path | None, n: int, seed: int) -> list[str]:
         rows = [json.loads(line) for line in (data_dir / "clinc150.jsonl").open(encoding="utf-8")]
         texts = [r["text"] for r in rows if r.get("intent") not in (None, "oos")]
     else:
-        from clusterdiv.demo import load
+        from clusterdiv.io.demo import load
 
         texts = [e.text for e in load("real")] + [e.text for e in load("synthetic_collapsed")]
     random.Random(seed).shuffle(texts)

@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="compare_within")
     args = parser.parse_args(argv)
 
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.compare import compare
+    from clusterdiv.core.cache import ModelCache
     from clusterdiv.llm.structured import LLMSettings
-    from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.tasks.compare import compare
 
     overrides = {"representation": {"kind": args.representation}} if args.representation else {}
     config = ScoreConfig(llm=LLMSettings(model=args.model), metrics="none", **overrides)

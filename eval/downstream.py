@@ -46,7 +46,7 @@ _EMBEDDER = None
 def _embedder():
     global _EMBEDDER
     if _EMBEDDER is None:
-        from clusterdiv.embed import Embedder
+        from clusterdiv.modes.embed import Embedder
 
         _EMBEDDER = Embedder()
     return _EMBEDDER
@@ -54,7 +54,7 @@ def _embedder():
 
 def _as_cache(cache: Any):
     """A ModelCache: the one given, one opened at a path, or the eval cache (fixed, so reruns are free)."""
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
 
     if isinstance(cache, ModelCache):
         return cache
@@ -63,7 +63,7 @@ def _as_cache(cache: Any):
 
 def embed(texts: Sequence[str], *, cache: Any = None) -> np.ndarray:
     """MiniLM vectors of texts through clusterdiv's embedding stage (L2-normalised, cached per text)."""
-    from clusterdiv.embed import embed_texts
+    from clusterdiv.modes.embed import embed_texts
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
@@ -134,7 +134,7 @@ def headline_score(texts: Sequence[str], vectors: dict[str, np.ndarray], *, thre
                    reference_size: int = 100) -> tuple[float, int]:
     """The default `clusterdiv score` headline: raw-text modes at cosine distance `threshold`
     (average linkage), normalised to `reference_size`. Returns (score_normalized, n_modes)."""
-    from clusterdiv.represent import DEFAULT_KIND, DEFAULT_THRESHOLDS
+    from clusterdiv.modes.represent import DEFAULT_KIND, DEFAULT_THRESHOLDS
     from eval.representations import GRID, ViewVectors, cut_scores, view_distances
 
     assert DEFAULT_KIND == "text" and threshold == DEFAULT_THRESHOLDS["text"], "headline is the shipped default"
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json is not None:
         saved = json.loads(args.from_json.read_text())
     else:
-        from clusterdiv.cache import ModelCache
+        from clusterdiv.core.cache import ModelCache
 
         cache = ModelCache(args.cache_dir)
         meta = {"command": " ".join(["python -m eval.downstream", *(argv if argv is not None else sys.argv[1:])]),

@@ -187,7 +187,7 @@ def fluent(text: str) -> bool:
 
 def score_batch(rows: list[tuple[str, str]], *, test: list[tuple[str, str]], tails: set[str], intents: Sequence[str],
                 real_clf: Any, real_texts: set[str], cache: Any, seed: int = 0) -> dict[str, Any]:
-    from clusterdiv.scoring import score_labels
+    from clusterdiv.modes.scoring import score_labels
     from eval.representations import GRID, ViewVectors, cut_scores, view_distances
 
     texts = [t for t, _ in rows]
@@ -274,7 +274,7 @@ def run(*, pool: dict[str, list[str]], test: list[tuple[str, str]], intents: Seq
 
 
 def main(argv: list[str] | None = None) -> None:
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
     from eval.corpora import SUBSET_FIELD, load_dataset
 
     parser = argparse.ArgumentParser(description="Synthetic batches from a real LLM, scored by every metric")

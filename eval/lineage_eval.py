@@ -43,8 +43,8 @@ def light_paraphrase(text: str, rng: random.Random) -> str:
 
 
 def run_dataset(ds, *, n_round: int, n_real: int, seed: int, cache, embedder) -> dict:
-    from clusterdiv.anchoring import check_lineage
-    from clusterdiv.records import Example
+    from clusterdiv.core.records import Example
+    from clusterdiv.tasks.anchoring import check_lineage
 
     rng = random.Random(seed)
     rows = [r for rows in ds.pool.values() for r in rows] + list(ds.heldout)
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         render(json.loads((RESULTS / f"{args.name}.json").read_text(encoding="utf-8")), args.name)
         return
 
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.embed import Embedder
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.modes.embed import Embedder
 
     embedder = Embedder()
     runs = []

@@ -93,7 +93,7 @@ def cut_scores(condensed: np.ndarray, n: int, *, reference_size: int) -> tuple[l
     """Normalised score and labels at every threshold of GRID from one average-linkage tree."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    from clusterdiv.scoring import expected_richness, mode_counts
+    from clusterdiv.modes.scoring import expected_richness, mode_counts
 
     if n < 2:
         return [1.0 / reference_size * expected_richness(np.array([1]), reference_size)] * len(GRID), \

@@ -39,11 +39,12 @@ def load_texts(data: Path, name: str) -> list[str]:
 
 
 def measure(texts: list[str], *, seeds: int, cache_dir: Path) -> dict:
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.cluster import ClusterParams, cluster_vectors
-    from clusterdiv.embed import Embedder, embed_texts
-    from clusterdiv.pipeline import ScoreConfig, score
-    from clusterdiv.scoring import score_labels
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.modes.cluster import ClusterParams, cluster_vectors
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.modes.embed import Embedder, embed_texts
+    from clusterdiv.modes.scoring import score_labels
+    from clusterdiv.tasks.score import score
 
     params = ClusterParams().for_representation("text")
     with ModelCache(cache_dir) as cache:

@@ -8,7 +8,7 @@ intents, two of them rare in the real round 0): the real generator (SmolLM2-135M
 eval/results/generate.json) already lost both tail intents there. The next round is seeded three ways,
 each with the same number S of seed examples (S = what `seeds` emits):
 
-* `seeds`: `clusterdiv.actions.tail_seeds(previous batch, reference=REAL, per_mode=K)` (raw-text
+* `seeds`: `clusterdiv.tasks.actions.tail_seeds(previous batch, reference=REAL, per_mode=K)` (raw-text
   modes, no LLM call): real examples of every mode the batch lacks or under-covers;
 * `previous batch`: S examples drawn from the previous synthetic batch (what a naive loop does);
 * `random real`: S examples drawn uniformly from REAL (the control).
@@ -47,8 +47,8 @@ SEEDERS = ("seeds", "previous batch", "random real")
 def seed_sets(prev: list[tuple[str, str]], reference: list[tuple[str, str, str]], *, per_mode: int, rep: int,
               cache: Any) -> tuple[dict[str, list[tuple[str, str, bool]]], dict[str, Any]]:
     """Seeder -> [(text, intent, synthetic?)], all of one size; and what `seeds` reported."""
-    from clusterdiv.actions import tail_seeds
-    from clusterdiv.records import Example
+    from clusterdiv.core.records import Example
+    from clusterdiv.tasks.actions import tail_seeds
 
     res = tail_seeds([Example(id=f"syn{k}", text=t) for k, (t, _) in enumerate(prev)],
                      reference=[Example(id=i, text=t) for i, t, _ in reference], per_mode=per_mode,
@@ -89,7 +89,7 @@ def one_round(gen: G.Generator, seeds: list[tuple[str, str, bool]], *, seeder: s
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
     from eval.corpora import SUBSET_FIELD, load_dataset
 
     generated = json.loads((args.out / "generate.json").read_text())

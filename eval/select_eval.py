@@ -82,9 +82,9 @@ def dedup_subset(vectors: np.ndarray, budget: int, *, seed: int) -> tuple[list[i
 
 
 def run(data: Path, out: Path, seeds: list[int]) -> dict[str, Any]:
-    from clusterdiv.actions import select_subset
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.records import Example
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.core.records import Example
+    from clusterdiv.tasks.actions import select_subset
     from eval.corpora import load_dataset
     from eval.downstream import DEFAULT_CACHE, downstream_utility, embed
 
@@ -160,9 +160,9 @@ def run_seeds(data: Path, out: Path, seeds: list[int], per_mode: int = 3) -> dic
     sample of the reference). Figures: tail intents (the third rarest in the batch) with at least one
     seed, the share of seeds from those intents, and the share of seeds that are batch texts.
     """
-    from clusterdiv.actions import tail_seeds
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.records import Example
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.core.records import Example
+    from clusterdiv.tasks.actions import tail_seeds
     from eval.corpora import load_dataset
     from eval.downstream import DEFAULT_CACHE
 

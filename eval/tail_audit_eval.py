@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="tail_audit", help="results file stem under eval/results/")
     args = parser.parse_args(argv)
 
-    from clusterdiv.anchoring import audit_tail
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.embed import Embedder
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.modes.embed import Embedder
+    from clusterdiv.tasks.anchoring import audit_tail
 
     rows = [json.loads(line) for line in (args.data / "clinc150.jsonl").open(encoding="utf-8")]
     rows = [r for r in rows if r.get("intent") not in (None, "oos")]

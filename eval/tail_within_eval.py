@@ -12,7 +12,7 @@ neighbour rank and margin, evidence floor) is chosen by `--tune` on the CLINC150
 a fixed grid, by (number of datasets with precision and recall >= 0.8, then the worst per-dataset
 min(precision, recall), then aggregate F1; the first in grid order on a tie), and written to
 eval/results/tail_within_tuning.json. The chosen values are the library's defaults
-(clusterdiv/anchoring/tail.py). The HWU64 scenarios and HINT3 datasets are never looked at while
+(clusterdiv/tasks/anchoring/tail.py). The HWU64 scenarios and HINT3 datasets are never looked at while
 tuning: their figures are out of sample. Every run is scored with the old `nearest-seed` rule and
 the new `margin` rule on the same spec and batch.
 
@@ -120,9 +120,9 @@ def objective(runs: list[dict]) -> tuple[int, float, float]:
 def tune(args) -> None:
     import numpy as np
 
-    from clusterdiv.anchoring.tail import embedding_members, entry_similarities
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.embed import Embedder, embed_texts
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.modes.embed import Embedder, embed_texts
+    from clusterdiv.tasks.anchoring.tail import embedding_members, entry_similarities
 
     embedder = Embedder()
     prepared = []
@@ -172,7 +172,7 @@ def tune(args) -> None:
 
 
 def library_setting() -> dict:
-    from clusterdiv.anchoring import tail
+    from clusterdiv.tasks.anchoring import tail
 
     return {"threshold": tail.DEFAULT_SPEC_THRESHOLD, "seed_margin": tail.SEED_MARGIN,
             "neighbour_rank": tail.NEIGHBOUR_RANK, "neighbour_margin": tail.NEIGHBOUR_MARGIN,
@@ -183,11 +183,11 @@ def library_setting() -> dict:
 
 
 def evaluate(args) -> dict:
-    from clusterdiv.anchoring import audit_tail
-    from clusterdiv.anchoring.tail import margin_rule_text
-    from clusterdiv.cache import ModelCache
-    from clusterdiv.embed import Embedder
-    from clusterdiv.records import Example
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.core.records import Example
+    from clusterdiv.modes.embed import Embedder
+    from clusterdiv.tasks.anchoring import audit_tail
+    from clusterdiv.tasks.anchoring.tail import margin_rule_text
 
     in_sample = {ds.name for ds in load_datasets(args.data, IN_SAMPLE)}
     embedder = Embedder()

@@ -56,7 +56,7 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 
 def _examples(texts: list[str]):
-    from clusterdiv.records import Example, text_hash
+    from clusterdiv.core.records import Example, text_hash
 
     return [Example(id="t" + text_hash(t)[:16], text=t) for t in texts]
 
@@ -71,11 +71,11 @@ class Scorer:
     def __init__(self, *, model: str, cache_dir: Path | None, embed_fields: list[str] | None,
                  reference_size: int, seed: int = 0, criteria_reps: int = 1,
                  criteria_families: tuple[str, ...] = ("intent_count",)):
-        from clusterdiv.cache import ModelCache
-        from clusterdiv.embed import Embedder
+        from clusterdiv.core.cache import ModelCache
+        from clusterdiv.core.prompts import PromptTemplate
         from clusterdiv.llm.structured import LLMSettings
-        from clusterdiv.prompts import PromptTemplate
-        from clusterdiv.represent import copied_values
+        from clusterdiv.modes.embed import Embedder
+        from clusterdiv.modes.represent import copied_values
 
         self.cache = ModelCache(cache_dir)
         self.prompt = PromptTemplate.load()
@@ -91,10 +91,10 @@ class Scorer:
         self.extracted: set[str] = set()
 
     def prepare(self, texts: list[str], label: str, *, with_criteria: bool) -> dict[str, Any]:
-        from clusterdiv.embed import embed_texts
-        from clusterdiv.extract import extract_criteria
         from clusterdiv.llm.structured import CallStats
-        from clusterdiv.represent import criteria_text, degenerate_reason
+        from clusterdiv.modes.embed import embed_texts
+        from clusterdiv.modes.extract import extract_criteria
+        from clusterdiv.modes.represent import criteria_text, degenerate_reason
 
         unique = sorted(set(texts))
         cost: dict[str, Any] = {"unique_texts": len(unique), "model_calls": 0, "cache_hits": 0, "failures": 0,
@@ -283,7 +283,7 @@ FAMILY_NOTE = {
 
 
 def write_markdown(results: list[dict[str, Any]], analysis: dict[str, Any], meta: dict[str, Any]) -> str:
-    from clusterdiv.represent import DEFAULT_KIND, DEFAULT_THRESHOLDS
+    from clusterdiv.modes.represent import DEFAULT_KIND, DEFAULT_THRESHOLDS
 
     datasets = [r["dataset"] for r in results]
     crit_datasets = [d for d in datasets if d in meta["criteria_datasets"]]
@@ -338,7 +338,7 @@ def write_markdown(results: list[dict[str, Any]], analysis: dict[str, Any], meta
     L += [
         "",
         f"**Shipped default: representation `{DEFAULT_KIND}` at cosine distance "
-        f"{DEFAULT_THRESHOLDS[DEFAULT_KIND]}** (`clusterdiv.represent`); the in-sample choice over every dataset "
+        f"{DEFAULT_THRESHOLDS[DEFAULT_KIND]}** (`clusterdiv.modes.represent`); the in-sample choice over every dataset "
         f"is `{one['in_sample_setting']}`, and the leave-one-source-out choices are "
         + ", ".join(f"`{v}` ({k})" for k, v in one["folds"].items()) + ".",
         "",

@@ -35,7 +35,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def cache(cache_dir: Path):
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
 
     with ModelCache(cache_dir) as store:
         yield store
@@ -43,7 +43,7 @@ def cache(cache_dir: Path):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from clusterdiv.embed import Embedder
+    from clusterdiv.modes.embed import Embedder
 
     return Embedder()
 

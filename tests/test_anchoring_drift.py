@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from corpora import intent_corpus
 
-from clusterdiv.anchoring import drift, render_markdown
-from clusterdiv.anchoring.drift import share_shift
-from clusterdiv.cluster import ClusterParams
-from clusterdiv.errors import InputError
+from clusterdiv.core.errors import InputError
+from clusterdiv.modes.cluster import ClusterParams
+from clusterdiv.tasks.anchoring import drift, render_markdown
+from clusterdiv.tasks.anchoring.drift import share_shift
 
 IN = ["weather", "alarm", "transfer", "recipe", "music", "translate", "flight", "calories"]
 OFF = ["joke", "timer", "balance", "directions"]

@@ -12,10 +12,15 @@ import numpy as np
 import pytest
 from corpora import intent_corpus
 
-from clusterdiv.anchoring import check_lineage
-from clusterdiv.anchoring.lineage import DEFAULT_PARAPHRASE_THRESHOLD, max_jaccard, normalize_text, shingles
-from clusterdiv.errors import InputError
-from clusterdiv.records import Example
+from clusterdiv.core.errors import InputError
+from clusterdiv.core.records import Example
+from clusterdiv.tasks.anchoring import check_lineage
+from clusterdiv.tasks.anchoring.lineage import (
+    DEFAULT_PARAPHRASE_THRESHOLD,
+    max_jaccard,
+    normalize_text,
+    shingles,
+)
 
 INTENTS = ["weather", "alarm", "transfer", "recipe", "music", "translate", "flight", "calories", "joke",
            "timer", "directions"]

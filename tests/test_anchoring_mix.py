@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from corpora import intent_corpus
 
-from clusterdiv.anchoring import mix_budget
-from clusterdiv.errors import InputError
-from clusterdiv.records import Example
+from clusterdiv.core.errors import InputError
+from clusterdiv.core.records import Example
+from clusterdiv.tasks.anchoring import mix_budget
 
 
 def ex(i: int, text: str, source: str, label: str) -> Example:

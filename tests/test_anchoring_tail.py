@@ -15,16 +15,16 @@ import pytest
 from corpora import intent_corpus
 from rich.console import Console
 
-from clusterdiv.anchoring import audit_tail, load_tail_spec, render_markdown, render_table
-from clusterdiv.anchoring.tail import (
+from clusterdiv.core.errors import InputError
+from clusterdiv.core.records import Example
+from clusterdiv.tasks.anchoring import audit_tail, load_tail_spec, render_markdown, render_table
+from clusterdiv.tasks.anchoring.tail import (
     CONTROLS_PER_ENTRY,
     MIN_EVIDENCE,
     embedding_members,
     entry_similarities,
     seed_rank_share,
 )
-from clusterdiv.errors import InputError
-from clusterdiv.records import Example
 
 COMMON = ["weather", "music", "joke", "recipe", "flight", "translate"]
 

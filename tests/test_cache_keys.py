@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clusterdiv.cache import ModelCache
-from clusterdiv.embed import embed_texts, embedding_cache_key
+from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.prompts import PromptTemplate, prompts_dir
 from clusterdiv.llm.structured import LLMSettings, llm_cache_key
-from clusterdiv.prompts import PromptTemplate, prompts_dir
+from clusterdiv.modes.embed import embed_texts, embedding_cache_key
 
 
 def _key(prompt: PromptTemplate, text: str = "hello", **settings) -> str:

@@ -19,18 +19,19 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def test_cli_common_never_imports_cli_and_commands_use_the_shared_wrapper():
-    assert "clusterdiv.cli" not in _imported_modules(PACKAGE / "cli_common.py")
-    for module in sorted((PACKAGE / "commands").glob("*.py")):
+    assert not {"clusterdiv.cli", "clusterdiv.cli.root"} & _imported_modules(PACKAGE / "cli" / "common.py")
+    for module in sorted((PACKAGE / "cli" / "commands").glob("*.py")):
         source = module.read_text(encoding="utf-8")
         assert "clusterdiv.cli import" not in source, module.name
+        assert "clusterdiv.cli.root" not in _imported_modules(module), module.name
     enums = [p.name for p in PACKAGE.rglob("*.py")
              if "class OutputFormat(" in p.read_text(encoding="utf-8")]
-    assert enums == ["cli_common.py"]
+    assert enums == ["common.py"]
 
 
 def test_error_wrapper_maps_exit_code_and_adds_the_flag(capsys):
-    from clusterdiv.cli_common import handle_errors
-    from clusterdiv.errors import InputError
+    from clusterdiv.cli.common import handle_errors
+    from clusterdiv.core.errors import InputError
 
     with pytest.raises(typer.Exit) as exited, handle_errors(debug=False):
         raise InputError("the drop share must be between 0 and 1", option="drop_share")

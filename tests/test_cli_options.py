@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from clusterdiv.cli_common import OptionGroup, ScoreOptions, Seed, TextField, shared_options, vary
+from clusterdiv.cli.common import OptionGroup, ScoreOptions, Seed, TextField, shared_options, vary
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ def test_score_check_compare_and_explore_share_the_score_options():
                                                             "sample_width"}
     helps = {name: next(p.help for p in command.commands[name].params if p.name == "sample")
              for name in ("score", "compare", "explore")}
-    from clusterdiv.cli_common import Sample
+    from clusterdiv.cli.common import Sample
 
     assert helps == {"score": Sample.__metadata__[0].help,
                      "compare": "Common sample size (default: the smallest batch's)",

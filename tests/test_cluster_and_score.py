@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from clusterdiv.cluster import NOISE, ClusterParams, cluster_vectors
-from clusterdiv.scoring import (
+from clusterdiv.modes.cluster import NOISE, ClusterParams, cluster_vectors
+from clusterdiv.modes.scoring import (
     bootstrap_interval,
     expected_richness,
     extrapolated_richness,

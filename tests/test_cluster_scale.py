@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from clusterdiv.cluster import ClusterParams, cluster_vectors, sampled_average_linkage
-from clusterdiv.scoring import score_labels
+from clusterdiv.modes.cluster import ClusterParams, cluster_vectors, sampled_average_linkage
+from clusterdiv.modes.scoring import score_labels
 
 
 def modes(n_centres: int, per: int, dim: int = 24, spread: float = 0.25, seed: int = 0) -> np.ndarray:

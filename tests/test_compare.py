@@ -15,11 +15,11 @@ import sys
 import pytest
 from corpora import INTENT_TEMPLATES, intent_corpus
 
-from clusterdiv.compare import compare, holm, permutation_p_value
-from clusterdiv.compare_render import render_comparison_markdown
-from clusterdiv.errors import InputError
+from clusterdiv.core.errors import InputError
 from clusterdiv.llm.structured import LLMSettings
-from clusterdiv.pipeline import ScoreConfig
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.tasks.compare import compare, holm, permutation_p_value
+from clusterdiv.tasks.compare_render import render_comparison_markdown
 
 INTENTS = list(INTENT_TEMPLATES)
 
@@ -36,7 +36,7 @@ CONFIG = ScoreConfig(llm=LLMSettings(model="fake/echo"), criteria=["intent"], me
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory: pytest.TempPathFactory):
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
     from clusterdiv.llm.plugins import get_registry
 
     get_registry()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from clusterdiv.corpus import LoadedCorpus, SkippedRow, examples_from_texts, load_corpus
-from clusterdiv.errors import CorpusError, InputError
-from clusterdiv.records import Example
+from clusterdiv.core.errors import CorpusError, InputError
+from clusterdiv.core.records import Example
+from clusterdiv.io.corpus import LoadedCorpus, SkippedRow, examples_from_texts, load_corpus
 
 RECORDS: list[dict[str, object]] = [
     {"id": "a1", "text": "How do I sort a list in Python?", "label": "code", "source": "seed"},

@@ -18,11 +18,12 @@ import pytest
 import ray
 from typer.testing import CliRunner
 
-from clusterdiv.cache import ModelCache
 from clusterdiv.cli import app
+from clusterdiv.core.cache import ModelCache
 from clusterdiv.engine import KILL_ONCE_ENV, EngineSettings
-from clusterdiv.pipeline import ScoreConfig, score, score_run
-from clusterdiv.run import RunContext
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.modes.run import RunContext
+from clusterdiv.tasks.score import score, score_run
 
 pytestmark = pytest.mark.timeout(300)
 

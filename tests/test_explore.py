@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clusterdiv.explore import Exploration, explore, render_explorer_html
-from clusterdiv.explore.layout import UMAP_MIN_POINTS, layout_2d
-from clusterdiv.explore.naming import MEMBERS_SHOWN, NEIGHBOUR_EXAMPLES, ClusterMember, naming_inputs
+from clusterdiv.core.prompts import prompts_dir
 from clusterdiv.llm.structured import LLMSettings
-from clusterdiv.pipeline import ScoreConfig
-from clusterdiv.prompts import prompts_dir
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.tasks.explore import Exploration, explore, render_explorer_html
+from clusterdiv.tasks.explore.layout import UMAP_MIN_POINTS, layout_2d
+from clusterdiv.tasks.explore.naming import MEMBERS_SHOWN, NEIGHBOUR_EXAMPLES, ClusterMember, naming_inputs
 
 # One template per intent: the fake's criteria (first two words, last word) are the same within an
 # intent and different across intents; the middle word makes every text unique.
@@ -268,7 +268,7 @@ def test_cli_writes_the_page_and_the_json_and_bad_input_exits_2(tmp_path: Path, 
 
 
 def test_names_that_copy_the_worked_example_or_loop_on_a_word_are_not_trusted():
-    from clusterdiv.explore.naming import load_naming_prompt, suspect_answer
+    from clusterdiv.tasks.explore.naming import load_naming_prompt, suspect_answer
 
     prompt = load_naming_prompt()
     copied = prompt.spec.few_shot[0].output["name"]

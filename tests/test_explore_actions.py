@@ -12,8 +12,8 @@ from pathlib import Path
 from fake_llm import RAMBLE
 from test_explore import config, corpus, total_calls
 
-from clusterdiv.explore import explore
-from clusterdiv.explore.naming import ClusterMember, Grounding, content_words
+from clusterdiv.tasks.explore import explore
+from clusterdiv.tasks.explore.naming import ClusterMember, Grounding, content_words
 
 
 def test_a_rambling_description_is_replaced_by_the_criteria_and_counted(cache, fake_llm):
@@ -60,8 +60,8 @@ def test_grounding_needs_shared_words_and_the_cluster_among_the_best_fits():
 
 
 def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache, fake_llm):
-    from clusterdiv.actions.coverage import coverage_line
-    from clusterdiv.explore import render_explorer_html
+    from clusterdiv.reports.coverage import coverage_line
+    from clusterdiv.tasks.explore import render_explorer_html
 
     batch = [t for t, _ in corpus(["weather", "alarm", "music"])]
     reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]
@@ -82,8 +82,8 @@ def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache,
 def test_the_page_offers_the_subset_and_the_seeds_with_their_row_counts_and_no_extra_llm_call(cache, fake_llm):
     from test_explore import embedded_json
 
-    from clusterdiv.actions import select_subset, tail_seeds
-    from clusterdiv.explore import Exploration, render_explorer_html
+    from clusterdiv.tasks.actions import select_subset, tail_seeds
+    from clusterdiv.tasks.explore import Exploration, render_explorer_html
 
     batch = [t for t, _ in corpus(["weather", "alarm", "music"])]  # 24
     reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]

@@ -13,8 +13,8 @@ hypothesis = pytest.importorskip("hypothesis", reason="dev extra: hypothesis")
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from clusterdiv.corpus import LoadedCorpus, load_corpus_bytes  # noqa: E402
-from clusterdiv.errors import CorpusError  # noqa: E402
+from clusterdiv.core.errors import CorpusError  # noqa: E402
+from clusterdiv.io.corpus import LoadedCorpus, load_corpus_bytes  # noqa: E402
 
 FORMATS = ["jsonl", "json", "csv", "tsv", "txt", "parquet"]
 

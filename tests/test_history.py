@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from clusterdiv.errors import InputError
+from clusterdiv.core.errors import InputError
 from clusterdiv.history import HistoryStore
 from clusterdiv.history.gate import evaluate
 from clusterdiv.history.migrations import LATEST, migrate
@@ -31,7 +31,7 @@ from clusterdiv.history.store import (
     resolve_history_url,
 )
 from clusterdiv.history.trend import analyze, sparkline
-from clusterdiv.report import Report
+from clusterdiv.reports.report import Report
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

@@ -146,8 +146,8 @@ class _Evil:
 
 
 def _llm_key(text: str, model: str = "fake/echo") -> str:
+    from clusterdiv.core.prompts import PromptTemplate
     from clusterdiv.llm.structured import LLMSettings, llm_cache_key
-    from clusterdiv.prompts import PromptTemplate
 
     prompt = PromptTemplate.load()
     return llm_cache_key(prompt, {"text": text}, prompt.output_model, settings=LLMSettings(model=model))
@@ -221,7 +221,7 @@ def test_out_of_range_options_exit_2_naming_option_and_bound(option, value, boun
 
 
 def test_jinja_syntax_error_in_prompt_file_names_file_and_line(small_corpus, tmp_path, subprocess_env):
-    from clusterdiv.prompts import prompts_dir
+    from clusterdiv.core.prompts import prompts_dir
 
     original = (prompts_dir() / "extract_criteria.yaml").read_text()
     assert "{{ text }}" in original
@@ -528,7 +528,7 @@ def test_auth_comes_before_body_validation_and_readyz_says_little_without_a_toke
 
 
 def test_service_databases_and_cache_are_private(server):
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
 
     db = server.workdir / "service.sqlite"
     with server.client() as client:
@@ -547,7 +547,7 @@ def test_service_databases_and_cache_are_private(server):
 def test_cancel_a_running_job_stops_it_and_keeps_paid_answers(tmp_path):
     from service_server import ServerProcess, wait_for_job
 
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
 
     proc = ServerProcess(tmp_path, args=["--model", "fake/slow", "--workers", "1", "--llm-concurrency", "1"],
                          env={"FAKE_LLM_DELAY": "0.4"}).start()

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from clusterdiv.core.prompts import PromptTemplate
 from clusterdiv.llm.structured import CallStats, FatalLLMError, LLMSettings, agenerate_structured
-from clusterdiv.prompts import PromptTemplate
 
 
 @pytest.fixture

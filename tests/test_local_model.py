@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from corpora import INTENT_TEMPLATES, intent_corpus
 
-from clusterdiv.corpus import examples_from_texts
-from clusterdiv.pipeline import ScoreConfig, score
+from clusterdiv.io.corpus import examples_from_texts
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.tasks.score import score
 
 pytestmark = pytest.mark.slow
 

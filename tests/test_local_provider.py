@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from clusterdiv.core.prompts import PromptTemplate
 from clusterdiv.llm.plugins import get_registry
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
-from clusterdiv.prompts import PromptTemplate
 
 
 class StubLlama:

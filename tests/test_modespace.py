@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from clusterdiv.cache import ModelCache
+from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.records import Example
 from clusterdiv.llm.structured import LLMSettings
-from clusterdiv.modespace import BATCH, REFERENCE, build_mode_space
-from clusterdiv.pipeline import ScoreConfig
-from clusterdiv.records import Example
-from clusterdiv.run import RunContext
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.modes.modespace import BATCH, REFERENCE, build_mode_space
+from clusterdiv.modes.run import RunContext
 
 CONFIG = ScoreConfig(llm=LLMSettings(model="fake/picky"), representation={"kind": "criteria"},
                      clustering={"method": "agglomerative"})
@@ -66,7 +66,7 @@ def test_a_run_opens_its_own_cache_lazily_and_closes_it_once_and_never_a_given_o
 
 
 def test_explore_reads_the_reports_space_and_runs_no_stage_again(cache, fake_llm):
-    from clusterdiv.explore import explore
+    from clusterdiv.tasks.explore import explore
 
     texts = ["set an alarm for 6am", "set an alarm for noon", "play some jazz music", "play some rock music"]
     config = ScoreConfig(llm=LLMSettings(model="fake/echo"), metrics="none", bootstrap=5)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import clusterdiv.demo
+import clusterdiv.io.demo
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -151,11 +151,11 @@ def test_extract_criteria_works_inside_a_running_event_loop(fake_llm, cache):
     """A Jupyter kernel runs an event loop; the synchronous stage must still work there (it used to raise)."""
     import asyncio
 
-    from clusterdiv.extract import extract_criteria
+    from clusterdiv.core.prompts import PromptTemplate
     from clusterdiv.llm.structured import LLMSettings
-    from clusterdiv.prompts import PromptTemplate
+    from clusterdiv.modes.extract import extract_criteria
 
-    examples = clusterdiv.demo.load("real")[:3]
+    examples = clusterdiv.io.demo.load("real")[:3]
 
     async def inside_a_loop():
         return extract_criteria(examples, model=LLMSettings(model="fake/echo"), cache=cache,
@@ -169,11 +169,11 @@ def test_extract_criteria_works_inside_a_running_event_loop(fake_llm, cache):
 # ---------------------------------------------------------------- built-in demo data
 
 
-@pytest.mark.parametrize("name", clusterdiv.demo.DATASETS)
+@pytest.mark.parametrize("name", clusterdiv.io.demo.DATASETS)
 def test_demo_sets_load_with_unique_ids_and_gold_intents(name: str):
-    examples = clusterdiv.demo.load(name)
-    assert clusterdiv.demo.path(name) == clusterdiv.demo.path(f"{name}.jsonl")
-    assert clusterdiv.demo.path(name).parent == Path(clusterdiv.demo.__file__).parent  # inside the package
+    examples = clusterdiv.io.demo.load(name)
+    assert clusterdiv.io.demo.path(name) == clusterdiv.io.demo.path(f"{name}.jsonl")
+    assert clusterdiv.io.demo.path(name).parent == Path(clusterdiv.io.demo.__file__).parent  # inside the package
     assert 40 <= len(examples) <= 60  # the notebook's budget with the real model is ~100 examples
     assert len({e.id for e in examples}) == len(examples)
     assert len({e.text.lower() for e in examples}) == len(examples)  # no verbatim duplicates
@@ -181,14 +181,14 @@ def test_demo_sets_load_with_unique_ids_and_gold_intents(name: str):
 
 
 def test_demo_real_set_is_balanced_over_twelve_intents_with_a_tail():
-    counts = Counter(e.label for e in clusterdiv.demo.load("real"))
+    counts = Counter(e.label for e in clusterdiv.io.demo.load("real"))
     assert len(counts) == 12 and set(counts.values()) == {4}
     assert {"report_lost_card", "translate", "cancel_subscription"} <= set(counts)
 
 
 def test_demo_synthetic_set_collapsed_onto_head_intents():
-    real = Counter(e.label for e in clusterdiv.demo.load("real"))
-    synthetic = Counter(e.label for e in clusterdiv.demo.load("synthetic_collapsed"))
+    real = Counter(e.label for e in clusterdiv.io.demo.load("real"))
+    synthetic = Counter(e.label for e in clusterdiv.io.demo.load("synthetic_collapsed"))
     head = synthetic.most_common(3)
     assert {intent for intent, _ in head} == {"weather", "alarm", "play_music"}
     assert sum(n for _, n in head) >= 0.8 * sum(synthetic.values())
@@ -200,7 +200,7 @@ def test_demo_synthetic_set_collapsed_onto_head_intents():
 
 def test_demo_unknown_name_is_refused():
     with pytest.raises(ValueError, match="real, synthetic_collapsed"):
-        clusterdiv.demo.path("nope")
+        clusterdiv.io.demo.path("nope")
 
 
 def refresh(paths: list[Path]) -> None:

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from clusterdiv.compare import compare
-from clusterdiv.explore import explore
 from clusterdiv.llm.structured import LLMSettings
-from clusterdiv.pipeline import ScoreConfig, score
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.tasks.compare import compare
+from clusterdiv.tasks.explore import explore
+from clusterdiv.tasks.score import score
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("CLUSTERDIV_REGEN_GOLDEN") == "1"

@@ -7,11 +7,11 @@ import json
 
 from test_anchoring_mix import known_mix
 
-from clusterdiv.anchoring import mix_budget
-from clusterdiv.anchoring.render import render_markdown
 from clusterdiv.history.store import flatten_metrics
-from clusterdiv.report import Report
-from clusterdiv.sections import ClusterShare, ClusterShares, MixBudget, MixGroup
+from clusterdiv.reports.report import Report
+from clusterdiv.reports.sections import ClusterShare, ClusterShares, MixBudget, MixGroup
+from clusterdiv.tasks.anchoring import mix_budget
+from clusterdiv.tasks.anchoring.render import render_markdown
 
 
 def test_sections_are_models_and_round_trip():

@@ -12,9 +12,10 @@ import sys
 
 import pytest
 
-from clusterdiv import pipeline
-from clusterdiv.errors import InputError
-from clusterdiv.pipeline import ScoreConfig, sampling_policy, score
+from clusterdiv.core.errors import InputError
+from clusterdiv.modes.config import ScoreConfig
+from clusterdiv.tasks import score as score_task
+from clusterdiv.tasks.score import sampling_policy, score
 
 TOPICS = ["weather in paris", "an alarm at six", "jazz on the radio", "a flight to lima", "pancake recipes",
           "my card was declined", "translate thank you", "a ten minute timer", "calories in tacos",
@@ -28,14 +29,14 @@ CORPUS = [f"{frame.format(topic)} #{k}" for k in range(2) for topic in TOPICS fo
 
 @pytest.fixture
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "AUTO_SAMPLE_ABOVE", 200)
-    monkeypatch.setattr(pipeline, "AUTO_SAMPLE_START", 80)
+    monkeypatch.setattr(score_task, "AUTO_SAMPLE_ABOVE", 200)
+    monkeypatch.setattr(score_task, "AUTO_SAMPLE_START", 80)
 
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory):
     """One cache for the module: the corpus is embedded once, every later run reads it."""
-    from clusterdiv.cache import ModelCache
+    from clusterdiv.core.cache import ModelCache
 
     with ModelCache(tmp_path_factory.mktemp("sample_auto_cache")) as store:
         yield store

@@ -48,8 +48,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 def test_assignments_one_row_per_input_row_in_every_format(data, cache, tmp_path):
-    from clusterdiv.actions import assign_modes, write_assignments
-    from clusterdiv.pipeline import score
+    from clusterdiv.tasks.actions import assign_modes, write_assignments
+    from clusterdiv.tasks.score import score
 
     # a malformed row, skipped on load, still gets its row
     bad = tmp_path / "batch_bad.jsonl"
@@ -67,10 +67,10 @@ def test_assignments_one_row_per_input_row_in_every_format(data, cache, tmp_path
     assert {c.cluster_id: c.size for c in report.clusters} == {m: sizes[m] for m in (c.cluster_id
                                                                                       for c in report.clusters)}
     # the report leads with what is missing (6 of 8 reference intents are absent or rare in the batch)
-    from clusterdiv.actions._space import build_space
-    from clusterdiv.corpus import load_corpus
-    from clusterdiv.pipeline import ScoreConfig
-    from clusterdiv.report import render_markdown
+    from clusterdiv.io.corpus import load_corpus
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.reports.report import render_markdown
+    from clusterdiv.tasks.actions._space import build_space
 
     space = build_space(load_corpus(bad, skip_invalid=True, id_field="id").examples,
                         load_corpus(data["reference"], id_field="id").examples, config=ScoreConfig(), cache=cache)
@@ -110,7 +110,7 @@ def test_score_cli_writes_assignments(data, subprocess_env, tmp_path):
 
 
 def test_select_never_exceeds_budget_or_mix_cap_and_reruns_identically(data, cache):
-    from clusterdiv.actions import select_subset
+    from clusterdiv.tasks.actions import select_subset
 
     batch = _rows(data["batch"])
     source = {r["id"]: r["source"] for r in batch}
@@ -133,9 +133,9 @@ def test_select_never_exceeds_budget_or_mix_cap_and_reruns_identically(data, cac
 
 
 def test_select_covers_modes_and_follows_the_reference(data, cache):
-    from clusterdiv.actions import select_subset
-    from clusterdiv.corpus import load_corpus
-    from clusterdiv.pipeline import sample_examples
+    from clusterdiv.io.corpus import load_corpus
+    from clusterdiv.tasks.actions import select_subset
+    from clusterdiv.tasks.score import sample_examples
 
     batch = _rows(data["batch"])
     intent = {r["id"]: r["intent"] for r in batch}
@@ -179,7 +179,7 @@ def test_select_cli_writes_the_input_format(data, subprocess_env, tmp_path):
 
 
 def test_seeds_cover_the_lost_modes_and_never_emit_synthetic(data, cache, tmp_path):
-    from clusterdiv.actions import tail_seeds
+    from clusterdiv.tasks.actions import tail_seeds
 
     batch = _rows(data["batch"])
     reference = _rows(data["reference"])

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from clusterdiv.cache import ModelCache
+from clusterdiv.core.cache import ModelCache
 
 
 def test_plugins_metrics_and_the_local_fingerprint_import_no_litellm():

@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clusterdiv.errors import ClusterdivError
+from clusterdiv.core.errors import ClusterdivError
 
 EngineName = Literal["local", "ray"]
 
@@ -54,7 +54,7 @@ class EngineSettings(BaseModel):
     @classmethod
     def from_options(cls, name: str, address: str | None = None) -> EngineSettings:
         """The settings of `--engine NAME --ray-address ADDR`: a bad name or a stray address is an InputError."""
-        from clusterdiv.errors import InputError
+        from clusterdiv.core.errors import InputError
 
         if name not in ("local", "ray"):
             raise InputError(f"unknown engine {name!r}; choose local or ray", option="engine")

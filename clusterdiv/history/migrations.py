@@ -141,7 +141,7 @@ def current_version(conn: sa.Connection) -> int:
 
 def migrate(engine: sa.Engine, *, target: int = LATEST) -> list[int]:
     """Bring the database to `target` (default: latest); returns the versions applied now."""
-    from clusterdiv.errors import ClusterdivError
+    from clusterdiv.core.errors import ClusterdivError
 
     with engine.connect().execution_options(clusterdiv_write=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":

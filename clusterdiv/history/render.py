@@ -136,7 +136,7 @@ def plot_history(trends: Sequence[MetricTrend], path: Path, *, title: str) -> Pa
 
     shown = [t for t in trends if any(v is not None for v in t.values)]
     if not shown:
-        from clusterdiv.errors import InputError
+        from clusterdiv.core.errors import InputError
 
         raise InputError("no metric values to chart")
     cols = 2 if len(shown) > 1 else 1

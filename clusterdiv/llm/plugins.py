@@ -3,7 +3,7 @@
 Like simonw/llm's plugin hooks, anything that wants to add an LLM provider (the bundled local
 model, a company gateway, the fake model the tests use) registers a litellm custom handler here,
 and anything that wants to add a set metric registers it here too (`register_metric`, which
-lands in :mod:`clusterdiv.metrics.registry`; reports, history, `track` and `check` then know it).
+:mod:`clusterdiv.metrics.registry` reads on first use; reports, history, `track` and `check` then know it).
 Plugins are found through the `clusterdiv.plugins` entry-point group and through the
 `CLUSTERDIV_PLUGINS` environment variable (comma-separated module names with a `register(registry)`
 function), which is how the CLI tests inject a fake model into a subprocess.
@@ -28,6 +28,8 @@ class ProviderRegistry:
         self.handlers: dict[str, Any] = {}
         self.fingerprinters: dict[str, Any] = {}
         self._lazy: dict[str, Any] = {}  # provider -> handler factory, run on first use (see handler_for)
+        self.metrics: list[dict[str, Any]] = []  # plugin metrics, in registration order
+        self.metric_sink: Any = None  # metrics.registry.register_metric, once the metric registry has loaded
 
     def register_llm_provider(self, name: str, handler: Any, fingerprint: Any = None) -> None:
         """Route `name/<model>` to `handler` (a litellm CustomLLM-compatible object).
@@ -56,11 +58,17 @@ class ProviderRegistry:
             self.fingerprinters[name] = fingerprint
 
     def register_metric(self, name: str, compute: Any, *, group: str = "lexical", meaning: str,
-                        direction: int = 1) -> Any:
-        """Add a set metric: see :func:`clusterdiv.metrics.registry.register_metric`."""
-        from clusterdiv.metrics.registry import register_metric
+                        direction: int = 1) -> None:
+        """Add a set metric: see :func:`clusterdiv.metrics.registry.register_metric`.
 
-        return register_metric(name, compute, group=group, meaning=meaning, direction=direction)
+        This layer sits below the metrics and never imports them: the metric registry reads what
+        was registered before it loaded (`metrics.registry.load_plugins`) and installs itself as
+        `metric_sink` for what comes after; it checks the name and settings.
+        """
+        metric = {"name": name, "compute": compute, "group": group, "meaning": meaning, "direction": direction}
+        self.metrics.append(metric)
+        if self.metric_sink is not None:
+            self.metric_sink(**metric)
 
     def fingerprint(self, model: str) -> str:
         provider, _, suffix = model.partition("/")

@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
-from clusterdiv.cache import ModelCache, make_key, stable_hash
-from clusterdiv.errors import ClusterdivError
+from clusterdiv.core.cache import ModelCache, make_key, stable_hash
+from clusterdiv.core.errors import ClusterdivError
+from clusterdiv.core.prompts import PromptTemplate
 from clusterdiv.llm import DEFAULT_LLM
 from clusterdiv.llm.plugins import get_registry
-from clusterdiv.prompts import PromptTemplate
 
 
 class LLMSettings(BaseModel):

@@ -325,7 +325,10 @@ def load_plugins() -> None:
     _plugins_loaded = True
     from clusterdiv.llm.plugins import get_registry
 
-    get_registry()
+    plugins = get_registry()
+    for metric in plugins.metrics:
+        register_metric(**metric)
+    plugins.metric_sink = register_metric
 
 
 def register_metric(name: str, compute: MetricCompute, *, group: str = "lexical", meaning: str,

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import TypeAdapter, ValidationError
 
 from clusterdiv import __version__
-from clusterdiv.errors import ClusterdivError, CorpusTooLarge
+from clusterdiv.core.errors import ClusterdivError, CorpusTooLarge
 from clusterdiv.service.jobs import JobRecord, JobStore
 from clusterdiv.service.schemas import (
     ERROR_RESPONSES,
@@ -192,7 +192,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         options: Annotated[str | None, Form(description="JobOptions as JSON")] = None,
     ) -> JobView:
         """Submit a `score` job by uploading the corpus file (parsed in memory, never saved)."""
-        from clusterdiv.corpus import load_corpus_bytes
+        from clusterdiv.io.corpus import load_corpus_bytes
 
         def parse(upload: UploadFile, data: bytes) -> list[InputExample]:
             # decompression is capped by the body limit too: a small .gz cannot unpack into gigabytes
@@ -333,7 +333,7 @@ def _webgl(exploration: dict[str, Any]) -> dict[str, str]:
 
 
 def _explorer_html(exploration: dict[str, Any]) -> str:
-    from clusterdiv.explore import render_explorer_html
-    from clusterdiv.explore.model import Exploration
+    from clusterdiv.tasks.explore import render_explorer_html
+    from clusterdiv.tasks.explore.model import Exploration
 
     return render_explorer_html(Exploration.model_validate(exploration))

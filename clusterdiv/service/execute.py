@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from clusterdiv.cache import ModelCache
-from clusterdiv.corpus import examples_from_texts
-from clusterdiv.errors import InputError
+from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.errors import InputError
+from clusterdiv.core.records import Example
+from clusterdiv.io.corpus import examples_from_texts
 from clusterdiv.llm.structured import LLMSettings
-from clusterdiv.records import Example
 from clusterdiv.service.jobs import JobResult
 from clusterdiv.service.schemas import (
     AuditJob,
@@ -53,7 +53,7 @@ def resolve_model(options: JobOptions, settings: ServiceSettings) -> str:
 
 
 def score_config(options: JobOptions, settings: ServiceSettings) -> Any:
-    from clusterdiv.pipeline import ScoreConfig
+    from clusterdiv.modes.config import ScoreConfig
 
     return ScoreConfig(
         llm=LLMSettings(model=resolve_model(options, settings), concurrency=settings.llm_concurrency),
@@ -132,8 +132,8 @@ def execute_job(request: ScoreJob | CompareJob | AuditJob | SelectJob | SeedsJob
 
 def _score(request: ScoreJob, *, job_id: str, settings: ServiceSettings, cache: ModelCache,
            progress: Any) -> JobResult:
-    from clusterdiv.explore import explore
-    from clusterdiv.report import render_markdown
+    from clusterdiv.reports.report import render_markdown
+    from clusterdiv.tasks.explore import explore
 
     examples = to_examples(request.texts, what="texts")
     reference = to_examples(request.reference, what="reference") if request.reference else None
@@ -152,8 +152,8 @@ def _score(request: ScoreJob, *, job_id: str, settings: ServiceSettings, cache: 
 
 
 def _compare(request: CompareJob, *, settings: ServiceSettings, cache: ModelCache, progress: Any) -> JobResult:
-    from clusterdiv.compare import compare
-    from clusterdiv.compare_render import render_comparison_markdown
+    from clusterdiv.tasks.compare import compare
+    from clusterdiv.tasks.compare_render import render_comparison_markdown
 
     batches = {name: to_examples(texts, what=f"batch {name!r}") for name, texts in request.batches.items()}
     reference = to_examples(request.reference, what="reference") if request.reference else None
@@ -163,8 +163,8 @@ def _compare(request: CompareJob, *, settings: ServiceSettings, cache: ModelCach
 
 
 def _audit(request: AuditJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
-    from clusterdiv.anchoring import audit_tail
-    from clusterdiv.anchoring import render_markdown as render_anchoring_markdown
+    from clusterdiv.tasks.anchoring import audit_tail
+    from clusterdiv.tasks.anchoring import render_markdown as render_anchoring_markdown
 
     examples = to_examples(request.texts, what="texts")
     model = LLMSettings(model=resolve_model(request.options, settings), concurrency=settings.llm_concurrency)
@@ -175,20 +175,20 @@ def _audit(request: AuditJob, *, settings: ServiceSettings, cache: ModelCache) -
 
 def _act(request: SelectJob | SeedsJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
     """`select` (the subset's texts and ids, before/after figures) or `seeds` (one entry per lacking mode)."""
-    from clusterdiv.commands.actions import seeds_summary, select_markdown
+    from clusterdiv.tasks.actions.render import seeds_summary, select_markdown
 
     examples = to_examples(request.texts, what="texts")
     reference = to_examples(request.reference, what="reference") if request.reference else None
     config = score_config(request.options, settings).model_copy(update={"metrics": "none"})
     if isinstance(request, SelectJob):
-        from clusterdiv.actions import select_subset
+        from clusterdiv.tasks.actions import select_subset
 
         chosen = select_subset(examples, budget=request.budget, reference=reference, max_share=request.max_share,
                                config=config, cache=cache)
         result = chosen.model_dump(mode="json") | {
             "command": "select", "selected": [{"id": e.id, "text": e.text} for e in chosen.examples]}
         return JobResult(result=result, markdown=select_markdown(chosen))
-    from clusterdiv.actions import tail_seeds
+    from clusterdiv.tasks.actions import tail_seeds
 
     seeds = tail_seeds(examples, reference=reference, per_mode=request.per_mode,
                        include_under=not request.missing_only, config=config, cache=cache)

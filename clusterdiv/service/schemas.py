@@ -96,8 +96,8 @@ class AuditJob(_JobBase):
 
     @model_validator(mode="after")
     def _valid_tail(self) -> AuditJob:
-        from clusterdiv.anchoring.tail import parse_tail_spec
-        from clusterdiv.errors import ClusterdivError
+        from clusterdiv.core.errors import ClusterdivError
+        from clusterdiv.tasks.anchoring.tail import parse_tail_spec
 
         try:
             parse_tail_spec(self.tail, source="tail")

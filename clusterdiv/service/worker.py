@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from clusterdiv.cache import ModelCache
-from clusterdiv.errors import ClusterdivError
+from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.errors import ClusterdivError
 from clusterdiv.service.execute import JobCancelled, StoreProgress, execute_job
 from clusterdiv.service.jobs import JobRecord, JobStore, new_worker_name
 from clusterdiv.service.schemas import JobRequest

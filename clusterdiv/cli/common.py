@@ -1,0 +1,414 @@
+"""What every CLI command shares: options, the output formats, the error wrapper, progress, output.
+
+The option aliases are declared once here. Options that travel together are declared once more as
+an `OptionGroup` (`ScoreOptions`: everything `score` needs to read the input and build the modes);
+a command takes a whole group as one parameter and `@shared_options` spreads it into the flags typer
+shows, so `score`, `check`, `compare` and `explore` cannot drift apart in what `--model` or
+`--threshold` means, and each builds its ScoreConfig and load options the same way. `handle_errors` is the one error contract: one line on
+stderr, `ClusterdivError.exit_code` as the exit status (1 for anything else, 130 on Ctrl-C), the
+traceback only with `--debug`. This module never imports `clusterdiv.cli` (no import cycle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, get_args, get_origin, get_type_hints
+
+import typer
+from rich.console import Console
+
+stderr = Console(stderr=True)
+
+OPTION_FLAGS: dict[str, str] = {"drop_window": "--window"}
+"""Library parameter -> CLI flag, for parameters whose flag is not `--` + the name in kebab case."""
+
+
+def flag_for(option: str) -> str:
+    """The CLI flag of a library parameter named in an error (`text_field` -> `--text-field`)."""
+    return OPTION_FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+def fail(exc: BaseException, debug: bool) -> NoReturn:
+    """Print one line (traceback only with --debug) and exit with the error's code.
+
+    A `ClusterdivError` whose `option` names the library parameter at fault gets the CLI flag
+    appended (the library's message never names a flag).
+    """
+    from clusterdiv.core.errors import ClusterdivError
+
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    code = exc.exit_code if isinstance(exc, ClusterdivError) else 1
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, ClusterdivError):
+        message = f"{type(exc).__name__}: {message}"
+    elif getattr(exc, "option", None) and flag_for(exc.option) not in message:
+        message = f"{message} ({flag_for(exc.option)})"
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def handle_errors(debug: bool) -> Iterator[None]:
+    """The CLI's error contract around a command body (see the module docstring)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached; rerun to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # one line per error; traceback only with --debug
+        fail(exc, debug)
+
+
+class RichProgress:
+    """Rich bars on stderr with done/total counts and cache hits per stage."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("cached {task.fields[cached]}"), TimeElapsedColumn(),
+            console=stderr, transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._cached: dict[str, int] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, stage: str, total: int) -> None:
+        self._cached[stage] = 0
+        self._tasks[stage] = self._progress.add_task(stage, total=total, cached=0)
+
+    def advance(self, stage: str, n: int = 1, *, cached: bool = False) -> None:
+        if cached:
+            self._cached[stage] += n
+        self._progress.update(self._tasks[stage], advance=n, cached=self._cached[stage])
+
+    def finish(self, stage: str) -> None:
+        pass
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+Format = Annotated[OutputFormat, typer.Option("--format", help="Output format")]
+Output = Annotated[Path | None, typer.Option(help="Write the report here instead of stdout")]
+Model = Annotated[str, typer.Option(help="Any litellm model string; local/smollm2 runs offline")]
+EmbeddingModel = Annotated[str, typer.Option(help="sentence-transformers name or path")]
+Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for sampling, UMAP, bootstrap and the LLM")]
+TextField = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
+IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
+LabelField = Annotated[str | None, typer.Option(help="Field holding a gold label")]
+def _sample_option(value: str) -> int | str:
+    """`--sample N|auto|all`, refused at parse time (exit 2, one line) in the words of the other bounds."""
+    text = str(value).strip().lower()
+    if text in ("auto", "all"):
+        return text
+    try:
+        number = int(text)
+    except ValueError:
+        raise typer.BadParameter("Input should be a positive number, auto or all") from None
+    if number < 1:
+        raise typer.BadParameter("Input should be greater than or equal to 1")
+    return number
+
+
+Sample = Annotated[str | None, typer.Option(
+    parser=_sample_option, metavar="N|auto|all",
+    help="Score a seeded random sample of N examples; auto: a sample grown until the interval is "
+         "--sample-width wide; all: every example (default: all up to 20,000 examples, auto above)")]
+SampleWidth = Annotated[float, typer.Option(min=0.001, max=0.5,
+                                            help="--sample auto: width of the score's 95% interval to reach")]
+
+
+SkipInvalid = Annotated[bool, typer.Option(help="Skip and count malformed rows instead of failing")]
+PromptFile = Annotated[Path | None, typer.Option(help="Your own criteria prompt (YAML)")]
+Criteria = Annotated[str | None, typer.Option(help="Comma-separated criteria to embed")]
+
+
+class RepresentationChoice(str, Enum):
+    text = "text"
+    criteria = "criteria"
+    hybrid = "hybrid"
+
+
+RepresentationOpt = Annotated[RepresentationChoice | None, typer.Option(
+    "--representation",
+    help="What the modes are built from: text (raw-text embeddings, no LLM; the validated default), "
+         "criteria (LLM criteria) or hybrid (both)")]
+TextWeight = Annotated[float | None, typer.Option(
+    min=0.0, max=1.0, help="hybrid: weight of the text view, the criteria get the rest (default 0.75)")]
+Threshold = Annotated[float | None, typer.Option(
+    min=0.01, max=1.99, help="Cosine distance at which modes stop merging (default: the representation's own)")]
+
+
+def representation_settings(representation: RepresentationChoice | None, text_weight: float | None,
+                            threshold: float | None) -> dict[str, Any]:
+    """ScoreConfig fields for the representation options (only those given)."""
+    out: dict[str, Any] = {}
+    rep: dict[str, Any] = {}
+    if representation is not None:
+        rep["kind"] = representation.value
+    if text_weight is not None:
+        rep["text_weight"] = text_weight
+    if rep:
+        out["representation"] = rep
+    if threshold is not None:
+        out["clustering"] = {"distance_threshold": threshold}
+    return out
+ApiBase = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
+ApiKey = Annotated[str | None, typer.Option(
+    envvar="CLUSTERDIV_API_KEY", show_envvar=True,
+    help="LLM API key (default: the provider's own variable, e.g. OPENAI_API_KEY; none needed for a "
+         "local --api-base)")]
+
+
+class InputFormat(str, Enum):
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+    tsv = "tsv"
+    parquet = "parquet"
+    txt = "txt"
+    hf_dataset = "hf_dataset"
+
+
+InputFormatOpt = Annotated[InputFormat | None, typer.Option(
+    "--input-format", help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")]
+Concurrency = Annotated[int, typer.Option(min=1, max=256, help="Concurrent LLM requests")]
+ReferenceSize = Annotated[int, typer.Option(min=2, help="Sample size the normalised score refers to")]
+Metrics = Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")]
+Reference = Annotated[Path | None, typer.Option(help="Real data to compare against (MAUVE, recall, shares)")]
+CacheDir = Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")]
+Progress = Annotated[bool, typer.Option(help="Show progress bars on stderr")]
+Debug = Annotated[bool, typer.Option(help="Show tracebacks")]
+HistoryDb = Annotated[str | None, typer.Option(
+    help="History database: a file path or SQLAlchemy URL (or $CLUSTERDIV_HISTORY_DB)")]
+Owner = Annotated[str | None, typer.Option(help="Who owns this dataset / produced this batch")]
+Tags = Annotated[list[str] | None, typer.Option("--tag", help="Tag the recorded run (repeatable)")]
+BatchId = Annotated[str | None, typer.Option(help="Batch id in history (default: content hash prefix)")]
+
+
+def build_config(*, model: str, embedding_model: str, seed: int, sample: int | str | None,
+                 prompt_file: Path | None, criteria: str | None, api_base: str | None, concurrency: int,
+                 reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
+                 text_weight: float | None = None, threshold: float | None = None,
+                 api_key: str | None = None, sample_width: float | None = None) -> Any:
+    """The ScoreConfig `score` would build from the same options (metric names validated)."""
+    from clusterdiv.core.errors import InputError
+    from clusterdiv.llm.structured import LLMSettings
+    from clusterdiv.metrics.registry import validate_selection
+    from clusterdiv.modes.config import ScoreConfig
+
+    try:
+        validate_selection(metrics)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return ScoreConfig(
+        llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency),
+        embedding_model=embedding_model,
+        prompt_file=str(prompt_file) if prompt_file else None,
+        criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
+        seed=seed, sample=sample, reference_size=reference_size, metrics=metrics,
+        **({"sample_width": sample_width} if sample_width is not None else {}),
+        **representation_settings(representation, text_weight, threshold),
+    )
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool) -> Iterator[Any]:
+    """Rich bars on stderr when wanted and stderr is a terminal (or forced), else None."""
+    if enabled and (stderr.is_terminal or os.environ.get("CLUSTERDIV_FORCE_PROGRESS")):
+        with RichProgress() as bars:
+            yield bars
+    else:
+        yield None
+
+
+def write_text(text: str, output: Path | None, *, note: str = "written to") -> None:
+    """To `output` when given (with a note on stderr), else stdout; always newline-terminated."""
+    text = text if text.endswith("\n") else text + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        stderr.print(f"{note} {output}")
+
+
+def emit_report(report: Any, output_format: OutputFormat, output: Path | None, *,
+                markdown: Callable[[Any], str], table: Callable[[Any], None], width: int = 140) -> None:
+    """A report as JSON, markdown or a rich table, on stdout or into `output` (noted on stderr).
+
+    `table(console)` draws the table; written to a file it is drawn `width` columns wide, since
+    there is no terminal to measure.
+    """
+    from rich.console import Console
+
+    if output_format is OutputFormat.json:
+        text = report.to_json()
+    elif output_format is OutputFormat.markdown:
+        text = markdown(report)
+    elif output is None:
+        table(Console())
+        return
+    else:
+        from io import StringIO
+
+        buffer = StringIO()
+        table(Console(file=buffer, width=width))
+        text = buffer.getvalue()
+    write_text(text, output, note="report written to")
+
+
+# --------------------------------------------------------------------------------------------------
+# option groups: options several commands share, declared once
+
+
+@dataclasses.dataclass(frozen=True)
+class Vary:
+    """How one command takes a shared group: without some of its options, or with its own for some."""
+
+    omit: tuple[str, ...] = ()
+    override: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def vary(*omit: str, **override: Any) -> Vary:
+    """`Annotated[ScoreOptions, vary("api_key", sample=MySample)]`: the group less `--api-key`, own `--sample`."""
+    return Vary(omit, override)
+
+
+class OptionGroup:
+    """Base of a frozen dataclass whose fields are typer options (the aliases above) with defaults.
+
+    An omitted option (see `vary`) keeps its field default, so a command without `--api-key` gets
+    the same object as one run without the flag.
+    """
+
+    def cache(self) -> Any:
+        """The model cache at the group's `--cache-dir`, for a `with` block (opened once, closed once)."""
+        from clusterdiv.core.cache import ModelCache
+
+        return ModelCache(self.cache_dir)  # type: ignore[attr-defined]
+
+    @classmethod
+    def parameters(cls, how: Vary) -> list[inspect.Parameter]:
+        """The group's options as the parameters typer reads, in field order."""
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        unknown = (set(how.omit) | set(how.override)) - {f.name for f in fields}
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no option(s) {sorted(unknown)}")
+        hints = get_type_hints(cls, include_extras=True)
+        return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                  annotation=how.override.get(f.name, hints[f.name]))
+                for f in fields if f.name not in how.omit]
+
+
+def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Let a typer command take an `OptionGroup` parameter: its options become the command's flags.
+
+    The signature typer reads has the group's options in place of the group parameter; the command
+    itself is called with one group instance built from them. All parameters become keyword-only
+    (typer passes everything by name), so a group may follow options that have defaults.
+    """
+    hints = get_type_hints(command, include_extras=True)
+    params: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type[OptionGroup], list[str]]] = {}
+    for param in inspect.signature(command).parameters.values():
+        hint = hints.get(param.name, param.annotation)
+        base, extras = (get_args(hint)[0], get_args(hint)[1:]) if get_origin(hint) is Annotated else (hint, ())
+        if isinstance(base, type) and issubclass(base, OptionGroup):
+            how = next((e for e in extras if isinstance(e, Vary)), Vary())
+            spread = base.parameters(how)
+            groups[param.name] = (base, [p.name for p in spread])
+            params += spread
+        else:
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hint))
+    names = [p.name for p in params]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise TypeError(f"{command.__name__}: options {clashes} are declared twice (omit them from the group)")
+
+    @functools.wraps(command)
+    def run(**values: Any) -> Any:
+        for name, (group, members) in groups.items():
+            values[name] = group(**{m: values.pop(m) for m in members})
+        return command(**values)
+
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    return run
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreOptions(OptionGroup):
+    """What `score` needs to read the input and build the modes; `check`, `compare`, `explore` take it too."""
+
+    model: Model = "local/smollm2"
+    embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
+    sample: Sample = None
+    sample_width: SampleWidth = 0.02
+    seed: Seed = 0
+    text_field: TextField = None
+    id_field: IdField = None
+    label_field: LabelField = None
+    skip_invalid: SkipInvalid = False
+    prompt_file: PromptFile = None
+    criteria: Criteria = None
+    representation: RepresentationOpt = None
+    text_weight: TextWeight = None
+    threshold: Threshold = None
+    api_base: ApiBase = None
+    api_key: ApiKey = None
+    concurrency: Concurrency = 4
+    reference_size: ReferenceSize = 100
+    metrics: Metrics = "all"
+    reference: Reference = None
+    cache_dir: CacheDir = None
+    progress: Progress = True
+    input_format: InputFormatOpt = None
+    debug: Debug = False
+
+    def config(self) -> Any:
+        """The ScoreConfig (metric names validated)."""
+        return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed,
+                            sample=self.sample,
+                            prompt_file=self.prompt_file, criteria=self.criteria, api_base=self.api_base,
+                            api_key=self.api_key, concurrency=self.concurrency,
+                            reference_size=self.reference_size, metrics=self.metrics,
+                            representation=self.representation, text_weight=self.text_weight,
+                            threshold=self.threshold, sample_width=self.sample_width)
+
+    def load_options(self) -> dict[str, Any]:
+        """`load_corpus` options for the input."""
+        return {"text_field": self.text_field, "id_field": self.id_field, "label_field": self.label_field,
+                "skip_invalid": self.skip_invalid, "format": self.input_format.value if self.input_format else None}
+
+    def reference_load_options(self) -> dict[str, Any]:
+        """`load_corpus` options for the reference: its ids and labels are not the batch's."""
+        return {"text_field": self.text_field, "skip_invalid": self.skip_invalid}
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[tuple[Any, Any]]:
+        """The model cache (opened once, closed once) and the progress bars, if wanted."""
+        with self.cache() as cache, progress_bars(self.progress) as bars:
+            yield cache, bars

@@ -1,0 +1,283 @@
+"""From raw rows to validated `Example`s: the text field chosen, ids and labels checked, bad rows
+raised or skipped. One place for every format, so a row means the same whatever file it came from."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+from decimal import Decimal
+
+from clusterdiv.core.errors import CorpusError
+from clusterdiv.core.records import Example
+from clusterdiv.io.corpus._types import TEXT_FIELD_CANDIDATES, CorpusFormat, LoadedCorpus, Parsed, SkippedRow
+
+_MISSING = object()
+_DROP = object()
+
+
+class ContentIds:
+    """Content-derived ids made unique by occurrence order.
+
+    Duplicate texts are kept (they are exactly what a diversity measure must see), so the second
+    copy of a text gets `<id>-2`, the third `<id>-3`: unique within the corpus, and the same on every
+    load of the same file.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def make(self, text: str, **fields: object) -> Example:
+        example = Example.from_text(text, **fields)
+        count = self._counts.get(example.id, 0) + 1
+        self._counts[example.id] = count
+        if count > 1:
+            example = example.model_copy(update={"id": f"{example.id}-{count}"})
+        return example
+
+
+def build(
+    parsed: Parsed,
+    *,
+    shown: str,
+    fmt: CorpusFormat,
+    text_field: str | None,
+    id_field: str | None,
+    label_field: str | None,
+    skip_invalid: bool,
+) -> LoadedCorpus:
+    if not parsed.rows:
+        raise CorpusError("no examples found (the input is empty)", path=shown)
+    field: str | None = text_field
+    if parsed.plain:
+        given = [opt for opt, v in (("text", text_field), ("id", id_field), ("label", label_field)) if v]
+        if given:
+            raise CorpusError(
+                f"--{'/--'.join(g + '-field' for g in given)} cannot be used: this input holds "
+                "plain strings, not records",
+                path=shown,
+            )
+    elif parsed.fields:
+        field = _choose_text_field(parsed.fields, text_field, shown)
+        for option, name in (("--id-field", id_field), ("--label-field", label_field)):
+            if name is not None and name not in parsed.fields:
+                raise CorpusError(
+                    f"{option} {name!r} not found; available fields: {_field_list(parsed.fields)}",
+                    path=shown,
+                )
+    not_meta = {name for name in (field, id_field, label_field) if name is not None}
+
+    examples: list[Example] = []
+    skipped: list[SkippedRow] = []
+    content_ids = ContentIds()
+    first_line_of_id: dict[str, int | None] = {}
+
+    for row in parsed.rows:
+        reason: str | None = row.error
+        if reason is None:
+            value = row.value
+            if parsed.plain:
+                if not isinstance(value, str):
+                    reason = f"expected a string, got {json_type(value)}"
+                elif not value.strip():
+                    reason = "text is empty"
+                else:
+                    examples.append(content_ids.make(value, source_line=row.line, meta={}))
+                    continue
+            elif not isinstance(value, dict):
+                reason = f"expected a JSON object, got {json_type(value)}"
+            elif field is None:
+                reason = "record has no fields"
+            else:
+                text, reason = _text_value(value, field)
+                label: str | None = None
+                if reason is None and label_field is not None:
+                    label, reason = label_value(value.get(label_field), label_field)
+                ex_id: str | None = None
+                if reason is None and id_field is not None:
+                    ex_id, reason = _id_value(value.get(id_field, _MISSING), id_field)
+                    if reason is None and ex_id in first_line_of_id:
+                        reason = f"duplicate id {ex_id!r} (first on line {first_line_of_id[ex_id]})"
+                if reason is None:
+                    assert text is not None
+                    meta = {k: v for k, v in value.items() if k not in not_meta}
+                    if not parsed.native:
+                        meta = {k: c for k, v in meta.items() if (c := _jsonable(v)) is not _DROP}
+                    if ex_id is None:
+                        examples.append(content_ids.make(text, label=label, source_line=row.line, meta=meta))
+                    else:
+                        first_line_of_id[ex_id] = row.line
+                        examples.append(
+                            Example(id=ex_id, text=text, label=label, source_line=row.line, meta=meta)
+                        )
+                    continue
+        assert reason is not None
+        if not skip_invalid:
+            raise CorpusError(reason, path=shown, line=row.line)
+        skipped.append(SkippedRow(line=row.line, reason=reason))
+
+    if not examples:
+        first = skipped[0]
+        raise CorpusError(
+            f"no valid examples: all {len(skipped)} rows were skipped "
+            f"(first, line {first.line}: {first.reason})",
+            path=shown,
+        )
+    return LoadedCorpus(
+        path=shown,
+        format=fmt,
+        text_field=None if parsed.plain else field,
+        examples=examples,
+        skipped=skipped,
+        content_hash=_content_hash(examples),
+    )
+
+
+def _choose_text_field(fields: list[str], requested: str | None, shown: str) -> str:
+    """Auto-detect only when unambiguous: measuring the wrong column would give a plausible, wrong score."""
+    if requested is not None:
+        if requested not in fields:
+            raise CorpusError(
+                f"text field {requested!r} not found; available fields: {_field_list(fields)}",
+                path=shown,
+            )
+        return requested
+    present = [name for name in TEXT_FIELD_CANDIDATES if name in fields]
+    if len(present) == 1:
+        return present[0]
+    if "text" in present:
+        return "text"
+    if present:
+        raise CorpusError(
+            f"several possible text fields ({', '.join(present)}); pass --text-field to choose "
+            f"(available fields: {_field_list(fields)})",
+            path=shown,
+        )
+    raise CorpusError(
+        f"no text field found (looked for {', '.join(TEXT_FIELD_CANDIDATES)}); available fields: "
+        f"{_field_list(fields)}; pass --text-field",
+        path=shown,
+    )
+
+
+def _text_value(record: dict[str, object], field: str) -> tuple[str | None, str | None]:
+    """Return (text, None) or (None, reason)."""
+    value = record.get(field, _MISSING)
+    if value is _MISSING:
+        return None, f"missing text field {field!r}"
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return _chat_text(value, field)
+    if not isinstance(value, str):
+        return None, f"text field {field!r} is {json_type(value)}, expected a string"
+    if not value.strip():
+        return None, f"text field {field!r} is empty"
+    return value, None
+
+
+def _chat_text(turns: list[object], field: str) -> tuple[str | None, str | None]:
+    """Join the user turns of a chat record: the prompts are what synthetic-data diversity is about."""
+    parts: list[str] = []
+    for turn in turns:
+        if not isinstance(turn, dict):
+            return None, f"field {field!r} mixes chat turns with {json_type(turn)}"
+        role = turn.get("role", turn.get("from"))
+        if role not in ("user", "human"):
+            continue
+        content = turn.get("content", turn.get("value"))
+        if isinstance(content, list):  # OpenAI-style content parts
+            content = "\n".join(
+                part["text"]
+                for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+        if not isinstance(content, str):
+            return None, f"a user turn in {field!r} has {json_type(content)} content, expected a string"
+        if content.strip():
+            parts.append(content)
+    if not parts:
+        return None, f"chat field {field!r} has no user turn with text"
+    return "\n\n".join(parts), None
+
+
+def _id_value(value: object, field: str) -> tuple[str | None, str | None]:
+    if value is _MISSING or value is None:
+        return None, f"missing id field {field!r}"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None, f"id field {field!r} is {json_type(value)}, expected a string or integer"
+    text = str(value)
+    if not text.strip():
+        return None, f"id field {field!r} is empty"
+    return text, None
+
+
+def label_value(value: object, field: str) -> tuple[str | None, str | None]:
+    """Labels are compared as strings, so `1` from JSON and `"1"` from CSV mean the same label."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None, None
+    if isinstance(value, bool):
+        return ("true" if value else "false"), None
+    if isinstance(value, (str, int, float)):
+        return str(value), None
+    return None, f"label field {field!r} is {json_type(value)}, expected a scalar"
+
+
+def _jsonable(value: object) -> object:
+    """Make meta values JSON-safe: Parquet and Arrow hand back dates, decimals, bytes and NaN."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        converted = {str(k): _jsonable(v) for k, v in value.items()}
+        return {k: v for k, v in converted.items() if v is not _DROP}
+    if isinstance(value, (list, tuple)):
+        return [None if (c := _jsonable(v)) is _DROP else c for v in value]
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _DROP  # binary blobs (images, audio) do not belong in lineage metadata
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return _jsonable(item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _field_list(fields: list[str], limit: int = 20) -> str:
+    if not fields:
+        return "(none)"
+    shown = ", ".join(fields[:limit])
+    return shown + (f", ... ({len(fields) - limit} more)" if len(fields) > limit else "")
+
+
+def _content_hash(examples: list[Example]) -> str:
+    """Hash (id, text) in order, length-prefixed so no two different corpora can share a byte stream."""
+    digest = hashlib.sha256()
+    for example in examples:
+        for part in (example.id, example.text):
+            encoded = part.encode("utf-8")
+            digest.update(len(encoded).to_bytes(8, "big"))
+            digest.update(encoded)
+    return digest.hexdigest()

@@ -1,0 +1,31 @@
+"""Lead with what is missing: one line on coverage against the reference, for the report's header.
+
+A batch explored against real data is first of all a question of what it lacks. The line counts the
+shared modes the batch has no example of (`missing`) or under-covers (`under`), the share of the real
+data they hold, and then names the largest over-produced modes, so the answer is on the first screen
+instead of far down a table sorted by discrepancy.
+"""
+
+from __future__ import annotations
+
+from clusterdiv.reports.sections import ClusterShares
+
+
+def coverage_line(shares: ClusterShares | None, *, top_over: int = 3) -> str | None:
+    """None without a reference (no `Report.cluster_shares`)."""
+    if not shares or not shares.clusters:
+        return None
+    rows = shares.clusters
+    real_modes = [r for r in rows if r.reference_count > 0]
+    missing = [r for r in real_modes if r.flag == "missing"]
+    under = [r for r in real_modes if r.flag == "under"]
+    lacking_share = sum(r.reference_share for r in missing + under)
+    over = sorted((r for r in rows if r.flag in ("over", "batch_only")),
+                  key=lambda r: -(r.batch_share - r.reference_share))[:top_over]
+    line = (f"coverage vs the reference: the batch lacks {len(missing) + len(under)} of {len(real_modes)} real modes "
+            f"({len(missing)} missing, {len(under)} under-covered), holding {lacking_share:.1%} of the real data")
+    if over:
+        line += "; most over-produced: " + ", ".join(
+            f"mode {r.cluster_id} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)"
+            for r in over)
+    return line

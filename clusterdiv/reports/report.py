@@ -1,0 +1,351 @@
+"""The report every command produces: one pydantic model, rendered as JSON, a table or markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from clusterdiv.core.records import RepresentationInfo
+from clusterdiv.reports.sections import CLUSTER_SHARES, ClusterShares, Drift, Lineage, MixBudget, TailAudit
+
+MIN_SAMPLES_FOR_INTERVAL = 3
+"""Below this many scored samples the bootstrap intervals of the score are degenerate (a single
+example always resamples to itself): they are reported as n/a, with a warning, not as zero-width."""
+
+
+class ValueCount(BaseModel):
+    value: str
+    count: int
+
+
+class ClusterSummary(BaseModel):
+    cluster_id: int
+    size: int
+    share: float
+    example_ids: list[str]
+    criteria_summary: str
+    top_values: dict[str, list[ValueCount]] = Field(default_factory=dict)
+
+
+class FailureRecord(BaseModel):
+    example_id: str
+    reason: str
+
+
+class Failures(BaseModel):
+    count: int = 0
+    reasons: list[FailureRecord] = Field(default_factory=list)
+
+
+class SkippedInput(BaseModel):
+    count: int = 0
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Truncations(BaseModel):
+    """Texts cut to `limit_chars` before the LLM saw them (the metrics still use the full text)."""
+
+    count: int = 0
+    limit_chars: int | None = None
+    example_ids: list[str] = Field(default_factory=list, description="the first 20 truncated examples")
+
+
+class SamplingStep(BaseModel):
+    scored: int
+    ci95_width: float | None = Field(description="width of score_normalized's 95% interval at this size")
+
+
+class Sampling(BaseModel):
+    """How many of the loaded examples the report was computed on, and how its interval treats that.
+
+    Every number in a report (headline, modes, set metrics) is computed on the same `scored`
+    examples; `population` is how many were loaded.
+    """
+
+    policy: Literal["all", "fixed", "auto"]
+    population: int
+    scored: int
+    target_width: float | None = Field(default=None, description="auto: the interval width it grew the sample to")
+    steps: list[SamplingStep] = Field(default_factory=list, description="auto: each sample size tried")
+    note: str
+
+
+def count_truncations(examples: Any, limit_chars: int) -> Truncations:
+    cut = [e.id for e in examples if len(e.text) > limit_chars]
+    return Truncations(count=len(cut), limit_chars=limit_chars, example_ids=cut[:20])
+
+
+def metric_warnings(metrics: dict[str, Any]) -> list[str]:
+    """One line per set metric that is undefined (n/a) for this input, or whose interval is."""
+    out = []
+    for name, m in (metrics or {}).items():
+        if not isinstance(m, dict) or "value" not in m:
+            continue
+        details = m.get("details") or {}
+        if m.get("value") is None:
+            out.append(f"{name} is n/a: {details.get('reason', 'undefined for this input')}")
+        elif details.get("ci_skipped") and str(details["ci_skipped"]).startswith("n="):
+            out.append(f"{name}: no interval, {details['ci_skipped']}")
+    return out
+
+
+def skipped_line(count: int, rows: list[dict[str, Any]]) -> str:
+    first = "; ".join(f"line {r.get('line')}: {r.get('reason')}" for r in rows[:3])
+    return f"{count} malformed rows skipped (--skip-invalid), e.g. {first}"
+
+
+def _ci_text(ci: Any) -> str:
+    return f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "n/a"
+
+
+class RunConfig(BaseModel):
+    model: str
+    model_fingerprint: str
+    embedding_model: str
+    embedding_fingerprint: str
+    prompt_file: str
+    prompt_sha256: str
+    embedded_criteria: list[str]
+    seed: int
+    sample: int | Literal["auto", "all"] | None
+    reference_size: int
+    clustering: dict[str, Any]
+    clustering_method: str
+    clusterdiv_version: str
+    engine: str = "local"  # where extraction and embedding ran (clusterdiv.engine); the answer is the same
+
+
+class Timings(BaseModel):
+    """Measurements of this run; the only section that differs between two identical runs."""
+
+    load_s: float = 0.0
+    extract_s: float = 0.0
+    embed_s: float = 0.0
+    cluster_s: float = 0.0
+    score_s: float = 0.0
+    metrics_s: float = 0.0
+    total_s: float = 0.0
+    llm_calls: int = 0
+    llm_cache_hits: int = 0
+    embedding_calls: int = 0
+    embedding_cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Report(BaseModel):
+    """One report type for every command.
+
+    `score` fills the headline fields; commands that do not cluster (e.g. `mix`) leave them None and
+    fill their own section instead, so tools reading the JSON handle a single shape.
+    """
+
+    command: str = "score"
+    source: str | None = None
+    content_hash: str | None = None
+    n_input: int
+    n_samples: int | None = None
+    n_clusters: int | None = None
+    n_noise: int | None = None
+    n_modes: int | None = None
+    score: float | None = None
+    score_normalized: float | None = None
+    ci95: tuple[float, float] | None = None
+    ci95_normalized: tuple[float, float] | None = None
+    normalization: str | None = None
+    clusters: list[ClusterSummary] = Field(default_factory=list)
+    failed: Failures = Field(default_factory=Failures)
+    skipped: SkippedInput = Field(default_factory=SkippedInput)
+    modes_from: RepresentationInfo | None = Field(
+        default=None, description="the representation the modes were built from: text, criteria or both")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    tail_audit: TailAudit | None = None
+    mix: MixBudget | None = None
+    lineage: Lineage | None = None
+    drift: Drift | None = None
+    config: RunConfig | None = None
+    sampling: Sampling | None = None
+    truncated: Truncations = Field(default_factory=Truncations)
+    warnings: list[str] = Field(default_factory=list)
+    timings: Timings = Field(default_factory=Timings)
+
+    @model_validator(mode="after")
+    def _undefined_is_na(self) -> Report:
+        """Too few samples for an interval, undefined metrics, truncations: n/a and a warning each."""
+        notes = list(self.warnings)
+        n = self.n_samples
+        if self.command == "score" and n is not None and n < MIN_SAMPLES_FOR_INTERVAL and (
+                self.ci95 is not None or self.ci95_normalized is not None):
+            self.ci95 = self.ci95_normalized = None
+            notes.append(f"{n} scored sample{'s' if n != 1 else ''}: too few for the score's 95% intervals "
+                         f"(n/a below {MIN_SAMPLES_FOR_INTERVAL})")
+        notes += metric_warnings(self.metrics)
+        if self.truncated.count:
+            notes.append(f"{self.truncated.count} text(s) longer than {self.truncated.limit_chars} characters "
+                         "were cut for the LLM (criteria come from the first part only)")
+        self.warnings = list(dict.fromkeys(notes))
+        return self
+
+    @property
+    def cluster_shares(self) -> ClusterShares | None:
+        """Per-mode shares of the batch vs the reference (`score --reference`), typed; None without one.
+
+        Not a metric: it is kept under `metrics["cluster_shares"]` only so the JSON (and every report
+        already written) keeps its shape; `metric_values` leaves it out."""
+        raw = (self.metrics or {}).get(CLUSTER_SHARES)
+        if not raw:
+            return None
+        return raw if isinstance(raw, ClusterShares) else ClusterShares.model_validate(raw)
+
+    def metric_values(self) -> dict[str, Any]:
+        """The set metrics proper, by name (everything in `metrics` but the shares section)."""
+        return {name: m for name, m in (self.metrics or {}).items() if name != CLUSTER_SHARES}
+
+    def to_json(self, *, indent: int | None = 2, exclude_timings: bool = False) -> str:
+        data = self.model_dump(mode="json", exclude={"timings"} if exclude_timings else None)
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+
+
+def render_markdown(report: Report, *, top: int = 10) -> str:
+    lines = [
+        "# clusterdiv report",
+        "",
+        f"- source: `{report.source}`" if report.source else "- source: (in-memory texts)",
+        f"- samples scored: **{report.n_samples}** of {report.n_input} "
+        f"({report.failed.count} failed extraction, {report.skipped.count} skipped on load)",
+        f"- distinct modes: **{report.n_modes}** ({report.n_clusters} clusters + {report.n_noise} noise singletons)",
+        f"- score (modes / samples): **{report.score:.3f}** (95% CI {_ci_text(report.ci95)})",
+        f"- normalised score: **{report.score_normalized:.3f}** (95% CI {_ci_text(report.ci95_normalized)}); "
+        f"{report.normalization}",
+        f"- texts cut for the LLM: {report.truncated.count}"
+        + (f" (longer than {report.truncated.limit_chars} characters)" if report.truncated.count else ""),
+        f"- model `{report.config.model}`, embeddings `{report.config.embedding_model}`, "
+        f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
+        f"clustering {report.config.clustering_method}",
+        *([f"- {representation_line(report)}"] if report.modes_from is not None else []),
+        *([f"- **{line}**"] if (line := _coverage(report)) else []),  # issue 17: lead with what is missing
+        "",
+        "## Largest clusters",
+        "",
+        "| cluster | size | share | criteria | example ids |",
+        "| ---: | ---: | ---: | --- | --- |",
+    ]
+    for c in report.clusters[:top]:
+        lines.append(
+            f"| {c.cluster_id} | {c.size} | {c.share:.1%} | {c.criteria_summary} | {', '.join(c.example_ids)} |"
+        )
+    if report.metrics:
+        lines += ["", "## Set metrics", "", "| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
+        for name, m in report.metric_values().items():
+            ci = m.get("ci95")
+            ci_text = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
+            value = m.get("value")
+            value_text = f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+            lines.append(f"| {name} | {value_text} | {ci_text} | {m.get('meaning', '')} |")
+    shares = report.cluster_shares
+    if shares is not None:
+        lines += ["", "## Modes versus the reference (shared clustering)", "",
+                  "| cluster | batch share | reference share | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
+        for row in shares.clusters[:top]:
+            lines.append(f"| {row.cluster_id} | {row.batch_share:.1%} | {row.reference_share:.1%} | "
+                         f"{row.flag} | {row.criteria_summary} |")
+    if report.failed.count:
+        lines += ["", f"## Failed extractions ({report.failed.count})", ""]
+        lines += [f"- `{f.example_id}`: {f.reason}" for f in report.failed.reasons[:20]]
+    if report.skipped.count:
+        lines += ["", f"- {skipped_line(report.skipped.count, report.skipped.rows)}"]
+    if report.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report.warnings]
+    t = report.timings
+    lines += [
+        "",
+        f"_timings: total {t.total_s:.1f}s (extract {t.extract_s:.1f}s, embed {t.embed_s:.1f}s, "
+        f"cluster {t.cluster_s:.1f}s); LLM calls {t.llm_calls}, LLM cache hits {t.llm_cache_hits}, "
+        f"embeddings computed {t.embedding_calls}, embedding cache hits {t.embedding_cache_hits}_",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _coverage(report: Report) -> str | None:
+    from clusterdiv.reports.coverage import coverage_line
+
+    return coverage_line(report.cluster_shares)
+
+
+def representation_line(report: Report) -> str:
+    """One line saying what the modes were built from, at what threshold, and every fallback."""
+    r = report.modes_from
+    if r is None:
+        return ""
+    if r.kind == "text":
+        what = "raw-text embeddings (no LLM)"
+    elif r.kind == "criteria":
+        what = f"LLM criteria {r.embedded_criteria}"
+    else:
+        w = r.text_weight if r.text_weight is not None else 0.5
+        what = f"text x {w:g} + LLM criteria {r.embedded_criteria} x {1 - w:g}"
+    line = f"modes from {what}, cosine distance {r.distance_threshold:g}"
+    if r.n_text_fallback:
+        line += f"; {r.n_text_fallback} examples by their text alone (" + ", ".join(
+            f"{k}: {v}" for k, v in r.fallback_reasons.items()) + ")"
+    return line
+
+
+def render_table(report: Report, console: Any, *, top: int = 10) -> None:
+    """Rich terminal view: headline, largest clusters, metrics, failures, cost."""
+    from rich.table import Table
+
+    console.print(
+        f"[bold]diversity score[/bold] {report.score:.3f} "
+        f"(95% CI {_ci_text(report.ci95)})   "
+        f"[bold]normalised[/bold] {report.score_normalized:.3f} (95% CI {_ci_text(report.ci95_normalized)})"
+    )
+    console.print(
+        f"{report.n_modes} distinct modes = {report.n_clusters} clusters + {report.n_noise} noise singletons, "
+        f"over {report.n_samples} samples ({report.failed.count} failed, {report.skipped.count} skipped, "
+        f"{report.truncated.count} truncated); {report.normalization}"
+    )
+    if report.modes_from is not None:
+        console.print(representation_line(report), highlight=False)
+    if line := _coverage(report):  # issue 17: lead with what is missing
+        console.print(f"[bold]{line}[/bold]", highlight=False)
+    table = Table(title="Largest clusters", show_lines=False)
+    for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
+                         ("mode", "left"), ("example ids", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for c in report.clusters[:top]:
+        table.add_row(str(c.cluster_id), str(c.size), f"{c.share:.1%}", c.criteria_summary,
+                      ", ".join(c.example_ids[:3]))
+    console.print(table)
+    if report.metrics:
+        mt = Table(title="Set metrics")
+        for col in ("metric", "value", "95% CI", "meaning"):
+            mt.add_column(col)
+        for name, m in report.metric_values().items():
+            ci = m.get("ci95")
+            value = m.get("value")
+            mt.add_row(name, f"{value:.4f}" if isinstance(value, (int, float)) else "n/a",
+                       f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "", m.get("meaning", ""))
+        console.print(mt)
+    shares = report.cluster_shares
+    if shares is not None:
+        st = Table(title="Modes versus the reference (most discrepant first)")
+        for col in ("cluster", "batch", "reference", "flag", "mode"):
+            st.add_column(col)
+        for row in shares.clusters[:top]:
+            st.add_row(str(row.cluster_id), f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
+                       row.flag, row.criteria_summary)
+        console.print(st)
+    if report.failed.count:
+        console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "
+                      + "; ".join(f"{f.example_id}: {f.reason}" for f in report.failed.reasons[:3]))
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    t = report.timings
+    console.print(
+        f"[dim]total {t.total_s:.1f}s | LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}) | "
+        f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits}) | "
+        f"model {report.config.model} | prompt {report.config.prompt_sha256[:12]}[/dim]"
+    )

@@ -1,0 +1,37 @@
+"""Text renderings of `select` and `seeds` results, shared by the CLI and the service's job reports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clusterdiv.tasks.actions.seeds import SeedsResult
+    from clusterdiv.tasks.actions.select import SelectResult
+
+
+def pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def select_markdown(result: SelectResult) -> str:
+    b, a = result.before, result.after
+    lines = [f"# clusterdiv select: {result.n_selected} of {result.n_input} (budget {result.budget})", "",
+             f"- modes: {result.n_modes} ({result.method}); {result.weighting}",
+             f"- seed {result.seed}" + (f"; real share cap {result.real_share:.0%} = {result.real_cap} examples"
+                                       if result.real_share is not None else "")
+             + (f"; at most {result.mode_cap} per mode" if result.mode_cap is not None else ""), "",
+             "| | examples | real | modes touched | normalised score | real data in missing modes "
+             "| share distance to reference |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, f in (("before", b), ("after", a)):
+        lines.append(f"| {name} | {f.n} | {'' if f.real is None else f.real} | {f.n_modes} | "
+                     f"{f.score_normalized:.3f} | {pct(f.reference_share_missing)} | "
+                     f"{'' if f.share_distance is None else f'{f.share_distance:.3f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_summary(result: SeedsResult) -> str:
+    excluded = ", ".join(f"{k}: {v}" for k, v in sorted(result.excluded.items())) or "none"
+    return (f"{result.n_lacking} of {result.n_modes} real modes lacking in the batch ({result.n_missing} missing, "
+            f"{result.n_lacking - result.n_missing} under-covered; {result.reference_share_lacking:.1%} of the real "
+            f"data); {sum(len(m.seeds) for m in result.modes)} seeds; reference rows excluded as possibly "
+            f"synthetic: {excluded}")

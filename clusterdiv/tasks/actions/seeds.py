@@ -1,0 +1,161 @@
+"""Real tail seeds for the next round: real examples of every mode the batch lacks or under-covers.
+
+Generating the next round from the last round's output compounds the generator's biases; seeding it
+from real examples of the modes it lost recovers them. For each shared mode (batch and reference
+clustered together, as in the report's `cluster_shares`) flagged `missing` or `under`, the result
+gives the mode's shares, its summary and most common criteria (LLM representations), and `per_mode`
+real examples of it in farthest-point order (the most central first, then the most different), as
+one JSONL line per mode, ready to fill a generation prompt.
+
+No synthetic example is ever emitted as a seed. A reference row is excluded when
+* its `source_field` says it is not real (any value outside `real_values`), or it declares
+  `seed_source` synthetic, or
+* the recursion guard (`check_lineage`, the `lineage` command) flags it against the batch and any
+  earlier synthetic batches given: an exact or near duplicate or a paraphrase of a synthetic
+  example, or a declared synthetic parent. A real example that a synthetic one paraphrased is
+  excluded too: the guard cannot tell which came first, and a seed must be beyond doubt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.errors import InputError
+from clusterdiv.core.records import Example
+from clusterdiv.tasks.actions._space import REF_PREFIX, build_space, spread_order, top_criteria
+
+DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
+SYNTHETIC_SEED_VALUES = ("synthetic", "generated", "model", "llm")
+
+
+class Seed(BaseModel):
+    id: str
+    text: str
+
+
+class SeedMode(BaseModel):
+    mode_id: int
+    flag: str
+    reference_share: float
+    batch_share: float
+    reference_count: int
+    batch_count: int
+    summary: str
+    criteria: dict[str, list[str]] = Field(default_factory=dict)
+    seeds: list[Seed]
+    note: str = ""
+
+
+class SeedsResult(BaseModel):
+    n_batch: int
+    n_reference: int
+    per_mode: int
+    n_modes: int
+    n_lacking: int = Field(description="shared modes the batch lacks (missing) or under-covers (under)")
+    n_missing: int
+    reference_share_lacking: float = Field(description="share of the reference in those modes")
+    excluded: dict[str, int] = Field(description="reference rows never used as seeds, by reason")
+    excluded_ids: list[str]
+    modes: list[SeedMode]
+
+    def jsonl(self) -> str:
+        return "".join(json.dumps(m.model_dump(mode="json"), ensure_ascii=False) + "\n" for m in self.modes)
+
+
+def _declared_synthetic(e: Example, source_field: str, real: set[str]) -> str | None:
+    if source_field in e.meta and str(e.meta[source_field]).strip().lower() not in real:
+        return f"{source_field}={e.meta[source_field]}"
+    seed_source = e.meta.get("seed_source")
+    if isinstance(seed_source, str) and seed_source.strip().lower() in SYNTHETIC_SEED_VALUES:
+        return f"seed_source={seed_source}"
+    return None
+
+
+def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequence[Any] = (),
+               source_field: str = "source", real_values: Sequence[str] = DEFAULT_REAL_VALUES,
+               include_under: bool = True, config: Any = None, cache: ModelCache | None = None,
+               load_options: dict[str, Any] | None = None, reference_load_options: dict[str, Any] | None = None,
+               **overrides: Any) -> SeedsResult:
+    """Seeds for every mode the batch lacks (and, with `include_under`, under-covers); see the module."""
+    from clusterdiv.io.corpus import as_examples
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.modes.run import RunContext
+    from clusterdiv.tasks.anchoring.lineage import check_lineage
+
+    if per_mode < 1:
+        raise InputError(f"--per-mode must be at least 1, got {per_mode}")
+    if reference is None:
+        raise InputError("seeds come from real data: give --reference")
+    config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
+    with RunContext(cache=cache) as run:
+        examples, _ = as_examples(batch, load_options=load_options or {})
+        ref, _ = as_examples(reference, load_options=reference_load_options or {})
+        if not examples:
+            raise InputError("the batch is empty")
+        if not ref:
+            raise InputError("the reference is empty")
+        earlier = [as_examples(a, load_options=load_options or {})[0] for a in against]
+        real = {v.strip().lower() for v in real_values}
+        excluded: dict[str, str] = {}
+        for e in ref:
+            why = _declared_synthetic(e, source_field, real)
+            if why is not None:
+                excluded[e.id] = why
+        candidates = [e for e in ref if e.id not in excluded]
+        if candidates:
+            # a mix's real rows are not synthetic: only the rest of the batch is guarded against
+            batch_synthetic = [e for e in examples if not (
+                source_field in e.meta and str(e.meta[source_field]).strip().lower() in real)]
+            synthetic = [a for a in (batch_synthetic, *earlier) if a]
+        else:
+            synthetic = []
+        if candidates and synthetic:
+            guard = check_lineage(candidates, against=synthetic, real=None,
+                                  embedding_model=config.embedding_model, cache=run.cache, max_listed=0)
+            assert guard.lineage is not None
+            for i in guard.lineage.flagged_ids:
+                excluded.setdefault(i, "recursion guard: copy or paraphrase of synthetic data")
+        space = build_space(examples, ref, config=config, cache=run.cache)
+
+    flags = ("missing", "under") if include_under else ("missing",)
+    lacking = [r for r in space.shares.values() if r["flag"] in flags]
+    lacking.sort(key=lambda r: (-(r["reference_share"] - r["batch_share"]), r["cluster_id"]))
+    by_mode: dict[int, list[int]] = {}
+    for k, lab in enumerate(space.labels.tolist()):
+        if not space.is_batch[k] and lab >= 0:  # a batch id may itself start with `ref:`
+            by_mode.setdefault(lab, []).append(k)
+    text_of = {e.id: e.text for e in ref}
+    modes = []
+    for r in lacking:
+        m = r["cluster_id"]
+        rows = [k for k in by_mode.get(m, []) if space.ids[k][len(REF_PREFIX):] not in excluded]
+        order = spread_order(space.vectors[rows], limit=per_mode) if rows else []
+        seeds = [Seed(id=(i := space.ids[rows[j]][len(REF_PREFIX):]), text=text_of[i]) for j in order]
+        members = [space.extractions[space.ids[k]] for k in by_mode.get(m, []) if space.ids[k] in space.extractions]
+        note = "" if seeds else "every real example of this mode was excluded as possibly synthetic"
+        modes.append(SeedMode(
+            mode_id=m, flag=r["flag"], reference_share=r["reference_share"], batch_share=r["batch_share"],
+            reference_count=r["reference_count"], batch_count=r["batch_count"], summary=r["criteria_summary"],
+            criteria=top_criteria(members), seeds=seeds, note=note))
+    reasons: dict[str, int] = {}
+    for why in excluded.values():
+        key = why.split("=")[0] + "=..." if "=" in why else why
+        reasons[key] = reasons.get(key, 0) + 1
+    return SeedsResult(
+        n_batch=len(examples), n_reference=len(ref), per_mode=per_mode, n_modes=len(space.shares),
+        n_lacking=len(lacking), n_missing=sum(1 for r in lacking if r["flag"] == "missing"),
+        reference_share_lacking=sum(r["reference_share"] for r in lacking), excluded=reasons,
+        excluded_ids=sorted(excluded), modes=modes)
+
+
+def write_seeds(result: SeedsResult, path: str | Path | None) -> str:
+    text = result.jsonl()
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,298 @@
+"""Compare several batches (e.g. generators) at the same sample size in one shared clustering.
+
+Why one clustering: cluster ids from separate runs mean nothing to each other, and each run's
+clustering adapts to its own data. Clustering the union once puts every batch in the same mode
+space, so "batch A has 4 modes where B has 11" and "cluster 3 is 40% of A but 5% of the rest" are
+statements about the same modes. Why the same sample size: the raw score (modes / samples) falls
+with size, so batches are subsampled (seeded) to a common n, the smallest batch's by default.
+
+Scores from a comparison are comparable with each other, not with standalone `score` runs: the
+shared clustering of the union is not the clustering each batch would get alone (a larger set
+may be clustered with UMAP + HDBSCAN where a small batch alone gets the agglomerative fallback).
+
+Significance (score_normalized only): a two-sided permutation test per pair. The shared-cluster
+labels of both batches are pooled and randomly split into two groups of the original sizes
+(`permutations` times, seeded); the p-value is the share of splits whose score difference is at
+least the observed one. p-values are Holm-adjusted across all pairs; a pair differs significantly
+when the adjusted p < alpha. The test holds the clustering fixed, like the intervals. Whether the
+95% intervals overlap is reported alongside, as a quick visual check, not as the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.errors import ClusterdivError, InputError
+from clusterdiv.core.progress import ProgressReporter
+from clusterdiv.core.records import Example, RepresentationInfo
+from clusterdiv.modes.cluster import NOISE
+from clusterdiv.modes.modespace import REFERENCE, ModeRow
+from clusterdiv.modes.scoring import expected_richness, mode_counts, score_labels
+from clusterdiv.modes.shares import ClusterShare, cluster_shares
+from clusterdiv.reports.report import ClusterSummary, RunConfig
+
+STAGE_TIMINGS = ("load_s", "extract_s", "embed_s", "cluster_s", "score_s", "metrics_s", "total_s")
+SIGNIFICANCE_METHOD = (
+    "two-sided permutation test on score_normalized ({permutations} seeded relabelings of the pooled "
+    "shared-cluster labels per pair), Holm-adjusted across pairs, alpha {alpha}"
+)
+
+
+class BatchResult(BaseModel):
+    name: str
+    source: str | None = None
+    content_hash: str | None = None
+    n_available: int = Field(description="examples in the batch before subsampling")
+    n_input: int = Field(description="examples sampled for comparison (same for every batch)")
+    n_samples: int = Field(description="examples scored (sampled minus failed extractions)")
+    n_failed: int
+    n_clusters: int
+    n_noise: int
+    n_modes: int
+    score: float
+    score_normalized: float
+    ci95: tuple[float, float]
+    ci95_normalized: tuple[float, float]
+    rank: int = Field(description="1 = most diverse by score_normalized")
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class PairwiseTest(BaseModel):
+    a: str
+    b: str
+    difference: float = Field(description="score_normalized of a minus b")
+    p_value: float
+    p_adjusted: float
+    significant: bool
+    cis_overlap: bool
+
+
+class Representation(BaseModel):
+    """Shared-cluster shares of one batch against a comparison set (other batches, or the reference)."""
+
+    batch: str
+    versus: Literal["others", "reference"]
+    over: list[int] = Field(description="clusters at >= 2x the comparison share, or only in this batch")
+    under: list[int] = Field(description="clusters at <= 0.5x the comparison share, or absent here")
+    clusters: list[ClusterShare]
+
+
+class ComparisonReport(BaseModel):
+    command: Literal["compare"] = "compare"
+    sample_size: int
+    seed: int
+    clustering_method: str
+    n_shared_clusters: int
+    n_shared_noise: int
+    significance_method: str
+    alpha: float
+    batches: list[BatchResult]
+    pairwise: list[PairwiseTest]
+    representation: list[Representation]
+    versus_reference: list[Representation] = Field(default_factory=list)
+    modes_from: RepresentationInfo | None = Field(
+        default=None, description="the representation the shared modes were built from")
+    reference: dict[str, Any] | None = None
+    clusters: list[ClusterSummary] = Field(default_factory=list, description="largest shared clusters")
+    cluster_counts: dict[str, dict[int, int]] = Field(
+        default_factory=dict, description="members per shared cluster, per batch (noise = -1)")
+    config: RunConfig
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    def batch(self, name: str) -> BatchResult:
+        return next(b for b in self.batches if b.name == name)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _normalized(labels: Sequence[int], reference_size: int) -> float:
+    counts = mode_counts(labels)
+    return expected_richness(counts, reference_size) / reference_size
+
+
+def permutation_p_value(a: Sequence[int], b: Sequence[int], *, reference_size: int,
+                        permutations: int, seed: int) -> float:
+    """Two-sided p-value of the score_normalized difference under exchangeable labels."""
+    observed = abs(_normalized(a, reference_size) - _normalized(b, reference_size))
+    pooled = np.asarray(list(a) + list(b))
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for _ in range(permutations):
+        perm = rng.permutation(pooled)
+        diff = abs(_normalized(perm[:len(a)].tolist(), reference_size)
+                   - _normalized(perm[len(a):].tolist(), reference_size))
+        extreme += diff >= observed - 1e-12
+    return (1 + extreme) / (1 + permutations)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in input order (monotone, capped at 1)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# ---------------------------------------------------------------- composition
+
+
+def _representation(batch: str, versus: Literal["others", "reference"], labels: list[int],
+                    groups: list[str], ids: list[str], summaries: dict[int, str],
+                    include: set[str]) -> Representation:
+    keep = [i for i, g in enumerate(groups) if g in include]
+    rows = cluster_shares([labels[i] for i in keep], [groups[i] == batch for i in keep],
+                          [ids[i] for i in keep], summaries=summaries)
+    return Representation(
+        batch=batch, versus=versus, clusters=rows,
+        over=[r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
+        under=[r.cluster_id for r in rows if r.flag in ("under", "missing")],
+    )
+
+
+def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache | None = None,
+            reference: Any = None, sample: int | None = None, load_options: dict[str, Any] | None = None,
+            reference_load_options: dict[str, Any] | None = None, progress: ProgressReporter | None = None,
+            permutations: int = 1000, alpha: float = 0.05) -> ComparisonReport:
+    """Score every batch at one sample size in one shared clustering; see the module docstring.
+
+    `batches` maps a display name to anything `score()` accepts (path, texts, Examples, corpus).
+    `sample` (or `config.sample`) is the common size; default the smallest batch's size.
+    """
+    from clusterdiv.io.corpus import as_examples
+    from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
+    from clusterdiv.modes.config import ScoreConfig
+    from clusterdiv.modes.embed import embed_texts
+    from clusterdiv.modes.modespace import build_mode_space
+    from clusterdiv.modes.run import RunContext
+    from clusterdiv.tasks.score import sample_examples
+
+    config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
+    if len(batches) < 2:
+        raise InputError("compare needs at least two batches")
+    if REFERENCE in batches:
+        raise InputError(f"'{REFERENCE}' is reserved for --reference; name the batch differently")
+    with RunContext(cache=cache, progress=progress) as run:
+        with run.stage("load"):
+            loaded: dict[str, tuple[list[Example], Any]] = {
+                name: as_examples(data, load_options=load_options or {}) for name, data in batches.items()}
+            sizes = {name: len(ex) for name, (ex, _) in loaded.items()}
+            smallest = min(sizes, key=sizes.__getitem__)
+            fixed = config.sample if isinstance(config.sample, int) else None  # auto/all: the smallest batch
+            n = sample or fixed or sizes[smallest]
+            if n < 2:
+                raise InputError(f"batch '{smallest}' has {sizes[smallest]} examples; need at least 2 to compare")
+            if n > sizes[smallest]:
+                raise InputError(f"--sample {n} exceeds the smallest batch ('{smallest}' has {sizes[smallest]})")
+            sampled = {name: sample_examples(ex, n=n, seed=config.seed) for name, (ex, _) in loaded.items()}
+            ref_examples: list[Example] = []
+            ref_corpus = None
+            if reference is not None:
+                ref_all, ref_corpus = as_examples(reference, load_options=reference_load_options or {})
+                ref_examples = sample_examples(ref_all, n=min(n, len(ref_all)), seed=config.seed)
+                if not ref_examples:
+                    raise InputError("the reference has no examples")
+
+        # One mode space for every batch (and the reference): the same id may occur in several batches.
+        space = build_mode_space({**sampled, **({REFERENCE: ref_examples} if ref_examples else {})}, config, run)
+        failed = {name: len(space.failures(name)) for name in space.groups}
+        empty = [name for name in sampled if failed[name] == n and config.representation.kind == "criteria"]
+        if empty:
+            raise ClusterdivError(f"every example of batch '{empty[0]}' failed extraction")
+        clustered = space.clustered()
+        labels = [int(r.mode) for r in clustered]  # type: ignore[arg-type]
+        ids = [batch_key(r) for r in clustered]
+        groups = [r.group for r in clustered]
+        labels_of = {name: space.labels(name) for name in sampled}
+
+        with run.stage("score"):
+            scores = {name: score_labels(labs, reference_size=config.reference_size, n_boot=config.bootstrap,
+                                         seed=config.seed) for name, labs in labels_of.items()}
+            ranked = sorted(scores, key=lambda k: -scores[k].score_normalized)
+            names = list(sampled)
+            pairs = list(itertools.combinations(names, 2))
+            p_values = [permutation_p_value(labels_of[a], labels_of[b], reference_size=config.reference_size,
+                                            permutations=permutations, seed=config.seed) for a, b in pairs]
+            adjusted = holm(p_values)
+            pairwise = []
+            for (a, b), p, p_adj in zip(pairs, p_values, adjusted, strict=True):
+                (alo, ahi), (blo, bhi) = scores[a].ci95_normalized, scores[b].ci95_normalized
+                pairwise.append(PairwiseTest(
+                    a=a, b=b, difference=scores[a].score_normalized - scores[b].score_normalized,
+                    p_value=p, p_adjusted=p_adj, significant=p_adj < alpha, cis_overlap=alo <= bhi and blo <= ahi))
+
+        with run.stage("metrics"):
+            embedder = run.embedder(config.embedding_model)
+            plan = select_metrics(config.metrics or "all", has_reference=bool(ref_examples))
+            metric_values: dict[str, dict[str, Any]] = {name: {} for name in names}
+            if config.metrics != "none":
+                ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=run.cache)
+                               if plan.needs_reference_embeddings else None)
+                for name in names:
+                    texts = [e.text for e in sampled[name]]
+                    vectors = embed_texts(texts, model=embedder, cache=run.cache) if plan.needs_embeddings else None
+                    values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
+                                                 select=set(plan.selected), seed=config.seed,
+                                                 bootstrap=config.bootstrap,
+                                                 self_bleu_sample=config.self_bleu_sample)
+                    metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
+
+        summaries_list = space.summaries(per_cluster=3, key=batch_key)
+        summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
+        batch_names = set(names)
+        representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names)
+                          for name in names]
+        versus_reference = [_representation(name, "reference", labels, groups, ids, summaries,
+                                            {name, REFERENCE}) for name in names] if ref_examples else []
+        counts: dict[str, dict[int, int]] = {}
+        for lab, g in zip(labels, groups, strict=True):
+            counts.setdefault(g, {}).setdefault(lab, 0)
+            counts[g][lab] += 1
+
+        results = []
+        for name in names:
+            s, corpus = scores[name], loaded[name][1]
+            results.append(BatchResult(
+                name=name, source=corpus.path if corpus is not None else None,
+                content_hash=corpus.content_hash if corpus is not None else None,
+                n_available=sizes[name], n_input=n, n_samples=s.n_samples, n_failed=failed[name],
+                n_clusters=s.n_clusters, n_noise=s.n_noise, n_modes=s.n_modes, score=s.score,
+                score_normalized=s.score_normalized, ci95=s.ci95, ci95_normalized=s.ci95_normalized,
+                rank=ranked.index(name) + 1, metrics=metric_values[name],
+            ))
+        clustering = space.clustering
+        timings = run.finish()
+        return ComparisonReport(
+            sample_size=n, seed=config.seed, clustering_method=clustering.method,
+            n_shared_clusters=clustering.n_clusters, n_shared_noise=clustering.n_noise,
+            significance_method=SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha),
+            alpha=alpha, batches=results, pairwise=pairwise, representation=representation,
+            versus_reference=versus_reference, modes_from=space.representation,
+            reference=({"source": ref_corpus.path if ref_corpus is not None else None,
+                        "n_samples": len(ref_examples), "n_failed": failed.get(REFERENCE, 0)}
+                       if ref_examples else None),
+            clusters=summaries_list[:config.top_clusters], cluster_counts=counts,
+            config=run.run_config(config, space, sample=n),
+            timings={k: getattr(timings, k) for k in STAGE_TIMINGS},
+        )
+
+
+def batch_key(row: ModeRow) -> str:
+    """A row's id in the comparison report: `<batch>:<id>` (the same id may be in several batches)."""
+    return f"{row.group}:{row.example.id}"
+
+
+__all__ = ["NOISE", "REFERENCE", "BatchResult", "ComparisonReport", "PairwiseTest", "Representation", "compare", "holm",
+           "permutation_p_value"]
