@@ -122,7 +122,7 @@ def tune(args) -> None:
 
     from clusterdiv.core.cache import ModelCache
     from clusterdiv.modes.embed import Embedder, embed_texts
-    from clusterdiv.tasks.anchoring.tail import embedding_members, entry_similarities
+    from clusterdiv.tasks.anchoring.tail_rules import embedding_members, entry_similarities
 
     embedder = Embedder()
     prepared = []
@@ -172,11 +172,11 @@ def tune(args) -> None:
 
 
 def library_setting() -> dict:
-    from clusterdiv.tasks.anchoring import tail
+    from clusterdiv.tasks.anchoring import tail, tail_rules
 
-    return {"threshold": tail.DEFAULT_SPEC_THRESHOLD, "seed_margin": tail.SEED_MARGIN,
-            "neighbour_rank": tail.NEIGHBOUR_RANK, "neighbour_margin": tail.NEIGHBOUR_MARGIN,
-            "rank_share": tail.RANK_SHARE, "evidence_floor": tail.MIN_EVIDENCE}
+    return {"threshold": tail.DEFAULT_SPEC_THRESHOLD, "seed_margin": tail_rules.SEED_MARGIN,
+            "neighbour_rank": tail_rules.NEIGHBOUR_RANK, "neighbour_margin": tail_rules.NEIGHBOUR_MARGIN,
+            "rank_share": tail_rules.RANK_SHARE, "evidence_floor": tail_rules.MIN_EVIDENCE}
 
 
 # ---------------------------------------------------------------- the evaluation
@@ -187,7 +187,7 @@ def evaluate(args) -> dict:
     from clusterdiv.core.records import Example
     from clusterdiv.modes.embed import Embedder
     from clusterdiv.tasks.anchoring import audit_tail
-    from clusterdiv.tasks.anchoring.tail import margin_rule_text
+    from clusterdiv.tasks.anchoring.tail_rules import margin_rule_text
 
     in_sample = {ds.name for ds in load_datasets(args.data, IN_SAMPLE)}
     embedder = Embedder()

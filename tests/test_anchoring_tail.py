@@ -18,8 +18,8 @@ from rich.console import Console
 from clusterdiv.core.errors import InputError
 from clusterdiv.core.records import Example
 from clusterdiv.tasks.anchoring import audit_tail, load_tail_spec, render_markdown, render_table
-from clusterdiv.tasks.anchoring.tail import (
-    CONTROLS_PER_ENTRY,
+from clusterdiv.tasks.anchoring.tail import CONTROLS_PER_ENTRY
+from clusterdiv.tasks.anchoring.tail_rules import (
     MIN_EVIDENCE,
     embedding_members,
     entry_similarities,

@@ -74,7 +74,7 @@ def _not_a_database(path: str, exc: BaseException) -> InputError:
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
     import sqlite3
 
-    from clusterdiv.core.cache import private_dir, private_file
+    from clusterdiv.core.cache_store import private_dir, private_file
 
     if url.database and url.database != ":memory:":
         try:

@@ -97,7 +97,7 @@ class AuditJob(_JobBase):
     @model_validator(mode="after")
     def _valid_tail(self) -> AuditJob:
         from clusterdiv.core.errors import ClusterdivError
-        from clusterdiv.tasks.anchoring.tail import parse_tail_spec
+        from clusterdiv.tasks.anchoring.tail_spec import parse_tail_spec
 
         try:
             parse_tail_spec(self.tail, source="tail")

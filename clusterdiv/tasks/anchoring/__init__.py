@@ -17,7 +17,8 @@ from clusterdiv.tasks.anchoring.drift import drift
 from clusterdiv.tasks.anchoring.lineage import check_lineage
 from clusterdiv.tasks.anchoring.mix import mix_budget
 from clusterdiv.tasks.anchoring.render import render_markdown, render_table
-from clusterdiv.tasks.anchoring.tail import TailEntry, TailSpec, audit_tail, load_tail_spec
+from clusterdiv.tasks.anchoring.tail import audit_tail
+from clusterdiv.tasks.anchoring.tail_spec import TailEntry, TailSpec, load_tail_spec
 
 __all__ = [
     "TailEntry",

@@ -71,14 +71,10 @@ under `embedding` the similarity to the entry's "name: description" text is used
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clusterdiv.core.aio import run_sync
 from clusterdiv.core.cache import ModelCache
@@ -88,21 +84,25 @@ from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_text
 from clusterdiv.modes.run import RunContext
 from clusterdiv.reports.report import Report
 from clusterdiv.reports.sections import JudgePolicy, TailAudit, TailEntryResult
-from clusterdiv.tasks.anchoring._common import CHUNK_ROWS, Loaded, load_examples
+from clusterdiv.tasks.anchoring._common import load_examples
+from clusterdiv.tasks.anchoring.tail_rules import (
+    MIN_EVIDENCE,
+    embedding_members,
+    entry_similarities,
+    margin_rule_text,
+)
+from clusterdiv.tasks.anchoring.tail_spec import (
+    TailEntry,
+    derive_tail,
+    load_tail_spec,
+    parse_tail_spec,
+)
 
 CoverageRule = Literal["auto", "margin", "nearest-seed"]
 RULES = ("auto", "margin", "nearest-seed")
 DEFAULT_SPEC_THRESHOLD = 0.5  # the `margin` rule's floor (its margins do the discriminating)
 NEAREST_SEED_SPEC_THRESHOLD = 0.65  # the `nearest-seed` rule's threshold without a contrast set
 DEFAULT_CONTRAST_THRESHOLD = 0.5
-# The `margin` rule (spec without a contrast set), chosen on the CLINC150 domains only and reported out of
-# sample on HWU64 and HINT3 (eval/tail_within_eval.py, eval/results/tail_within.md):
-SEED_MARGIN = 0.15  # nearest seed of the entry beats the nearest seed of any other entry by this much
-NEIGHBOUR_RANK = 0  # ... and is no further than the example's nearest batch neighbour number this (0: off)
-NEIGHBOUR_MARGIN = 0.0  # ... less this margin
-RANK_SHARE = 0.25  # ... and ranks among the example's share x |candidates| nearest batch neighbours (0: off),
-RANK_SEEDS = 3  # at this many seeds (the evaluation's); with s seeds the share is scaled by (3 + 1) / (s + 1)
-MIN_EVIDENCE = 2  # fewer matches than this is no evidence the entry is present: it is flagged uncovered
 DEFAULT_JUDGE_TOP = 50
 DEFAULT_TAIL_SIZE = 5
 DEFAULT_MAX_SEEDS = 20
@@ -117,147 +117,8 @@ POLICY_MEANING = {
 }
 
 
-# ---------------------------------------------------------------- the spec
-
-
-class TailEntry(BaseModel):
-    """One rare case the batch must contain: what it is, and optionally a few real examples of it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(min_length=1, max_length=2000)
-    seeds: list[str] = Field(default_factory=list, description="a few real examples of the entry")
-    threshold: float | None = Field(default=None, ge=-1.0, le=1.0,
-                                    description="cosine threshold for this entry (overrides the default)")
-
-    @field_validator("name", "description")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds_not_blank(cls, value: list[str]) -> list[str]:
-        for i, seed in enumerate(value):
-            if not seed.strip():
-                raise ValueError(f"seed {i + 1} is blank")
-        return value
-
-
-class TailSpec(BaseModel):
-    """A tail spec file: `entries:` (or a bare list of entries), each with name and description."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    entries: list[TailEntry] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> TailSpec:
-        seen: set[str] = set()
-        for entry in self.entries:
-            if entry.name in seen:
-                raise ValueError(f"duplicate entry name {entry.name!r}")
-            seen.add(entry.name)
-        return self
-
-
-def _spec_error(path: str, data: Any, exc: ValidationError) -> InputError:
-    """One line naming the offending entry (number and name) and field."""
-    # An unknown field is usually a typo of a missing one: name the typo, it is the fix.
-    errors = sorted(exc.errors(), key=lambda err: err["type"] != "extra_forbidden")
-    first = errors[0]
-    loc = list(first["loc"])
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    where = "spec"
-    if len(loc) >= 2 and loc[0] == "entries" and isinstance(loc[1], int):
-        index = loc[1]
-        name = None
-        entries = data.get("entries") if isinstance(data, dict) else None
-        if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
-            name = entries[index].get("name")
-        where = f"entry {index + 1}" + (f" ({name!r})" if isinstance(name, str) and name else "")
-        loc = loc[2:]
-    field = ".".join(str(p) for p in loc)
-    if first["type"] == "extra_forbidden":
-        allowed = ", ".join(TailEntry.model_fields if where != "spec" else TailSpec.model_fields)
-        return InputError(f"{path}: {where}: unknown field {field!r} (allowed: {allowed}){more}")
-    if first["type"] == "missing":
-        return InputError(f"{path}: {where}: field {field!r} is required{more}")
-    message = first["msg"].removeprefix("Value error, ")
-    if field:
-        return InputError(f"{path}: {where}: field {field!r}: {message}{more}")
-    return InputError(f"{path}: {where}: {message}{more}")
-
-
-def parse_tail_spec(data: Any, *, source: str = "tail spec") -> TailSpec:
-    """Validate an already-parsed spec (dict with `entries`, or a bare list of entries)."""
-    if isinstance(data, TailSpec):
-        return data
-    if isinstance(data, list):
-        data = {"entries": data}
-    if not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
-        raise InputError(f"{source}: expected a mapping with 'entries' or a list of entries, got {kind}")
-    try:
-        return TailSpec.model_validate(data)
-    except ValidationError as exc:
-        raise _spec_error(source, data, exc) from exc
-
-
-def load_tail_spec(path: str | Path) -> TailSpec:
-    """Read a YAML or JSON tail spec (YAML parses JSON too); errors are one line naming entry and field."""
-    p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise InputError(f"tail spec not found: {p}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read tail spec {p}: {exc}") from exc
-    try:
-        data = json.loads(raw) if p.suffix.lower() == ".json" else yaml.safe_load(raw)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        detail = str(exc).replace("\n", " ")
-        raise InputError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {detail}") from exc
-    return parse_tail_spec(data, source=str(p))
-
-
-# the section models (TailAudit, TailEntryResult) are in clusterdiv/reports/sections.py
-
-
-# ---------------------------------------------------------------- deriving a tail from real data
-
-
-def derive_tail(reference: Loaded, *, tail_size: int, max_seeds: int, seed: int = 0
-                ) -> tuple[TailSpec, dict[str, int], list[int]]:
-    """The `tail_size` rarest labels of labelled real data as entries (ties: label order).
-
-    Seeds are up to `max_seeds` real examples of each label (a seeded sample when there are more),
-    the description is the label name. Also returns every label's count and the indices of the
-    reference examples that are NOT in the tail: those become the contrast anchors.
-    """
-    import random
-
-    labels = [e.label for e in reference.examples]
-    if any(label is None for label in labels):
-        raise InputError(f"{reference.name}: deriving a tail needs a label on every reference example "
-                         "(pass --label-field)")
-    counts = Counter(str(label) for label in labels)
-    if len(counts) < 2:
-        raise InputError(f"{reference.name}: deriving a tail needs at least 2 labels, found {len(counts)}")
-    rarest = sorted(counts, key=lambda lab: (counts[lab], lab))[:tail_size]
-    rng = random.Random(seed)
-    entries = []
-    for label in rarest:
-        texts = [e.text for e in reference.examples if e.label == label]
-        if len(texts) > max_seeds:
-            texts = [texts[i] for i in sorted(rng.sample(range(len(texts)), max_seeds))]
-        entries.append(TailEntry(name=label, description=label.replace("_", " "), seeds=texts))
-    tail = set(rarest)
-    contrast = [i for i, e in enumerate(reference.examples) if e.label not in tail]
-    return TailSpec(entries=entries), dict(counts), contrast
+# the spec is in tail_spec.py, the embedding rules in tail_rules.py, the section models (TailAudit,
+# TailEntryResult) in clusterdiv/reports/sections.py
 
 
 # ---------------------------------------------------------------- the LLM judge
@@ -299,148 +160,6 @@ async def _ajudge(pairs: list[tuple[int, int]], texts: list[str], entries: list[
 
 
 # ---------------------------------------------------------------- the audit
-
-
-def _chunks(rows: np.ndarray, n: int) -> list[np.ndarray]:
-    """Row groups whose similarity block to the whole batch stays near 4M floats."""
-    size = max(1, (1 << 22) // max(n, 1))
-    return [rows[i:i + size] for i in range(0, rows.size, size)]
-
-
-def closer_than_batch_neighbours(X: np.ndarray, sim: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Candidates that are closer to the entry than to any non-candidate batch example less like it.
-
-    The batch's own neighbourhood is the contrast a spec cannot give: when an entry is missing, the
-    few examples that pass the similarity rule belong to a neighbouring intent, and each has a
-    sibling of that intent (failing the rule) closer to it than the entry's seeds are; a real member
-    is closer to the entry's seeds than to the unrelated examples around it. Other candidates are
-    not contrast (members of one entry are close to each other). `sim` is each example's similarity
-    to the entry; only candidates are checked, one row of similarities each: candidates x batch.
-    """
-    keep = candidates.copy()
-    rows = np.flatnonzero(candidates)
-    for chunk in _chunks(rows, X.shape[0]):
-        block = X[chunk] @ X.T
-        contrast = (sim[None, :] < sim[chunk][:, None]) & ~candidates[None, :]
-        nearest_contrast = np.where(contrast, block, -np.inf).max(axis=1)
-        keep[chunk] = ~(nearest_contrast > sim[chunk])
-    return keep
-
-
-def within_batch_rank(X: np.ndarray, sim: np.ndarray, candidates: np.ndarray, *, rank: int = NEIGHBOUR_RANK,
-                      margin: float = NEIGHBOUR_MARGIN) -> np.ndarray:
-    """Candidates at least as close to the entry's nearest seed as to their `rank`-th nearest batch neighbour.
-
-    A member of an entry that is present sits among its siblings, and the entry's seeds are siblings
-    too, so its nearest seed is about as close as its few nearest batch neighbours. An example of a
-    neighbouring intent that stays in the batch has a handful of its own siblings closer to it than
-    the missing entry's seeds: what "closer to this entry than to anything else in its batch
-    neighbourhood" means when every example of the entry is gone. Unlike `closer_than_batch_neighbours`
-    the neighbours include other candidates, so a tight group of a neighbouring intent cannot vouch for
-    itself. Only candidates are checked: candidates x batch similarities, in chunks.
-    """
-    keep = candidates.copy()
-    rows = np.flatnonzero(candidates)
-    if X.shape[0] <= rank or rows.size == 0:
-        return keep
-    for chunk in _chunks(rows, X.shape[0]):
-        block = X[chunk] @ X.T
-        block[np.arange(chunk.size), chunk] = -np.inf
-        kth = -np.partition(-block, rank - 1, axis=1)[:, rank - 1]
-        keep[chunk] = sim[chunk] >= kth - margin
-    return keep
-
-
-def entry_similarities(X: np.ndarray, S: np.ndarray, seed_owner: np.ndarray, D: np.ndarray, has_seeds: np.ndarray,
-                       *, contrast: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per (example, entry) the cosine to the entry's nearest seed (its description when it has none),
-    and per example the owner of its nearest anchor (seeds, then contrast examples: owner -1)."""
-    n, m = X.shape[0], D.shape[0]
-    C = contrast if contrast is not None else np.zeros((0, X.shape[1]), np.float32)
-    sim = np.empty((n, m), dtype=np.float32)
-    nearest_owner = np.full(n, -2, dtype=np.int64)
-    anchors = np.vstack([S, C]) if C.shape[0] else S
-    owners = np.concatenate([seed_owner, np.full(C.shape[0], -1, dtype=np.int64)])
-    for start in range(0, n, CHUNK_ROWS):
-        rows = X[start:start + CHUNK_ROWS]
-        if anchors.shape[0]:
-            block = rows @ anchors.T
-            nearest_owner[start:start + rows.shape[0]] = owners[block.argmax(axis=1)]
-            seed_block = block[:, : S.shape[0]]
-        desc_block = rows @ D.T
-        for k in range(m):
-            if has_seeds[k]:
-                sim[start:start + rows.shape[0], k] = seed_block[:, seed_owner == k].max(axis=1)
-            else:
-                sim[start:start + rows.shape[0], k] = desc_block[:, k]
-    return sim, nearest_owner
-
-
-def embedding_members(X: np.ndarray, sim: np.ndarray, nearest_owner: np.ndarray, has_seeds: np.ndarray,
-                      thresholds: list[float], *, rule: Literal["margin", "nearest-seed"] = "margin",
-                      seed_margin: float = SEED_MARGIN, neighbour_rank: int = NEIGHBOUR_RANK,
-                      neighbour_margin: float = NEIGHBOUR_MARGIN, rank_share: float = RANK_SHARE,
-                      n_seeds: list[int] | None = None) -> np.ndarray:
-    """(example, entry) -> the embedding rule matches; the settings are parameters so that the
-    evaluation tunes exactly this code (eval/tail_within_eval.py --tune), not a copy of it.
-
-    The rank share was tuned with `RANK_SEEDS` seeds per entry. The nearest of s seeds exchangeable with
-    |G| members ranks at about |G| / (s + 1), so the share is scaled by (RANK_SEEDS + 1) / (s + 1): the
-    same test ("no later than the expected rank") for an entry with one seed or twenty.
-    """
-    n, m = sim.shape
-    member = np.zeros((n, m), dtype=bool)
-    seeded = np.flatnonzero(has_seeds)
-    for k in range(m):
-        if has_seeds[k]:
-            member[:, k] = (sim[:, k] >= thresholds[k]) & (nearest_owner == k)
-            if rule == "margin" and seeded.size > 1 and seed_margin > 0:
-                # the nearest seed of any other entry must be clearly further away
-                others = sim[:, seeded[seeded != k]].max(axis=1)
-                member[:, k] &= sim[:, k] - others >= seed_margin
-        else:
-            member[:, k] = sim[:, k] >= thresholds[k]  # description only; used under `embedding`
-        base = member[:, k].copy()
-        member[:, k] &= closer_than_batch_neighbours(X, sim[:, k], base)
-        if rule == "margin" and has_seeds[k] and neighbour_rank > 0:
-            member[:, k] &= within_batch_rank(X, sim[:, k], base, rank=neighbour_rank, margin=neighbour_margin)
-        if rule == "margin" and has_seeds[k] and rank_share > 0:
-            seeds_k = RANK_SEEDS if n_seeds is None else n_seeds[k]
-            member[:, k] &= seed_rank_share(X, sim[:, k], base, share=rank_share * (RANK_SEEDS + 1) / (seeds_k + 1))
-    return member
-
-
-def seed_rank_share(X: np.ndarray, sim: np.ndarray, candidates: np.ndarray, *, share: float) -> np.ndarray:
-    """Candidates whose nearest seed of the entry ranks among their `share` x |candidates| nearest batch neighbours.
-
-    An exchangeability test between the seeds and the examples that match them. When the entry is
-    present its members are the candidates, and the seeds are members too: the nearest of a few seeds
-    ranks early among a member's neighbours, at about |members| / (seeds + 1). When every example of the
-    entry is gone, the candidates are the edge of a neighbouring intent that stays, and that intent's
-    siblings all rank before the missing entry's seeds. The allowed rank grows with the number of
-    candidates, so a large present entry is not penalised for having many members closer than 3 seeds.
-    """
-    keep = candidates.copy()
-    rows = np.flatnonzero(candidates)
-    limit = share * rows.size
-    for chunk in _chunks(rows, X.shape[0]):
-        block = X[chunk] @ X.T
-        block[np.arange(chunk.size), chunk] = -np.inf
-        keep[chunk] = (block > sim[chunk][:, None]).sum(axis=1) <= limit
-    return keep
-
-
-def margin_rule_text() -> str:
-    """The `margin` rule's tests in words, as the report's calibration line and the evaluation state them."""
-    tests = [f"the entry's nearest seed beats every other entry's nearest seed by >= {SEED_MARGIN}"]
-    if NEIGHBOUR_RANK:
-        tests.append(f"is no further than the example's nearest batch neighbour number {NEIGHBOUR_RANK} "
-                     f"less {NEIGHBOUR_MARGIN}")
-    if RANK_SHARE:
-        tests.append(f"ranks among the example's {RANK_SHARE:g} x |candidates| nearest batch neighbours (at "
-                     f"{RANK_SEEDS} seeds; x ({RANK_SEEDS} + 1) / (seeds + 1) otherwise)")
-    return (" AND ".join(tests) + f"; an entry with fewer than {MIN_EVIDENCE} matches is uncovered (settings "
-            "chosen on the CLINC150 domains, reported out of sample on HWU64 and HINT3)")
 
 
 def _cohesion(vectors: np.ndarray) -> float | None:
