@@ -1,4 +1,4 @@
-"""The option groups of cli_common: declared once, spread into each command's flags, one object back."""
+"""The option groups of cli/options.py: declared once, spread into each command's flags, one object back."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from clusterdiv.cli.common import OptionGroup, ScoreOptions, Seed, TextField, shared_options, vary
+from clusterdiv.cli.common import Seed, TextField
+from clusterdiv.cli.options import OptionGroup, ScoreOptions, shared_options, vary
 
 
 @dataclasses.dataclass(frozen=True)

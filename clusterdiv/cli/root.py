@@ -15,48 +15,25 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from clusterdiv.cli.common import (  # noqa: F401  (fail, stderr, RichProgress: re-exported for callers)
-    ApiBase,
-    ApiKey,
+from clusterdiv.cli.common import (
     BatchId,
     CacheDir,
-    Concurrency,
-    Criteria,
     Debug,
     EmbeddingModel,
     Format,
     HistoryDb,
-    IdField,
-    InputFormat,
     InputFormatOpt,
-    LabelField,
-    Metrics,
-    Model,
     Output,
     OutputFormat,
     Owner,
-    Progress,
-    PromptFile,
-    Reference,
-    ReferenceSize,
-    RepresentationOpt,
-    RichProgress,
-    Sample,
-    ScoreOptions,
-    Seed,
     SkipInvalid,
     Tags,
     TextField,
-    TextWeight,
-    Threshold,
-    build_config,
     emit_report,
-    fail,
     handle_errors,
-    representation_settings,
-    shared_options,
     stderr,
 )
+from clusterdiv.cli.options import ScoreOptions, shared_options
 
 # Quiet third-party chatter before anything imports them; the report is the output.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

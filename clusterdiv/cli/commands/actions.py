@@ -16,25 +16,18 @@ from typing import Annotated, Any
 import typer
 
 from clusterdiv.cli.common import (
-    CacheDir,
-    Debug,
     EmbeddingModel,
     Format,
-    IdField,
     InputFormatOpt,
     Model,
-    OptionGroup,
     OutputFormat,
     RepresentationOpt,
     Seed,
-    SkipInvalid,
-    TextField,
     Threshold,
     build_config,
     handle_errors,
-    shared_options,
-    vary,
 )
+from clusterdiv.cli.options import InputOptions, shared_options, vary
 from clusterdiv.tasks.actions.render import pct, seeds_summary, select_markdown
 
 SourceField = Annotated[str, typer.Option(help="Field saying where an example came from (real or synthetic)")]
@@ -42,7 +35,7 @@ RealValues = Annotated[str, typer.Option(help="Comma-separated source values tha
 
 
 @dataclasses.dataclass(frozen=True)
-class ActionOptions(OptionGroup):
+class ActionOptions(InputOptions):
     """What `select` and `seeds` share: how real rows are told apart, how the modes are built, the input."""
 
     source_field: SourceField = "source"
@@ -53,12 +46,7 @@ class ActionOptions(OptionGroup):
     model: Model = "local/smollm2"
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
     output_format: Format = OutputFormat.table
-    text_field: TextField = None
-    id_field: IdField = None
-    skip_invalid: SkipInvalid = False
     input_format: InputFormatOpt = None
-    cache_dir: CacheDir = None
-    debug: Debug = False
 
     def real(self) -> list[str]:
         return [v.strip() for v in self.real_values.split(",") if v.strip()]
@@ -70,8 +58,7 @@ class ActionOptions(OptionGroup):
                             metrics="none", representation=self.representation, threshold=self.threshold)
 
     def load_options(self) -> dict[str, Any]:
-        return {"text_field": self.text_field, "id_field": self.id_field, "skip_invalid": self.skip_invalid,
-                "format": self.input_format.value if self.input_format else None}
+        return super().load_options(format=self.input_format.value if self.input_format else None)
 
 
 def register(app: typer.Typer) -> None:

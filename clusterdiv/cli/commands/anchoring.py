@@ -15,24 +15,17 @@ import typer
 
 from clusterdiv.cli.common import (
     ApiBase,
-    CacheDir,
     Concurrency,
-    Debug,
     EmbeddingModel,
     Format,
-    IdField,
     Model,
-    OptionGroup,
     Output,
     OutputFormat,
     Seed,
-    SkipInvalid,
-    TextField,
     emit_report,
     handle_errors,
-    shared_options,
-    vary,
 )
+from clusterdiv.cli.options import InputOptions, shared_options, vary
 
 
 class Judge(str, Enum):
@@ -49,7 +42,7 @@ class ClusterOn(str, Enum):
 
 
 @dataclasses.dataclass(frozen=True)
-class AnchoringOptions(OptionGroup):
+class AnchoringOptions(InputOptions):
     """The options every anchoring command shares (`lineage` calls no LLM: it takes them without those)."""
 
     model: Model = "local/smollm2"
@@ -59,19 +52,11 @@ class AnchoringOptions(OptionGroup):
     seed: Seed = 0
     output_format: Format = OutputFormat.table
     output: Output = None
-    text_field: TextField = None
-    id_field: IdField = None
-    skip_invalid: SkipInvalid = False
-    cache_dir: CacheDir = None
-    debug: Debug = False
 
     def llm(self) -> Any:
         from clusterdiv.llm.structured import LLMSettings
 
         return LLMSettings(model=self.model, seed=self.seed, api_base=self.api_base, concurrency=self.concurrency)
-
-    def load_options(self, **extra: Any) -> dict[str, Any]:
-        return {"text_field": self.text_field, "id_field": self.id_field, "skip_invalid": self.skip_invalid, **extra}
 
     def reference_load_options(self, **extra: Any) -> dict[str, Any]:
         """The batch's ids are not the reference's: `--id-field` applies to the batch only."""

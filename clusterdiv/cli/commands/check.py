@@ -13,18 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clusterdiv.cli.common import (
-    BatchId,
-    Format,
-    HistoryDb,
-    OutputFormat,
-    Owner,
-    ScoreOptions,
-    Tags,
-    handle_errors,
-    shared_options,
-    vary,
-)
+from clusterdiv.cli.common import BatchId, Format, HistoryDb, OutputFormat, Owner, Tags, handle_errors
+from clusterdiv.cli.options import ScoreOptions, shared_options, vary
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -7,15 +7,8 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli.common import (
-    Format,
-    OutputFormat,
-    Reference,
-    ScoreOptions,
-    handle_errors,
-    shared_options,
-    vary,
-)
+from clusterdiv.cli.common import Format, OutputFormat, Reference, handle_errors
+from clusterdiv.cli.options import ScoreOptions, shared_options, vary
 
 
 def batch_names(files: list[Path], names: str | None) -> list[str]:

@@ -12,13 +12,8 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli.common import (
-    Reference,
-    ScoreOptions,
-    handle_errors,
-    shared_options,
-    vary,
-)
+from clusterdiv.cli.common import Reference, handle_errors
+from clusterdiv.cli.options import ScoreOptions, shared_options, vary
 
 ExploreSample = Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")]
 
