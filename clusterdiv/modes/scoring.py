@@ -119,17 +119,22 @@ def bootstrap_interval(counts: np.ndarray, statistic: Callable[[np.ndarray], flo
     return (max(0.0, estimate - 1.96 * sd), min(1.0, estimate + 1.96 * sd))
 
 
-class DiversityScore(BaseModel):
-    n_samples: int
+class ModeCount(BaseModel):
+    """How many modes a set has and the score that makes: what the headline and compare's batches share."""
+
     n_clusters: int
     n_noise: int
     n_modes: int
     score: float
     score_normalized: float
-    reference_size: int
-    normalization: str
     ci95: tuple[float, float]
     ci95_normalized: tuple[float, float]
+
+
+class DiversityScore(ModeCount):
+    n_samples: int
+    reference_size: int
+    normalization: str
 
 
 def score_labels(labels: Sequence[int], *, reference_size: int = 100, n_boot: int = 200,

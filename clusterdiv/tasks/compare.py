@@ -33,7 +33,7 @@ from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example, RepresentationInfo
 from clusterdiv.modes.cluster import NOISE
 from clusterdiv.modes.modespace import REFERENCE, ModeRow
-from clusterdiv.modes.scoring import expected_richness, mode_counts, score_labels
+from clusterdiv.modes.scoring import ModeCount, expected_richness, mode_counts, score_labels
 from clusterdiv.modes.shares import ClusterShare, cluster_shares
 from clusterdiv.reports.report import ClusterSummary, RunConfig
 
@@ -44,7 +44,7 @@ SIGNIFICANCE_METHOD = (
 )
 
 
-class BatchResult(BaseModel):
+class BatchResult(ModeCount):
     name: str
     source: str | None = None
     content_hash: str | None = None
@@ -52,13 +52,6 @@ class BatchResult(BaseModel):
     n_input: int = Field(description="examples sampled for comparison (same for every batch)")
     n_samples: int = Field(description="examples scored (sampled minus failed extractions)")
     n_failed: int
-    n_clusters: int
-    n_noise: int
-    n_modes: int
-    score: float
-    score_normalized: float
-    ci95: tuple[float, float]
-    ci95_normalized: tuple[float, float]
     rank: int = Field(description="1 = most diverse by score_normalized")
     metrics: dict[str, Any] = Field(default_factory=dict)
 
