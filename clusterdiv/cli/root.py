@@ -117,6 +117,28 @@ def warn_cache_damage(cache: Any) -> None:
                      "ignored and recomputed", highlight=False, soft_wrap=True)
 
 
+def _metrics_in_memory(texts: list[str], plan: Any, selected: set[str], reference: Path | None,
+                       embedding_model: str, text_field: str | None, skip_invalid: bool, seed: int,
+                       self_bleu_sample: int | None, cache_dir: Path | None) -> dict[str, Any]:
+    """`metrics` with semantic, reference or plugin metrics: these need every text (and embedding) at once."""
+    from clusterdiv.io.corpus import load_corpus
+    from clusterdiv.metrics.registry import compute_set_metrics
+
+    vectors = ref_vectors = None
+    if plan.needs_embeddings:
+        from clusterdiv.core.cache import ModelCache
+        from clusterdiv.modes.embed import Embedder, embed_texts
+
+        embedder = Embedder(embedding_model)
+        with ModelCache(cache_dir) as cache:
+            vectors = embed_texts(texts, model=embedder, cache=cache)
+            if reference is not None:
+                ref = load_corpus(reference, text_field=text_field, skip_invalid=skip_invalid)
+                ref_vectors = embed_texts([e.text for e in ref.examples], model=embedder, cache=cache)
+    return compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
+                               select=selected, seed=seed, self_bleu_sample=self_bleu_sample)
+
+
 @app.command("metrics")
 def metrics_command(
     file: Annotated[Path, typer.Argument(help="Dataset file or folder")],
@@ -137,32 +159,28 @@ def metrics_command(
         import json
 
         from clusterdiv.core.errors import InputError
-        from clusterdiv.io.corpus import load_corpus
-        from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
+        from clusterdiv.io.corpus import load_corpus, stream_texts
+        from clusterdiv.metrics.registry import METRIC_GROUPS, compute_lexical_metrics, select_metrics
 
         try:
             plan = select_metrics(metrics, has_reference=reference is not None)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
         selected = set(plan.selected)
-        corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid,
-                             format=input_format.value if input_format else None)
-        texts = [e.text for e in corpus.examples]
-        vectors = ref_vectors = None
-        if plan.needs_embeddings:
-            from clusterdiv.core.cache import ModelCache
-            from clusterdiv.modes.embed import Embedder, embed_texts
-
-            embedder = Embedder(embedding_model)
-            with ModelCache(cache_dir) as cache:
-                vectors = embed_texts(texts, model=embedder, cache=cache)
-                if reference is not None:
-                    ref = load_corpus(reference, text_field=text_field, skip_invalid=skip_invalid)
-                    ref_vectors = embed_texts([e.text for e in ref.examples], model=embedder, cache=cache)
-        values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
-                                     select=selected, seed=seed, self_bleu_sample=self_bleu_sample)
-        payload = {"source": corpus.path, "n_samples": len(texts), "skipped": len(corpus.skipped),
-                   "skipped_rows": [s.model_dump() for s in corpus.skipped],
+        fmt = input_format.value if input_format else None
+        if selected <= set(METRIC_GROUPS["lexical"]):
+            # Lexical metrics only: the texts are streamed in chunks and summarised, never all held.
+            chunks = stream_texts(file, text_field=text_field, skip_invalid=skip_invalid, format=fmt)
+            values = compute_lexical_metrics(chunks, select=selected, seed=seed, self_bleu_sample=self_bleu_sample)
+            source, n_texts, skipped = chunks.path, chunks.n_texts, chunks.skipped
+        else:
+            corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid, format=fmt)
+            texts = [e.text for e in corpus.examples]
+            values = _metrics_in_memory(texts, plan, selected, reference, embedding_model, text_field, skip_invalid,
+                                        seed, self_bleu_sample, cache_dir)
+            source, n_texts, skipped = corpus.path, len(texts), corpus.skipped
+        payload = {"source": source, "n_samples": n_texts, "skipped": len(skipped),
+                   "skipped_rows": [s.model_dump() for s in skipped],
                    "metrics": {k: v.model_dump(mode="json") for k, v in values.items()}}
         if output_format is OutputFormat.json:
             sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
@@ -171,10 +189,9 @@ def metrics_command(
 
         from clusterdiv.reports.report import metric_warnings, skipped_line
 
-        notes = [skipped_line(len(corpus.skipped), [s.model_dump() for s in corpus.skipped])] \
-            if corpus.skipped else []
+        notes = [skipped_line(len(skipped), [s.model_dump() for s in skipped])] if skipped else []
         notes += [f"warning: {w}" for w in metric_warnings({k: v.model_dump(mode="json") for k, v in values.items()})]
-        table = Table(title=f"Set metrics: {corpus.path} ({len(texts)} texts, {len(corpus.skipped)} skipped)")
+        table = Table(title=f"Set metrics: {source} ({n_texts} texts, {len(skipped)} skipped)")
         for col in ("metric", "value", "95% CI", "meaning"):
             table.add_column(col)
         for name, v in values.items():

@@ -3,26 +3,36 @@
 All functions take token lists made by :mod:`clusterdiv.metrics.tokenize` (or an
 :class:`EncodedCorpus` built from them), so figures from different runs are comparable.
 
-Why the :class:`EncodedCorpus`: every n-gram metric needs the same thing, "which n-gram is at
-this position", and hashing tuples of strings in Python is what makes the textbook loops slow.
-Tokens are mapped to integers once and each order's n-grams get dense integer ids by a sort
-(``np.unique`` over (id of the (n-1)-gram, next token) pairs), so ids are exact, collision-free,
-and everything after that is array arithmetic shared by distinct-n, self-BLEU and the jackknife.
+Why integer n-gram ids: every n-gram metric needs the same thing, "which n-gram is at this
+position", and hashing tuples of strings in Python is what makes the textbook loops slow. Tokens
+are mapped to integers once and each order's n-grams get dense integer ids from the exact key
+(id of the (n-1)-gram, next token), so ids are collision-free and everything after that is array
+arithmetic shared by distinct-n, self-BLEU and the jackknife.
+
+Why a stream (:class:`LexicalStream`): a corpus of a million texts should not need its every
+n-gram occurrence in memory at once. The stream takes the corpus in chunks and keeps, per order,
+only what the metrics need per *distinct* n-gram, so memory follows the n-gram vocabulary rather
+than the number of texts. The in-memory functions are the stream fed a single chunk: one
+implementation of each metric.
 """
 
 from __future__ import annotations
 
-import gzip
 import math
-from collections.abc import Sequence
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from clusterdiv.metrics.tokenize import tokenize_all
 
 __all__ = [
     "GZIP_LEVEL",
     "EncodedCorpus",
     "HomogenizationResult",
+    "LexicalStream",
     "SelfBleuResult",
     "compression_ratio",
     "distinct_n",
@@ -51,98 +61,470 @@ class _NgramTable:
 
 @dataclass(frozen=True)
 class _TextGramCounts:
-    """One row per distinct (n-gram, text) pair, sorted by n-gram then text, with its count."""
+    """One row per distinct (n-gram, text) pair of a chunk, sorted by n-gram then text, with its count."""
 
     gram: np.ndarray
-    text: np.ndarray
+    text: np.ndarray  # index of the text within its chunk
     count: np.ndarray
-    group_starts: np.ndarray  # first row of each n-gram; row group k is n-gram id k
+    group_starts: np.ndarray  # first row of each n-gram
+
+
+_KEY_SHIFT = 32
+"""An order-n key is (id of the (n-1)-gram << 32) | next token: exact in int64 while token ids stay below
+2**32 and (n-1)-gram ids below 2**31, checked as ids are handed out."""
+_MAX_ID = 2**31 - 1
+
+
+class _OrderIds:
+    """Stable dense ids for the n-grams of one order (n >= 2) seen so far, exact and collision-free.
+
+    Why a sorted key array and not a hash of the n-gram: the key (id of the (n-1)-gram, next token)
+    is already an exact integer, so a sorted array searched with ``np.searchsorted`` finds it
+    without collisions, and new keys are merged in once per chunk. Ids are handed out in order of
+    first appearance, so they stay valid as later chunks add n-grams. Memory is 12 bytes per
+    distinct n-gram: it grows with the vocabulary of n-grams, not with the number of texts.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, dtype=np.int64)  # sorted
+        self.ids = np.empty(0, dtype=np.int32)  # id of keys[i]
+
+    @property
+    def n_unique(self) -> int:
+        return int(self.keys.shape[0])
+
+    def ids_of(self, keys: np.ndarray) -> np.ndarray:
+        """Ids of ``keys`` (int64), assigning the next ids to keys never seen before."""
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        pos = np.searchsorted(self.keys, uniq)
+        found = pos < self.keys.shape[0]
+        found[found] = self.keys[pos[found]] == uniq[found]
+        ids = np.empty(uniq.shape[0], dtype=np.int64)
+        ids[found] = self.ids[pos[found]]
+        new = np.flatnonzero(~found)
+        if new.size:
+            if self.n_unique + new.size > _MAX_ID:
+                raise ValueError(f"more than {_MAX_ID} distinct n-grams of one order")
+            ids[new] = np.arange(self.n_unique, self.n_unique + new.size)
+            self.keys = np.insert(self.keys, pos[new], uniq[new])
+            self.ids = np.insert(self.ids, pos[new], ids[new].astype(np.int32))
+        return ids[inverse.reshape(-1)]
+
+
+class _OrderStats:
+    """Per n-gram of one order, over all texts added so far: the largest and second-largest count in a
+    single text (what self-BLEU clips by) and in how many texts it occurs, capped at 2 (what the
+    leave-one-out jackknife needs). Nine bytes per distinct n-gram."""
+
+    def __init__(self) -> None:
+        self.top1 = np.zeros(0, dtype=np.int32)
+        self.top2 = np.zeros(0, dtype=np.int32)
+        self.docs = np.zeros(0, dtype=np.int8)
+        self.total = 0  # occurrences
+
+    def _grow(self, size: int) -> None:
+        if size > self.top1.shape[0]:
+            cap = max(size, 2 * self.top1.shape[0], 1024)
+            for name in ("top1", "top2", "docs"):
+                old = getattr(self, name)
+                arr = np.zeros(cap, dtype=old.dtype)
+                arr[: old.shape[0]] = old
+                setattr(self, name, arr)
+
+    def update(self, pairs: _TextGramCounts, n_occurrences: int, n_unique: int) -> None:
+        """Merge one chunk: the top two of {global top1, top2, chunk top1, top2} per n-gram."""
+        self.total += n_occurrences
+        self._grow(n_unique)
+        if not pairs.count.size:
+            return
+        grams = pairs.gram[pairs.group_starts]
+        c1, c2 = _top_two(pairs)
+        docs = np.diff(np.r_[pairs.group_starts, pairs.count.shape[0]])
+        t1, t2 = self.top1[grams], self.top2[grams]
+        self.top1[grams] = np.maximum(t1, c1)
+        self.top2[grams] = np.maximum(np.minimum(t1, c1), np.maximum(t2, c2))
+        self.docs[grams] = np.minimum(2, self.docs[grams] + np.minimum(docs, 2))
+
+
+def _top_two(pairs: _TextGramCounts) -> tuple[np.ndarray, np.ndarray]:
+    """Per n-gram group: the largest count and the second largest (equal to it on a tie, 0 if alone)."""
+    top1 = np.maximum.reduceat(pairs.count, pairs.group_starts)
+    group = np.repeat(np.arange(pairs.group_starts.shape[0]), np.diff(np.r_[pairs.group_starts,
+                                                                              pairs.count.shape[0]]))
+    max_rows = np.flatnonzero(pairs.count == top1[group])
+    first_max = max_rows[np.r_[True, group[max_rows[1:]] != group[max_rows[:-1]]]]
+    without_first = pairs.count.copy()
+    without_first[first_max] = 0
+    return top1, np.maximum.reduceat(without_first, pairs.group_starts)
 
 
 @dataclass
-class EncodedCorpus:
-    """Token lists as one integer array, with per-order n-gram ids computed once and cached.
+class _Chunk:
+    """Token ids of consecutive texts; n-gram codes are derived on demand (and kept if ``cache``)."""
 
-    Build it once (``EncodedCorpus.from_token_lists``) and pass it to :func:`distinct_n`,
-    :func:`self_bleu` and :func:`distinct_n_leave_one_out` so they share the work.
-    """
-
-    tokens: np.ndarray  # int64 token ids of all texts, concatenated
-    lengths: np.ndarray  # int64 number of tokens of each text
-    vocab_size: int
-    _tables: dict[int, _NgramTable] = field(default_factory=dict, repr=False)
+    tokens: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+    offset: int  # index of the first text in the whole corpus
+    cache: bool = False
     _codes: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _pairs: dict[int, _TextGramCounts] = field(default_factory=dict, repr=False)
     _positions: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_token_lists(cls, token_lists: Sequence[Sequence[str]]) -> EncodedCorpus:
-        vocab: dict[str, int] = {}
-        ids = [vocab.setdefault(tok, len(vocab)) for toks in token_lists for tok in toks]
-        lengths = np.fromiter((len(toks) for toks in token_lists), dtype=np.int64, count=len(token_lists))
-        return cls(tokens=np.asarray(ids, dtype=np.int64), lengths=lengths, vocab_size=len(vocab))
 
     @property
     def n_texts(self) -> int:
         return int(self.lengths.shape[0])
 
-    def _position_info(self) -> tuple[np.ndarray, np.ndarray]:
-        """(text index, tokens left until the end of its text) for every token position."""
-        if self._positions is None:
-            text_of = np.repeat(np.arange(self.n_texts, dtype=np.int64), self.lengths)
-            ends = np.cumsum(self.lengths)
-            remaining = ends[text_of] - np.arange(self.tokens.shape[0], dtype=np.int64)
-            self._positions = (text_of, remaining)
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(text index within the chunk, tokens left until the end of its text) per token position."""
+        if self._positions is not None:
+            return self._positions
+        text_of = np.repeat(np.arange(self.n_texts, dtype=np.int64), self.lengths)
+        remaining = np.cumsum(self.lengths)[text_of] - np.arange(self.tokens.shape[0], dtype=np.int64)
+        self._positions = (text_of, remaining)
         return self._positions
 
-    def _gram_codes(self, n: int) -> np.ndarray:
-        """Dense id of the n-gram starting at each position (-1 where fewer than n tokens remain)."""
-        if n in self._codes:
-            return self._codes[n]
-        if n == 1:
-            codes = self.tokens.copy()
+
+class LexicalStream:
+    """Everything the lexical metrics need, accumulated chunk by chunk in memory that does not grow
+    with the number of texts (only with their vocabulary of n-grams).
+
+    This is the one implementation of distinct-n, its leave-one-out values, self-BLEU and the
+    compression ratio: the in-memory functions below feed it their whole input as one chunk. What
+    it holds: the token vocabulary, per n-gram order the distinct n-grams with the counts of
+    :class:`_OrderStats`, each text's length (4 bytes a text), a running zlib stream, and the
+    token ids of every text, which are written to a temporary file (``spill=True``) so that the
+    second pass self-BLEU and the jackknife need can replay them without re-reading or
+    re-tokenising the input. Values are exactly those of a single pass over the whole corpus.
+
+    ``orders`` n-gram orders are counted as chunks arrive; a higher order asked for later costs
+    one replay of the stored chunks. ``keep_texts(raw_bytes, n_texts)`` says whether the raw texts
+    are still small enough to keep (the compression-ratio interval re-gzips subsets of them);
+    once it says no they are dropped for good.
+    """
+
+    def __init__(self, *, orders: int = 0, compress: bool = True, spill: bool = True,
+                 keep_texts: Callable[[int, int], bool] | None = None) -> None:
+        self._vocab: dict[str, int] = {}
+        self._ids: dict[int, _OrderIds] = {}
+        self._stats: dict[int, _OrderStats] = {}
+        self._eager = orders
+        self._lengths: list[np.ndarray] = []
+        self._chunks: list[_Chunk] = []  # kept chunks (spill=False) or empty
+        self._spill = tempfile.TemporaryFile(prefix="clusterdiv-tokens-") if spill else None
+        self._spilled: list[tuple[int, int, int]] = []  # (offset, n_texts, n_tokens) per spilled chunk
+        self._n_texts = 0
+        self._gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if compress else None
+        self._gzip_size = 0
+        self._gzip_final: int | None = None
+        self.raw_bytes = 0
+        self._raw_texts = 0
+        self._keep = keep_texts
+        self.kept_texts: list[str] | None = [] if keep_texts is not None else None
+        self._cached_lengths: np.ndarray | None = None
+
+    # --- input ------------------------------------------------------------------------------------
+
+    def add(self, texts: Sequence[str]) -> LexicalStream:
+        """Add a chunk of raw texts: tokenised with :func:`tokenize_all`, joined with newlines for gzip."""
+        self.add_raw(texts)
+        return self.add_tokens(tokenize_all(texts))
+
+    def add_raw(self, texts: Sequence[str]) -> LexicalStream:
+        """The raw-text side of :meth:`add` alone: the gzip stream and the kept texts."""
+        if not texts:
+            return self
+        if self._gzip is not None:
+            if self._gzip_final is not None:
+                raise ValueError("texts added after the compression ratio was read")
+            data = (("\n" if self._raw_texts else "") + "\n".join(texts)).encode("utf-8")
+            self.raw_bytes += len(data)
+            self._gzip_size += len(self._gzip.compress(data))
+        self._raw_texts += len(texts)
+        if self.kept_texts is not None:
+            assert self._keep is not None
+            if self._keep(self.raw_bytes, self._raw_texts):
+                self.kept_texts.extend(texts)
+            else:
+                self.kept_texts = None
+        return self
+
+    def add_tokens(self, token_lists: Sequence[Sequence[str]]) -> LexicalStream:
+        """Add a chunk of already tokenised texts (the n-gram metrics only; gzip needs the raw texts)."""
+        vocab = self._vocab
+        ids = [vocab.setdefault(tok, len(vocab)) for toks in token_lists for tok in toks]
+        if len(vocab) > _MAX_ID:
+            raise ValueError(f"more than {_MAX_ID} distinct tokens")
+        lengths = np.fromiter((len(toks) for toks in token_lists), dtype=np.int64, count=len(token_lists))
+        chunk = _Chunk(tokens=np.asarray(ids, dtype=np.int64), lengths=lengths, offset=self._n_texts,
+                       cache=self._spill is None)
+        self._n_texts += chunk.n_texts
+        self._lengths.append(lengths.astype(np.int32))
+        self._cached_lengths = None
+        if self._spill is None:
+            self._chunks.append(chunk)
         else:
-            prev = self._gram_codes(n - 1)
-            _, remaining = self._position_info()
+            self._spill.write(chunk.tokens.astype(np.int32).tobytes())
+            self._spilled.append((chunk.offset, chunk.n_texts, int(chunk.tokens.shape[0])))
+        if self._eager:
+            self._count_orders(chunk, range(1, self._eager + 1))
+        return self
+
+    # --- n-gram codes -----------------------------------------------------------------------------
+
+    def _replay(self) -> Iterator[_Chunk]:
+        """The stored chunks in order (read back from the temporary file when spilled)."""
+        if self._spill is None:
+            yield from self._chunks
+            return
+        self._spill.flush()
+        position = 0
+        for (offset, _, n_tokens), lengths in zip(self._spilled, self._lengths, strict=True):
+            self._spill.seek(position)
+            tokens = np.fromfile(self._spill, dtype=np.int32, count=n_tokens).astype(np.int64)
+            position += 4 * n_tokens
+            yield _Chunk(tokens=tokens, lengths=lengths.astype(np.int64), offset=offset)
+
+    def _codes(self, chunk: _Chunk, n: int) -> np.ndarray:
+        """Id of the n-gram starting at each position of the chunk (-1 where fewer than n tokens remain)."""
+        if n in chunk._codes:
+            return chunk._codes[n]
+        if n == 1:
+            codes = chunk.tokens
+        else:
+            prev = self._codes(chunk, n - 1)
+            _, remaining = chunk.positions()
             pos = np.flatnonzero(remaining >= n)
-            # (n-1)-gram id and next token -> one int64 key; both are < number of tokens, so the
-            # key cannot overflow for any corpus below ~3e9 tokens.
-            key = prev[pos] * max(self.vocab_size, 1) + self.tokens[pos + n - 1]
-            _, dense = np.unique(key, return_inverse=True)
-            codes = np.full(self.tokens.shape[0], -1, dtype=np.int64)
-            codes[pos] = dense.reshape(-1)
-        self._codes[n] = codes
+            key = (prev[pos] << _KEY_SHIFT) | chunk.tokens[pos + n - 1]
+            codes = np.full(chunk.tokens.shape[0], -1, dtype=np.int64)
+            codes[pos] = self._ids.setdefault(n, _OrderIds()).ids_of(key)
+        chunk._codes[n] = codes
+        # Lower orders are kept only while the next one is being built.
+        if not chunk.cache and n - 1 in chunk._codes and n > 2:
+            del chunk._codes[n - 1]
         return codes
+
+    def _pairs(self, chunk: _Chunk, n: int) -> _TextGramCounts:
+        """Count of each n-gram in each text of the chunk that contains it."""
+        if n in chunk._pairs:
+            return chunk._pairs[n]
+        codes = self._codes(chunk, n)
+        text_of, _ = chunk.positions()
+        valid = codes >= 0
+        width = max(chunk.n_texts, 1)
+        key, count = np.unique(codes[valid] * width + text_of[valid], return_counts=True)
+        gram, text = np.divmod(key, width)
+        starts = np.flatnonzero(np.r_[True, gram[1:] != gram[:-1]]) if gram.size else gram
+        pairs = _TextGramCounts(gram=gram, text=text, count=count.astype(np.int64), group_starts=starts)
+        if chunk.cache:
+            chunk._pairs[n] = pairs
+        return pairs
+
+    def _count_orders(self, chunk: _Chunk, orders: Iterable[int]) -> None:
+        for n in orders:
+            pairs = self._pairs(chunk, n)
+            self._stats.setdefault(n, _OrderStats()).update(
+                pairs, int(np.count_nonzero(self._codes(chunk, n) >= 0)), self.n_unique(n))
+
+    def _ensure(self, n: int) -> None:
+        """Count orders up to ``n`` (one replay of the stored chunks for those not counted yet)."""
+        if n < 1:
+            raise ValueError(f"n-gram order must be >= 1, got {n}")
+        missing = [k for k in range(1, n + 1) if k not in self._stats]
+        if missing:
+            for chunk in self._replay():
+                self._count_orders(chunk, missing)
+            for k in missing:
+                self._stats.setdefault(k, _OrderStats())
+
+    # --- results ----------------------------------------------------------------------------------
+
+    @property
+    def n_texts(self) -> int:
+        return self._n_texts
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens per text, all texts (int64)."""
+        if self._cached_lengths is None:
+            self._cached_lengths = (np.concatenate(self._lengths).astype(np.int64) if self._lengths
+                                    else np.zeros(0, dtype=np.int64))
+        return self._cached_lengths
+
+    def n_unique(self, n: int) -> int:
+        return self.vocab_size if n == 1 else (self._ids[n].n_unique if n in self._ids else 0)
+
+    def ngram_counts(self, n: int) -> tuple[int, int]:
+        """(distinct n-grams, all n-grams) over every text added."""
+        self._ensure(n)
+        return self.n_unique(n), self._stats[n].total
+
+    def distinct(self, n: int) -> float:
+        unique, total = self.ngram_counts(n)
+        return unique / total if total else 0.0
+
+    def leave_one_out(self, n: int) -> Iterator[np.ndarray]:
+        """Distinct-n with each text left out in turn, one array per stored chunk (in text order).
+
+        Removing text i removes its n-grams from the total and, from the unique count, those found
+        in no other text (the capped document count of :class:`_OrderStats` is 1).
+        """
+        unique_all, total_all = self.ngram_counts(n)
+        docs = self._stats[n].docs
+        for chunk in self._replay():
+            pairs = self._pairs(chunk, n)
+            only_here = np.bincount(pairs.text[docs[pairs.gram] == 1], minlength=chunk.n_texts)
+            total = total_all - np.maximum(chunk.lengths - n + 1, 0)
+            unique = unique_all - only_here
+            with np.errstate(invalid="ignore", divide="ignore"):
+                yield np.where(total > 0, unique / np.maximum(total, 1), 0.0)
+
+    def self_bleu(self, *, max_n: int = 4, sample: int | None = None, seed: int = 0) -> SelfBleuResult:
+        """See :func:`self_bleu`; one replay of the stored chunks scores the chosen hypotheses."""
+        n_texts = self.n_texts
+        if n_texts < 2:
+            raise ValueError(f"self-BLEU needs at least two texts, got {n_texts}")
+        if max_n < 1:
+            raise ValueError(f"max_n must be >= 1, got {max_n}")
+        chosen: np.ndarray | None = None
+        if sample is not None:
+            if sample < 1:
+                raise ValueError(f"sample must be >= 1, got {sample}")
+            if sample < n_texts:
+                chosen = np.sort(np.random.default_rng(seed).choice(n_texts, size=sample, replace=False))
+        indices = np.arange(n_texts) if chosen is None else chosen
+        self._ensure(max_n)
+        numerators = np.zeros((indices.shape[0], max_n), dtype=np.int64)
+        done = 0
+        for chunk in self._replay():
+            if chosen is None:
+                local = None
+                rows_out = np.arange(chunk.n_texts)
+            else:
+                lo, hi = np.searchsorted(chosen, [chunk.offset, chunk.offset + chunk.n_texts])
+                if lo == hi:
+                    continue
+                local = chosen[lo:hi] - chunk.offset
+                rows_out = local
+            for n in range(1, max_n + 1):
+                numerators[done : done + rows_out.shape[0], n - 1] = self._clipped(chunk, n, local)[rows_out]
+            done += rows_out.shape[0]
+        hyp_lens = self.lengths[indices]
+        ref_lens = _closest_other_length(self.lengths)[indices]
+        weight = 1 / max_n
+        scores = np.array(
+            [
+                _sentence_bleu(nums, h, r, weight)
+                for nums, h, r in zip(numerators.tolist(), hyp_lens.tolist(), ref_lens.tolist(), strict=True)
+            ],
+            dtype=np.float64,
+        )
+        return SelfBleuResult(
+            value=math.fsum(scores.tolist()) / scores.shape[0],
+            n_hypotheses=int(scores.shape[0]),
+            sampled=chosen is not None,
+            max_n=max_n,
+            indices=indices,
+            scores=scores,
+        )
+
+    def _clipped(self, chunk: _Chunk, n: int, local: np.ndarray | None) -> np.ndarray:
+        """Per text of the chunk: sum over its n-grams of min(count here, max count in any single OTHER text).
+
+        nltk clips by the maximum count over the reference list. Over "all other texts" that is the
+        corpus-wide maximum, unless this text holds the maximum: then it is the second largest count
+        (which equals the maximum when another text ties it).
+        """
+        pairs = self._pairs(chunk, n)
+        if pairs.count.size == 0:
+            return np.zeros(chunk.n_texts, dtype=np.int64)
+        stats = self._stats[n]
+        rows = slice(None) if local is None else np.isin(pairs.text, local)
+        gram, text, count = pairs.gram[rows], pairs.text[rows], pairs.count[rows]
+        top1, top2 = stats.top1[gram], stats.top2[gram]
+        other_max = np.where(count == top1, top2, top1)
+        # float64 bincount is exact here: counts stay far below 2**53.
+        return np.bincount(text, weights=np.minimum(count, other_max), minlength=chunk.n_texts).astype(np.int64)
+
+    def compression_ratio(self) -> float:
+        """gzip size / raw size of every text added, joined with newlines (see :func:`compression_ratio`).
+
+        The zlib stream is fed chunk by chunk; deflate's output does not depend on how its input was
+        split, so this is byte for byte the size of ``gzip.compress`` of the joined corpus (a test
+        checks it on many splits).
+        """
+        if self._gzip is None:
+            raise ValueError("this stream was built without compression")
+        if not self.raw_bytes:
+            raise ValueError("compression ratio of an empty corpus is undefined")
+        if self._gzip_final is None:
+            self._gzip_final = self._gzip_size + len(self._gzip.flush())
+        return self._gzip_final / self.raw_bytes
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+
+    def __enter__(self) -> LexicalStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EncodedCorpus:
+    """Token lists encoded once, for callers that compute several n-gram metrics of the same texts.
+
+    A :class:`LexicalStream` fed the whole corpus as one chunk, kept in memory with its n-gram
+    codes cached, so :func:`distinct_n`, :func:`self_bleu` and :func:`distinct_n_leave_one_out`
+    share the work.
+    """
+
+    def __init__(self, stream: LexicalStream) -> None:
+        if stream._spill is not None or len(stream._chunks) > 1:
+            raise ValueError("EncodedCorpus needs a single in-memory chunk")
+        self.stream = stream
+
+    @classmethod
+    def from_token_lists(cls, token_lists: Sequence[Sequence[str]]) -> EncodedCorpus:
+        return cls(LexicalStream(compress=False, spill=False).add_tokens(token_lists))
+
+    def _chunk(self) -> _Chunk:
+        if not self.stream._chunks:
+            self.stream.add_tokens([])
+        return self.stream._chunks[0]
+
+    @property
+    def tokens(self) -> np.ndarray:
+        return self._chunk().tokens
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._chunk().lengths
+
+    @property
+    def vocab_size(self) -> int:
+        return self.stream.vocab_size
+
+    @property
+    def n_texts(self) -> int:
+        return self.stream.n_texts
 
     def table(self, n: int) -> _NgramTable:
         """All n-gram occurrences of order ``n`` with their text and dense id."""
-        if n < 1:
-            raise ValueError(f"n-gram order must be >= 1, got {n}")
-        if n not in self._tables:
-            codes = self._gram_codes(n)
-            text_of, _ = self._position_info()
-            valid = codes >= 0
-            gram = codes[valid]
-            n_unique = int(gram.max()) + 1 if gram.size else 0
-            self._tables[n] = _NgramTable(text=text_of[valid], gram=gram, n_unique=n_unique)
-        return self._tables[n]
-
-    def text_gram_counts(self, n: int) -> _TextGramCounts:
-        """Count of each n-gram in each text that contains it."""
-        if n not in self._pairs:
-            tab = self.table(n)
-            n_texts = max(self.n_texts, 1)
-            key, count = np.unique(tab.gram * n_texts + tab.text, return_counts=True)
-            gram, text = np.divmod(key, n_texts)
-            starts = np.flatnonzero(np.r_[True, gram[1:] != gram[:-1]]) if gram.size else gram
-            self._pairs[n] = _TextGramCounts(
-                gram=gram, text=text, count=count.astype(np.int64), group_starts=starts
-            )
-        return self._pairs[n]
+        self.stream._ensure(n)
+        chunk = self._chunk()
+        codes = self.stream._codes(chunk, n)
+        text_of, _ = chunk.positions()
+        valid = codes >= 0
+        return _NgramTable(text=text_of[valid], gram=codes[valid], n_unique=self.stream.n_unique(n))
 
 
-def _encoded(corpus: Sequence[Sequence[str]] | EncodedCorpus) -> EncodedCorpus:
-    return corpus if isinstance(corpus, EncodedCorpus) else EncodedCorpus.from_token_lists(corpus)
+def _stream_of(corpus: Sequence[Sequence[str]] | EncodedCorpus) -> LexicalStream:
+    return (corpus if isinstance(corpus, EncodedCorpus) else EncodedCorpus.from_token_lists(corpus)).stream
 
 
 def distinct_n(token_lists: Sequence[Sequence[str]] | EncodedCorpus, n: int) -> float:
@@ -153,9 +535,7 @@ def distinct_n(token_lists: Sequence[Sequence[str]] | EncodedCorpus, n: int) -> 
     Texts shorter than ``n`` contribute no n-grams. With no n-gram at all the ratio is 0/0;
     we return 0.0 (nothing diverse was observed) rather than NaN so tables stay numeric.
     """
-    tab = _encoded(token_lists).table(n)
-    total = tab.gram.shape[0]
-    return tab.n_unique / total if total else 0.0
+    return _stream_of(token_lists).distinct(n)
 
 
 def distinct_n_leave_one_out(corpus: EncodedCorpus, n: int) -> np.ndarray:
@@ -165,21 +545,10 @@ def distinct_n_leave_one_out(corpus: EncodedCorpus, n: int) -> np.ndarray:
     are exactly what distinct-n counts, so bootstrap replicates sit far below the estimate (on
     Zipf-like synthetic corpora their 95% range did not even contain it). Leaving one text out
     adds no artificial repeat, and the jackknife standard error tracked the spread over
-    independently drawn corpora when we checked. Exact and O(number of n-grams): removing text i
-    removes its n-grams from the total and, from the unique count, those found in no other text.
+    independently drawn corpora when we checked. Exact and O(number of n-grams).
     """
-    pairs = corpus.text_gram_counts(n)
-    tab = corpus.table(n)
-    per_text_total = np.bincount(tab.text, minlength=corpus.n_texts)
-    if pairs.count.size:
-        doc_freq = np.diff(np.r_[pairs.group_starts, pairs.count.shape[0]])
-        only_here = np.bincount(pairs.text[doc_freq[pairs.gram] == 1], minlength=corpus.n_texts)
-    else:
-        only_here = np.zeros(corpus.n_texts, dtype=np.int64)
-    total = tab.gram.shape[0] - per_text_total
-    unique = tab.n_unique - only_here
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, unique / np.maximum(total, 1), 0.0)
+    parts = list(corpus.stream.leave_one_out(n))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -210,31 +579,6 @@ def _closest_other_length(lengths: np.ndarray) -> np.ndarray:
         candidates = [int(uniq[j]) for j in (k - 1, k + 1) if 0 <= j < uniq.shape[0]]
         closest[k] = min(candidates, key=lambda r: (abs(r - length), r))
     return closest[np.searchsorted(uniq, lengths)]
-
-
-def _clipped_matches(corpus: EncodedCorpus, n: int, chosen: np.ndarray | None) -> np.ndarray:
-    """Per text: sum over its n-grams of min(count here, max count in any single OTHER text).
-
-    nltk clips by the maximum count over the reference list. Over "all other texts" that is the
-    corpus-wide maximum, unless this text holds the maximum: then it is the second largest count
-    (which equals the maximum when another text ties it). Top-1/top-2 per n-gram are computed once
-    for the whole corpus, so each hypothesis then costs O(its own length).
-    """
-    pairs = corpus.text_gram_counts(n)
-    if pairs.count.size == 0:
-        return np.zeros(corpus.n_texts, dtype=np.int64)
-    top1 = np.maximum.reduceat(pairs.count, pairs.group_starts)
-    is_max = pairs.count == top1[pairs.gram]
-    max_rows = np.flatnonzero(is_max)
-    first_max = max_rows[np.r_[True, pairs.gram[max_rows[1:]] != pairs.gram[max_rows[:-1]]]]
-    without_first = pairs.count.copy()
-    without_first[first_max] = 0
-    top2 = np.maximum.reduceat(without_first, pairs.group_starts)
-    rows = slice(None) if chosen is None else np.isin(pairs.text, chosen)
-    gram, text, count = pairs.gram[rows], pairs.text[rows], pairs.count[rows]
-    other_max = np.where(count == top1[gram], top2[gram], top1[gram])
-    # float64 bincount is exact here: counts stay far below 2**53.
-    return np.bincount(text, weights=np.minimum(count, other_max), minlength=corpus.n_texts).astype(np.int64)
 
 
 def _sentence_bleu(numerators: Sequence[int], hyp_len: int, ref_len: int, weight: float) -> float:
@@ -277,39 +621,7 @@ def self_bleu(
     O(its length), so sampling saves little time; it exists to reproduce the sampled self-BLEU
     some papers report. Needs at least two texts (with one there is no reference).
     """
-    corpus = _encoded(token_lists)
-    n_texts = corpus.n_texts
-    if n_texts < 2:
-        raise ValueError(f"self-BLEU needs at least two texts, got {n_texts}")
-    if max_n < 1:
-        raise ValueError(f"max_n must be >= 1, got {max_n}")
-    chosen: np.ndarray | None = None
-    if sample is not None:
-        if sample < 1:
-            raise ValueError(f"sample must be >= 1, got {sample}")
-        if sample < n_texts:
-            chosen = np.sort(np.random.default_rng(seed).choice(n_texts, size=sample, replace=False))
-    indices = np.arange(n_texts) if chosen is None else chosen
-
-    numerators = np.stack([_clipped_matches(corpus, n, chosen)[indices] for n in range(1, max_n + 1)], 1)
-    hyp_lens = corpus.lengths[indices]
-    ref_lens = _closest_other_length(corpus.lengths)[indices]
-    weight = 1 / max_n
-    scores = np.array(
-        [
-            _sentence_bleu(nums, h, r, weight)
-            for nums, h, r in zip(numerators.tolist(), hyp_lens.tolist(), ref_lens.tolist(), strict=True)
-        ],
-        dtype=np.float64,
-    )
-    return SelfBleuResult(
-        value=math.fsum(scores.tolist()) / scores.shape[0],
-        n_hypotheses=int(scores.shape[0]),
-        sampled=chosen is not None,
-        max_n=max_n,
-        indices=indices,
-        scores=scores,
-    )
+    return _stream_of(token_lists).self_bleu(max_n=max_n, sample=sample, seed=seed)
 
 
 def compression_ratio(texts: Sequence[str]) -> float:
@@ -321,10 +633,7 @@ def compression_ratio(texts: Sequence[str]) -> float:
     gzip only sees repeats within a 32 KiB window and adds ~20 header bytes, so tiny corpora get
     ratios near or above 1 and the figure is most meaningful for corpora of many KiB.
     """
-    raw = "\n".join(texts).encode("utf-8")
-    if not raw:
-        raise ValueError("compression ratio of an empty corpus is undefined")
-    return len(gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)) / len(raw)
+    return LexicalStream(compress=True, spill=False).add_raw(texts).compression_ratio()
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,7 +31,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from clusterdiv.metrics import lexical, reference, semantic
-from clusterdiv.metrics.tokenize import tokenize_all
 
 __all__ = [
     "ALL_METRICS",
@@ -46,6 +45,7 @@ __all__ = [
     "MetricPlan",
     "MetricSpec",
     "MetricValue",
+    "compute_lexical_metrics",
     "compute_set_metrics",
     "direction",
     "metric_names",
@@ -111,9 +111,13 @@ class MetricValue(BaseModel):
 
 @dataclass
 class MetricInputs:
-    """What a metric's compute function receives; work shared by several metrics is memoised."""
+    """What a metric's compute function receives; work shared by several metrics is memoised.
 
-    texts: list[str]
+    ``texts`` is None when the texts were streamed (:func:`compute_lexical_metrics`): then only
+    ``lexical`` is there, the built-in lexical metrics' summary of them.
+    """
+
+    texts: list[str] | None
     embeddings: np.ndarray | None = None
     reference_embeddings: np.ndarray | None = None
     seed: int = 0
@@ -128,9 +132,24 @@ class MetricInputs:
             self._shared[key] = make()
         return self._shared[key]
 
+    lexical_stream: lexical.LexicalStream | None = None
+
+    @property
+    def lexical(self) -> lexical.LexicalStream:
+        """The texts' lexical summary; in memory, the same stream fed all texts as one chunk."""
+        if self.lexical_stream is None:
+            assert self.texts is not None
+            self.lexical_stream = lexical.LexicalStream(spill=False, keep_texts=_keep_for_interval).add(self.texts)
+        return self.lexical_stream
+
     @property
     def corpus(self) -> lexical.EncodedCorpus:
-        return self.shared("corpus", lambda: lexical.EncodedCorpus.from_token_lists(tokenize_all(self.texts)))
+        """The in-memory texts' token ids and n-gram tables (for plugin metrics that want them)."""
+        return self.shared("corpus", lambda: lexical.EncodedCorpus(self.lexical))
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.texts) if self.texts is not None else self.lexical.n_texts
 
 
 MetricCompute = Callable[[MetricInputs], "MetricValue | float | None"]
@@ -173,18 +192,17 @@ def _distinct(n: int) -> MetricCompute:
     name = f"distinct_{n}"
 
     def compute(inputs: MetricInputs) -> MetricValue:
-        corpus = inputs.corpus
-        table = corpus.table(n)
-        details: dict[str, Any] = {"unique_ngrams": table.n_unique, "total_ngrams": int(table.gram.shape[0])}
-        if not table.gram.shape[0]:
+        stream = inputs.lexical
+        unique, total = stream.ngram_counts(n)
+        details: dict[str, Any] = {"unique_ngrams": unique, "total_ngrams": total}
+        if not total:
             return _undefined(name, f"no text has {n} tokens, so there are no {n}-grams", **details)
-        value = lexical.distinct_n(corpus, n)
+        value = stream.distinct(n)
         ci = None
-        if inputs.bootstrap > 0 and (few := _too_few(corpus.n_texts)):
+        if inputs.bootstrap > 0 and (few := _too_few(stream.n_texts)):
             details["ci_skipped"] = few
-        elif inputs.bootstrap > 0 and corpus.n_texts > 1:
-            loo = lexical.distinct_n_leave_one_out(corpus, n)
-            ci = _jackknife_ci(value, loo, bounds=(0.0, 1.0))
+        elif inputs.bootstrap > 0 and stream.n_texts > 1:
+            ci = _jackknife_ci_parts(value, stream.leave_one_out(n), bounds=(0.0, 1.0))
             details["ci_method"] = "leave-one-text-out jackknife, normal"
         return _value(name, value, ci95=ci, details=details)
 
@@ -192,7 +210,7 @@ def _distinct(n: int) -> MetricCompute:
 
 
 def _self_bleu(inputs: MetricInputs) -> MetricValue:
-    result = lexical.self_bleu(inputs.corpus, sample=inputs.self_bleu_sample, seed=inputs.seed)
+    result = inputs.lexical.self_bleu(sample=inputs.self_bleu_sample, seed=inputs.seed)
     return _value("self_bleu", result.value, details={
         "n_hypotheses": result.n_hypotheses,
         "sampled": result.sampled,
@@ -202,16 +220,18 @@ def _self_bleu(inputs: MetricInputs) -> MetricValue:
 
 
 def _compression(inputs: MetricInputs) -> MetricValue:
-    texts, rng, bootstrap = inputs.texts, inputs.rng, inputs.bootstrap
-    value = lexical.compression_ratio(texts)
-    raw_bytes = len("\n".join(texts).encode("utf-8"))
+    stream, rng, bootstrap = inputs.lexical, inputs.rng, inputs.bootstrap
+    value = stream.compression_ratio()
+    raw_bytes = stream.raw_bytes
     details: dict[str, Any] = {"gzip_level": lexical.GZIP_LEVEL, "raw_bytes": raw_bytes}
     ci = None
-    groups = min(JACKKNIFE_GROUPS, len(texts))
-    if bootstrap > 0 and (few := _too_few(len(texts))):
+    groups = min(JACKKNIFE_GROUPS, stream.n_texts)
+    if bootstrap > 0 and (few := _too_few(stream.n_texts)):
         details["ci_skipped"] = few
     elif bootstrap > 0 and groups > 1:
         if raw_bytes * groups <= COMPRESSION_CI_MAX_BYTES:
+            texts = stream.kept_texts
+            assert texts is not None  # kept while under the same budget (_keep_for_interval)
             # Random groups, text order kept: gzip's 32 KiB window makes the figure order-dependent.
             group_of = rng.permutation(len(texts)) % groups
             leave_out = np.array(
@@ -229,6 +249,11 @@ def _compression(inputs: MetricInputs) -> MetricValue:
                 f"interval would gzip {raw_bytes * groups} bytes (> {COMPRESSION_CI_MAX_BYTES})"
             )
     return _value("compression_ratio", value, ci95=ci, details=details)
+
+
+def _keep_for_interval(raw_bytes: int, n_texts: int) -> bool:
+    """Whether a stream keeps its raw texts: only while the compression interval would still be computed."""
+    return raw_bytes * min(JACKKNIFE_GROUPS, n_texts) <= COMPRESSION_CI_MAX_BYTES
 
 
 def _mean_cosine(inputs: MetricInputs) -> MetricValue:
@@ -462,10 +487,35 @@ def _jackknife_ci(
 
     se^2 = (g-1)/g * sum (v_j - mean v)^2 over the g leave-out values (Efron & Tibshirani 1993).
     """
-    g = leave_out.shape[0]
+    return _jackknife_ci_parts(estimate, [leave_out], bounds=bounds)
+
+
+def _jackknife_ci_parts(
+    estimate: float, parts: Iterable[np.ndarray], *, bounds: tuple[float, float] | None = None
+) -> tuple[float, float] | None:
+    """:func:`_jackknife_ci` over leave-out values that arrive in parts (a stream's chunks).
+
+    The parts' counts, means and sums of squared deviations are merged (Chan, Golub & LeVeque
+    1979), so the values never need to be held together; one part gives exactly the one-array sums.
+    """
+    g, mean, m2 = 0, 0.0, 0.0
+    for part in parts:
+        k = int(part.shape[0])
+        if not k:
+            continue
+        part_mean = float(part.mean())
+        part_m2 = float(np.sum((part - part_mean) ** 2))
+        if not g:
+            g, mean, m2 = k, part_mean, part_m2
+            continue
+        delta = part_mean - mean
+        total = g + k
+        mean += delta * k / total
+        m2 += part_m2 + delta * delta * g * k / total
+        g = total
     if g < 2:
         return None
-    se = math.sqrt((g - 1) / g * float(np.sum((leave_out - leave_out.mean()) ** 2)))
+    se = math.sqrt((g - 1) / g * m2)
     lo, hi = estimate - Z95 * se, estimate + Z95 * se
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
@@ -507,6 +557,39 @@ def compute_set_metrics(
         reference_embeddings=None if reference_embeddings is None else np.asarray(reference_embeddings),
         seed=seed, bootstrap=bootstrap, self_bleu_sample=self_bleu_sample, rng=np.random.default_rng(seed),
     )
+    return _compute(inputs, wanted)
+
+
+def compute_lexical_metrics(
+    chunks: Iterable[Sequence[str]],
+    *,
+    select: set[str] | str | None = "lexical",
+    seed: int = 0,
+    bootstrap: int = 200,
+    self_bleu_sample: int | None = None,
+) -> dict[str, MetricValue]:
+    """The built-in lexical metrics of texts that arrive in chunks, in memory that does not grow with
+    their number (see :class:`lexical.LexicalStream`); values equal :func:`compute_set_metrics`'s
+    on the same texts (intervals up to float rounding of the merged jackknife sums).
+
+    ``select`` may name only built-in lexical metrics (plugin metrics get the texts themselves, so
+    they need :func:`compute_set_metrics`); ``ValueError`` otherwise.
+    """
+    wanted = resolve_selection(select)
+    builtin_lexical = set(METRIC_GROUPS["lexical"])
+    if not wanted <= builtin_lexical:
+        raise ValueError(f"only built-in lexical metrics can be streamed, not {', '.join(sorted(wanted - builtin_lexical))}")
+    stream = lexical.LexicalStream(orders=max(DISTINCT_ORDERS), compress="compression_ratio" in wanted,
+                                   keep_texts=_keep_for_interval)
+    with stream:
+        for chunk in chunks:
+            stream.add(chunk)
+        inputs = MetricInputs(texts=None, lexical_stream=stream, seed=seed, bootstrap=bootstrap,
+                              self_bleu_sample=self_bleu_sample, rng=np.random.default_rng(seed))
+        return _compute(inputs, wanted)
+
+
+def _compute(inputs: MetricInputs, wanted: set[str]) -> dict[str, MetricValue]:
     out: dict[str, MetricValue] = {}
     for spec in (metric_spec(n) for n in [*ALL_METRICS, *(n for n in _SPECS if n not in ALL_METRICS)]):
         if spec.name not in wanted:

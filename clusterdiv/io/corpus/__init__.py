@@ -17,7 +17,9 @@ Layout (the modules are private; import from `clusterdiv.io.corpus`):
   (CSV, TSV), `_arrow.py` (Parquet, saved Hugging Face datasets);
 - `_build.py`: parsed rows -> validated `Example`s (text field, ids, labels, skipped rows);
 - `_records.py`: data already in memory (strings, dicts, DataFrame, `datasets.Dataset`);
-- `_types.py`: `LoadedCorpus`, `SkippedRow`, the format names.
+- `_types.py`: `LoadedCorpus`, `SkippedRow`, the format names;
+- `_stream.py`: `stream_texts`, the valid texts in chunks (JSONL line by line, Parquet by batch) for
+  metrics that need no `Example`s and should not hold the corpus.
 
 A new format is a parser module returning `Parsed` rows plus one line in `_load.py`'s dispatch.
 """
@@ -35,6 +37,7 @@ from clusterdiv.io.corpus._records import (
     load_records,
     to_corpus,
 )
+from clusterdiv.io.corpus._stream import TextChunks, stream_texts
 from clusterdiv.io.corpus._types import FORMATS, TEXT_FIELD_CANDIDATES, CorpusFormat, LoadedCorpus, SkippedRow
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "CorpusFormat",
     "LoadedCorpus",
     "SkippedRow",
+    "TextChunks",
     "as_examples",
     "examples_from_texts",
     "load_corpus",
@@ -54,5 +58,6 @@ __all__ = [
     "load_records",
     "max_input_bytes",
     "max_record_bytes",
+    "stream_texts",
     "to_corpus",
 ]

@@ -10,7 +10,14 @@ from decimal import Decimal
 
 from clusterdiv.core.errors import CorpusError
 from clusterdiv.core.records import Example
-from clusterdiv.io.corpus._types import TEXT_FIELD_CANDIDATES, CorpusFormat, LoadedCorpus, Parsed, SkippedRow
+from clusterdiv.io.corpus._types import (
+    TEXT_FIELD_CANDIDATES,
+    CorpusFormat,
+    LoadedCorpus,
+    Parsed,
+    Row,
+    SkippedRow,
+)
 
 _MISSING = object()
 _DROP = object()
@@ -47,24 +54,9 @@ def build(
     skip_invalid: bool,
 ) -> LoadedCorpus:
     if not parsed.rows:
-        raise CorpusError("no examples found (the input is empty)", path=shown)
-    field: str | None = text_field
-    if parsed.plain:
-        given = [opt for opt, v in (("text", text_field), ("id", id_field), ("label", label_field)) if v]
-        if given:
-            raise CorpusError(
-                f"--{'/--'.join(g + '-field' for g in given)} cannot be used: this input holds "
-                "plain strings, not records",
-                path=shown,
-            )
-    elif parsed.fields:
-        field = _choose_text_field(parsed.fields, text_field, shown)
-        for option, name in (("--id-field", id_field), ("--label-field", label_field)):
-            if name is not None and name not in parsed.fields:
-                raise CorpusError(
-                    f"{option} {name!r} not found; available fields: {_field_list(parsed.fields)}",
-                    path=shown,
-                )
+        raise empty_input(shown)
+    field = choose_fields(parsed.fields, parsed.plain, shown=shown, text_field=text_field,
+                          id_field=id_field, label_field=label_field)
     not_meta = {name for name in (field, id_field, label_field) if name is not None}
 
     examples: list[Example] = []
@@ -73,23 +65,15 @@ def build(
     first_line_of_id: dict[str, int | None] = {}
 
     for row in parsed.rows:
-        reason: str | None = row.error
+        text, reason = row_text(row, parsed.plain, field)
         if reason is None:
             value = row.value
             if parsed.plain:
-                if not isinstance(value, str):
-                    reason = f"expected a string, got {json_type(value)}"
-                elif not value.strip():
-                    reason = "text is empty"
-                else:
-                    examples.append(content_ids.make(value, source_line=row.line, meta={}))
-                    continue
-            elif not isinstance(value, dict):
-                reason = f"expected a JSON object, got {json_type(value)}"
-            elif field is None:
-                reason = "record has no fields"
+                assert text is not None
+                examples.append(content_ids.make(text, source_line=row.line, meta={}))
+                continue
             else:
-                text, reason = _text_value(value, field)
+                assert isinstance(value, dict)
                 label: str | None = None
                 if reason is None and label_field is not None:
                     label, reason = label_value(value.get(label_field), label_field)
@@ -117,12 +101,7 @@ def build(
         skipped.append(SkippedRow(line=row.line, reason=reason))
 
     if not examples:
-        first = skipped[0]
-        raise CorpusError(
-            f"no valid examples: all {len(skipped)} rows were skipped "
-            f"(first, line {first.line}: {first.reason})",
-            path=shown,
-        )
+        raise all_skipped(skipped, shown)
     return LoadedCorpus(
         path=shown,
         format=fmt,
@@ -131,6 +110,62 @@ def build(
         skipped=skipped,
         content_hash=_content_hash(examples),
     )
+
+
+def empty_input(shown: str) -> CorpusError:
+    return CorpusError("no examples found (the input is empty)", path=shown)
+
+
+def all_skipped(skipped: list[SkippedRow], shown: str) -> CorpusError:
+    first = skipped[0]
+    return CorpusError(
+        f"no valid examples: all {len(skipped)} rows were skipped (first, line {first.line}: {first.reason})",
+        path=shown,
+    )
+
+
+def choose_fields(fields: list[str], plain: bool, *, shown: str, text_field: str | None,
+                  id_field: str | None = None, label_field: str | None = None) -> str | None:
+    """The text field of a record input (None for plain strings), after checking the named fields exist.
+
+    Needs the fields of the whole input, which is why a streamed JSONL file is scanned once first.
+    """
+    field: str | None = text_field
+    if plain:
+        given = [opt for opt, v in (("text", text_field), ("id", id_field), ("label", label_field)) if v]
+        if given:
+            raise CorpusError(
+                f"--{'/--'.join(g + '-field' for g in given)} cannot be used: this input holds "
+                "plain strings, not records",
+                path=shown,
+            )
+    elif fields:
+        field = _choose_text_field(fields, text_field, shown)
+        for option, name in (("--id-field", id_field), ("--label-field", label_field)):
+            if name is not None and name not in fields:
+                raise CorpusError(
+                    f"{option} {name!r} not found; available fields: {_field_list(fields)}",
+                    path=shown,
+                )
+    return field
+
+
+def row_text(row: Row, plain: bool, field: str | None) -> tuple[str | None, str | None]:
+    """(text, None) for a row whose text is valid, else (None, reason it is skipped or refused)."""
+    if row.error is not None:
+        return None, row.error
+    value = row.value
+    if plain:
+        if not isinstance(value, str):
+            return None, f"expected a string, got {json_type(value)}"
+        if not value.strip():
+            return None, "text is empty"
+        return value, None
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object, got {json_type(value)}"
+    if field is None:
+        return None, "record has no fields"
+    return _text_value(value, field)
 
 
 def _choose_text_field(fields: list[str], requested: str | None, shown: str) -> str:
