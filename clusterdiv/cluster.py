@@ -111,61 +111,14 @@ def _agglomerative(X: np.ndarray, params: ClusterParams) -> np.ndarray:
 
 
 def _weighted_average_linkage(M: np.ndarray, w: np.ndarray, threshold: float) -> np.ndarray:
-    """Exact average linkage (UPGMA) of groups, cut below `threshold`: labels 0.. per group.
+    """Exact average linkage (UPGMA) of groups (means `M` of unit vectors, sizes `w`), cut below `threshold`.
 
-    `M` holds each group's mean member vector (members unit norm, the mean not renormalised) and
-    `w` its size, so the average cosine distance between the members of two groups is
-    `1 - M[a] . M[b]`, and after a merge the Lance-Williams update (size-weighted mean of the two
-    rows) keeps every distance exact. Nearest-neighbour chain, O(m^2) memory and time; with
-    singleton groups this is the same clustering as scikit-learn's average linkage.
+    From the means alone, O(m*d) memory (`clusterdiv._linkage`); with singleton groups this is the
+    same clustering as scikit-learn's average linkage.
     """
-    m = int(M.shape[0])
-    if m < 2:
-        return np.zeros(m, dtype=np.int64)
-    M64 = np.asarray(M, dtype=np.float64)
-    D = 1.0 - M64 @ M64.T
-    np.fill_diagonal(D, np.inf)
-    size = np.asarray(w, dtype=np.float64).copy()
-    parent = np.arange(m)
-    alive = np.ones(m, dtype=bool)
-    n_alive = m
-    chain: list[int] = []
-    while n_alive > 1:
-        if not chain:
-            chain.append(int(np.flatnonzero(alive)[0]))
-        a = chain[-1]
-        b = int(np.argmin(D[a]))
-        if len(chain) > 1 and D[a, chain[-2]] <= D[a, b]:
-            b = chain[-2]
-        if D[a, b] >= threshold:  # a's nearest is too far, and average linkage only grows distances
-            alive[a] = False
-            n_alive -= 1
-            D[a, :] = np.inf
-            D[:, a] = np.inf
-            chain.clear()
-            continue
-        if len(chain) > 1 and b == chain[-2]:
-            chain.pop()
-            chain.pop()
-            merged = (size[a] * D[a] + size[b] * D[b]) / (size[a] + size[b])
-            D[a, :] = merged
-            D[:, a] = merged
-            D[a, a] = np.inf
-            D[b, :] = np.inf
-            D[:, b] = np.inf
-            size[a] += size[b]
-            alive[b] = False
-            n_alive -= 1
-            parent[b] = a
-        else:
-            chain.append(b)
-    roots = parent.copy()
-    while True:  # follow merges to their root
-        nxt = parent[roots]
-        if np.array_equal(nxt, roots):
-            break
-        roots = nxt
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+    from clusterdiv._linkage import average_linkage
+
+    return average_linkage(M, w, threshold)
 
 
 def _group_means(M: np.ndarray, w: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -219,6 +172,7 @@ def _sample_and_assign(M: np.ndarray, w: np.ndarray, threshold: float, cap: int,
 # Thresholds (as fractions of the final one) at which points are first grouped when there are too many
 # for one exact linkage: average linkage merges in order of distance, so tight groups come first.
 _LEVELS = (0.35, 0.6, 0.8)
+_GROUP_LIMIT = 1
 
 
 def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int, seed: int = 0) -> np.ndarray:
@@ -240,13 +194,14 @@ def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int
     rng = np.random.default_rng(seed)
     point_group = np.arange(n)
     M, w = X, np.ones(n, dtype=np.float64)
+    limit = _GROUP_LIMIT * sample_size
     for level in _LEVELS:
-        if M.shape[0] <= sample_size:
+        if M.shape[0] <= limit:
             break
         grouped = _sample_and_assign(M, w, level * threshold, sample_size, rng)
         point_group = grouped[point_group]
         M, w = _group_means(M, w, grouped)
-    if M.shape[0] <= sample_size:
+    if M.shape[0] <= limit:
         final = _weighted_average_linkage(M, w, threshold)
     else:
         final = _sample_and_assign(M, w, threshold, sample_size, rng)
