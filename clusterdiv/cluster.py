@@ -6,14 +6,16 @@ Two methods, both deterministic:
   threshold, so two examples share a mode when their criteria are about as close as paraphrases of
   one intent. The threshold does not depend on the sample, which is what a diversity count needs:
   the same modes are found in a small and a large sample. Up to `agglomerative_max_n` examples
-  the linkage is exact (no seed involved). Above it, where exact linkage's O(n^2) memory stops
-  being affordable, the same mode definition is applied at scale (`sampled_average_linkage`): the
-  points are first grouped at tighter thresholds (exact linkage on seeded samples of
-  `agglomerative_max_n` points, every other point joining the sample group whose *average* cosine
-  distance to it, the quantity average linkage merges on, is below the same threshold; what joins
-  none is grouped in the next round), then the groups are linked exactly, weighted by size, so every
-  merge uses the true average distance between all members. Memory O(n*k), deterministic under the
-  seed; the method reported is still `agglomerative` (`Clustering.sampled` gives the sample cap).
+  the linkage is exact (no seed involved). Above it the same mode definition is applied at scale
+  (`sampled_average_linkage`): up to 4 x `agglomerative_max_n` points the linkage is still exact, run
+  from cluster means and sizes (`clusterdiv._linkage`, O(n*d) memory, the same labels as
+  scikit-learn's); beyond, the points are first grouped at the tightest of a few tighter thresholds
+  that leaves few enough groups (exact linkage on seeded samples of `agglomerative_max_n` points,
+  every other point joining the sample group whose *average* cosine distance to it, the quantity
+  average linkage merges on, is below that threshold; what joins none is grouped in the next round),
+  then the groups are linked exactly, weighted by size, so every merge uses the true average
+  distance between all members. Memory O(n*k), deterministic under the seed; the method reported
+  is still `agglomerative` (`Clustering.sampled` gives the sample cap).
 * **umap_hdbscan** (only when asked for by name): UMAP (cosine, `random_state` = seed, which makes
   it single-threaded and exactly reproducible) to a few dimensions, then HDBSCAN, which finds dense
   modes without being told how many. Never switched to silently.
@@ -21,8 +23,8 @@ Two methods, both deterministic:
 Why agglomerative is the default: on the validation harness (eval/RESULTS.md) the fixed-threshold
 count tracked the true number of intents with Spearman 0.98 on both datasets, against 0.47-0.62 for
 UMAP + HDBSCAN, whose excess-of-mass selection merges or splits modes depending on the density of
-everything else in the sample. The sampled form agrees with exact linkage at n = 1,000-5,000 real
-embeddings (eval/results/bench_cluster_scale.md).
+everything else in the sample. How far the grouped form agrees with exact linkage, by how much it
+has to compress, is measured on real embeddings in eval/results/bench_cluster_scale.md.
 
 HDBSCAN marks points that belong to no dense mode as noise (label -1). Noise points are kept, not
 dropped: the score counts each as a mode of its own (an example unlike all others adds diversity).
@@ -170,21 +172,27 @@ def _sample_and_assign(M: np.ndarray, w: np.ndarray, threshold: float, cap: int,
 
 
 # Thresholds (as fractions of the final one) at which points are first grouped when there are too many
-# for one exact linkage: average linkage merges in order of distance, so tight groups come first.
-_LEVELS = (0.35, 0.6, 0.8)
-_GROUP_LIMIT = 1
+# for one exact linkage: average linkage merges in order of distance, so tight groups come first, and
+# the grouping stops at the tightest level that leaves few enough groups (a tighter level mixes fewer
+# points of different final modes into one group). Chosen on CLINC150 vectors (eval/bench_cluster_scale.py).
+_LEVELS = (0.35, 0.5, 0.6, 0.7, 0.8)
+# The final exact linkage takes up to this many times `sample_size` groups: it works from cluster means
+# (O(m*d) memory), so only its time, O(m^2*d), bounds it. Chosen on CLINC150 vectors with _LEVELS.
+_GROUP_LIMIT = 4
 
 
 def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int, seed: int = 0) -> np.ndarray:
     """Average-linkage modes at cosine distance `threshold` for any n, in O(n*k) memory.
 
-    Exact average linkage needs all n^2 distances. Here the points are first grouped at tighter
-    thresholds (`_LEVELS` x `threshold`, by `_sample_and_assign`: exact linkage on seeded samples of
-    `sample_size`, the rest assigned under the same rule) until at most `sample_size` groups remain;
-    those groups are then linked exactly (weighted by size, so each merge uses the true average
-    distance between all members) and cut at `threshold`. When the groups stay too many even at the
-    last level, the final step is `_sample_and_assign` at `threshold` itself. At or below
-    `sample_size` points this is exact average linkage. Deterministic for a given seed.
+    Exact average linkage of all points costs O(n^2) time. Here, while there are more than
+    `_GROUP_LIMIT * sample_size` points, they are first grouped at the tightest of `_LEVELS` x
+    `threshold` that brings them under that limit (by `_sample_and_assign`: exact linkage on seeded
+    samples of `sample_size`, every other point joining the sample group whose average distance to
+    it is below the level); the groups are then linked exactly from their means and sizes (so each
+    merge uses the true average distance between all members) and cut at `threshold`. When the
+    groups stay too many even at the last level, the final step is `_sample_and_assign` at
+    `threshold` itself. Up to `_GROUP_LIMIT * sample_size` points this is exact average linkage.
+    Deterministic for a given seed.
     """
     n = int(X.shape[0])
     X = np.asarray(X, dtype=np.float32)

@@ -23,13 +23,13 @@ PARAMS = ClusterParams(distance_threshold=0.5)
 
 def test_a_history_across_the_size_limit_keeps_its_method_and_its_score():
     X = modes(30, 20)  # 600 examples, 30 planted modes
-    limited = PARAMS.model_copy(update={"agglomerative_max_n": 250})
+    limited = PARAMS.model_copy(update={"agglomerative_max_n": 100})
     history = []
-    for n in (150, 200, 250, 300, 400, 600):  # the batch grows past the limit (250)
+    for n in (50, 100, 150, 300, 450, 600):  # past the limit (100), then past exact linkage by means (400)
         clustering = cluster_vectors(X[:n], params=limited, seed=0)
         exact = cluster_vectors(X[:n], params=PARAMS, seed=0)
         assert clustering.method == exact.method == "agglomerative"
-        assert clustering.sampled == (250 if n > 250 else None)
+        assert clustering.sampled == (100 if n > 100 else None)
         assert adjusted_rand_score(exact.labels, clustering.labels) >= 0.95
         history.append(score_labels(clustering.labels, reference_size=100, n_boot=0).score_normalized)
         assert abs(history[-1] - score_labels(exact.labels, reference_size=100, n_boot=0).score_normalized) < 0.5
