@@ -36,10 +36,14 @@ def test_umap_hdbscan_is_deterministic_under_a_seed():
 
 def test_auto_stays_agglomerative_above_the_exact_limit():
     # issue 15: no silent switch to UMAP + HDBSCAN; above the limit the linkage runs on seeded samples
+    # (past 4 x the limit: up to there it is exact linkage by cluster means, and `sampled` stays None)
     X = blobs(4, 15)
-    above = cluster_vectors(X, params=ClusterParams(agglomerative_max_n=40), seed=0)
+    linked = cluster_vectors(X, params=ClusterParams(agglomerative_max_n=40), seed=0)
+    above = cluster_vectors(X, params=ClusterParams(agglomerative_max_n=10), seed=0)
     exact = cluster_vectors(X, params=ClusterParams(), seed=0)
-    assert above.method == exact.method == "agglomerative" and above.sampled == 40 and exact.sampled is None
+    assert above.method == exact.method == linked.method == "agglomerative"
+    assert above.sampled == 10 and linked.sampled is None and exact.sampled is None
+    assert linked.labels == exact.labels
     assert above.labels == exact.labels
 
 

@@ -23,13 +23,13 @@ PARAMS = ClusterParams(distance_threshold=0.5)
 
 def test_a_history_across_the_size_limit_keeps_its_method_and_its_score():
     X = modes(30, 20)  # 600 examples, 30 planted modes
-    limited = PARAMS.model_copy(update={"agglomerative_max_n": 250})
+    limited = PARAMS.model_copy(update={"agglomerative_max_n": 100})
     history = []
-    for n in (150, 200, 250, 300, 400, 600):  # the batch grows past the limit (250)
+    for n in (50, 100, 150, 300, 450, 600):  # past the limit (100), then past exact linkage by means (400)
         clustering = cluster_vectors(X[:n], params=limited, seed=0)
         exact = cluster_vectors(X[:n], params=PARAMS, seed=0)
         assert clustering.method == exact.method == "agglomerative"
-        assert clustering.sampled == (250 if n > 250 else None)
+        assert clustering.sampled == (100 if n > 400 else None)  # up to 4 x the limit: linked exactly, no sample
         assert adjusted_rand_score(exact.labels, clustering.labels) >= 0.95
         history.append(score_labels(clustering.labels, reference_size=100, n_boot=0).score_normalized)
         assert abs(history[-1] - score_labels(exact.labels, reference_size=100, n_boot=0).score_normalized) < 0.5
@@ -60,3 +60,28 @@ def test_sampled_linkage_keeps_isolated_points_as_their_own_modes():
     labels = sampled_average_linkage(X, threshold=0.5, sample_size=30, seed=0)
     assert len(set(labels[:120].tolist())) == 3
     assert len(set(labels[120:].tolist())) == 20 and not set(labels[120:]) & set(labels[:120])
+
+
+def test_linkage_from_means_is_scikit_learns_average_linkage():
+    from sklearn.cluster import AgglomerativeClustering
+
+    from clusterdiv.modes.linkage import average_linkage
+
+    rng = np.random.default_rng(4)
+    for X in (modes(25, 12, seed=2), rng.normal(size=(300, 16)).astype(np.float32)):
+        for threshold in (0.2, 0.5, 0.8):
+            ours = average_linkage(X, None, threshold)
+            sk = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine",
+                                         linkage="average").fit_predict(X)
+            assert adjusted_rand_score(sk, ours) == 1.0 and len(set(ours.tolist())) == len(set(sk.tolist()))
+
+
+def test_linkage_of_weighted_groups_is_linkage_of_their_members():
+    from clusterdiv.modes.linkage import average_linkage
+
+    X = modes(8, 10, seed=6)
+    copies = np.array([1, 3, 2, 1, 4] * 16)  # each point stands for this many identical points
+    expanded = np.repeat(X, copies, axis=0)
+    grouped = average_linkage(X, copies, 0.5)
+    assert adjusted_rand_score(np.repeat(grouped, copies), average_linkage(expanded, None, 0.5)) == 1.0
+    assert len(set(grouped.tolist())) == 8

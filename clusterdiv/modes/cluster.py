@@ -6,14 +6,16 @@ Two methods, both deterministic:
   threshold, so two examples share a mode when their criteria are about as close as paraphrases of
   one intent. The threshold does not depend on the sample, which is what a diversity count needs:
   the same modes are found in a small and a large sample. Up to `agglomerative_max_n` examples
-  the linkage is exact (no seed involved). Above it, where exact linkage's O(n^2) memory stops
-  being affordable, the same mode definition is applied at scale (`sampled_average_linkage`): the
-  points are first grouped at tighter thresholds (exact linkage on seeded samples of
-  `agglomerative_max_n` points, every other point joining the sample group whose *average* cosine
-  distance to it, the quantity average linkage merges on, is below the same threshold; what joins
-  none is grouped in the next round), then the groups are linked exactly, weighted by size, so every
-  merge uses the true average distance between all members. Memory O(n*k), deterministic under the
-  seed; the method reported is still `agglomerative` (`Clustering.sampled` gives the sample cap).
+  the linkage is exact (no seed involved). Above it the same mode definition is applied at scale
+  (`sampled_average_linkage`): up to 4 x `agglomerative_max_n` points the linkage is still exact, run
+  from cluster means and sizes (`clusterdiv.modes.linkage`, O(n*d) memory, the same labels as
+  scikit-learn's); beyond, the points are first grouped at the tightest of a few tighter thresholds
+  that leaves few enough groups (exact linkage on seeded samples of `agglomerative_max_n` points,
+  every other point joining the sample group whose *average* cosine distance to it, the quantity
+  average linkage merges on, is below that threshold; what joins none is grouped in the next round),
+  then the groups are linked exactly, weighted by size, so every merge uses the true average
+  distance between all members. Memory O(n*k), deterministic under the seed; the method reported
+  is still `agglomerative` (`Clustering.sampled` gives the sample cap).
 * **umap_hdbscan** (only when asked for by name): UMAP (cosine, `random_state` = seed, which makes
   it single-threaded and exactly reproducible) to a few dimensions, then HDBSCAN, which finds dense
   modes without being told how many. Never switched to silently.
@@ -21,8 +23,8 @@ Two methods, both deterministic:
 Why agglomerative is the default: on the validation harness (eval/RESULTS.md) the fixed-threshold
 count tracked the true number of intents with Spearman 0.98 on both datasets, against 0.47-0.62 for
 UMAP + HDBSCAN, whose excess-of-mass selection merges or splits modes depending on the density of
-everything else in the sample. The sampled form agrees with exact linkage at n = 1,000-5,000 real
-embeddings (eval/results/bench_cluster_scale.md).
+everything else in the sample. How far the grouped form agrees with exact linkage, by how much it
+has to compress, is measured on real embeddings in eval/results/bench_cluster_scale.md.
 
 HDBSCAN marks points that belong to no dense mode as noise (label -1). Noise points are kept, not
 dropped: the score counts each as a mode of its own (an example unlike all others adds diversity).
@@ -111,61 +113,14 @@ def _agglomerative(X: np.ndarray, params: ClusterParams) -> np.ndarray:
 
 
 def _weighted_average_linkage(M: np.ndarray, w: np.ndarray, threshold: float) -> np.ndarray:
-    """Exact average linkage (UPGMA) of groups, cut below `threshold`: labels 0.. per group.
+    """Exact average linkage (UPGMA) of groups (means `M` of unit vectors, sizes `w`), cut below `threshold`.
 
-    `M` holds each group's mean member vector (members unit norm, the mean not renormalised) and
-    `w` its size, so the average cosine distance between the members of two groups is
-    `1 - M[a] . M[b]`, and after a merge the Lance-Williams update (size-weighted mean of the two
-    rows) keeps every distance exact. Nearest-neighbour chain, O(m^2) memory and time; with
-    singleton groups this is the same clustering as scikit-learn's average linkage.
+    From the means alone, O(m*d) memory (`clusterdiv.modes.linkage`); with singleton groups this is the
+    same clustering as scikit-learn's average linkage.
     """
-    m = int(M.shape[0])
-    if m < 2:
-        return np.zeros(m, dtype=np.int64)
-    M64 = np.asarray(M, dtype=np.float64)
-    D = 1.0 - M64 @ M64.T
-    np.fill_diagonal(D, np.inf)
-    size = np.asarray(w, dtype=np.float64).copy()
-    parent = np.arange(m)
-    alive = np.ones(m, dtype=bool)
-    n_alive = m
-    chain: list[int] = []
-    while n_alive > 1:
-        if not chain:
-            chain.append(int(np.flatnonzero(alive)[0]))
-        a = chain[-1]
-        b = int(np.argmin(D[a]))
-        if len(chain) > 1 and D[a, chain[-2]] <= D[a, b]:
-            b = chain[-2]
-        if D[a, b] >= threshold:  # a's nearest is too far, and average linkage only grows distances
-            alive[a] = False
-            n_alive -= 1
-            D[a, :] = np.inf
-            D[:, a] = np.inf
-            chain.clear()
-            continue
-        if len(chain) > 1 and b == chain[-2]:
-            chain.pop()
-            chain.pop()
-            merged = (size[a] * D[a] + size[b] * D[b]) / (size[a] + size[b])
-            D[a, :] = merged
-            D[:, a] = merged
-            D[a, a] = np.inf
-            D[b, :] = np.inf
-            D[:, b] = np.inf
-            size[a] += size[b]
-            alive[b] = False
-            n_alive -= 1
-            parent[b] = a
-        else:
-            chain.append(b)
-    roots = parent.copy()
-    while True:  # follow merges to their root
-        nxt = parent[roots]
-        if np.array_equal(nxt, roots):
-            break
-        roots = nxt
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+    from clusterdiv.modes.linkage import average_linkage
+
+    return average_linkage(M, w, threshold)
 
 
 def _group_means(M: np.ndarray, w: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,20 +172,27 @@ def _sample_and_assign(M: np.ndarray, w: np.ndarray, threshold: float, cap: int,
 
 
 # Thresholds (as fractions of the final one) at which points are first grouped when there are too many
-# for one exact linkage: average linkage merges in order of distance, so tight groups come first.
-_LEVELS = (0.35, 0.6, 0.8)
+# for one exact linkage: average linkage merges in order of distance, so tight groups come first, and
+# the grouping stops at the tightest level that leaves few enough groups (a tighter level mixes fewer
+# points of different final modes into one group). Chosen on CLINC150 vectors (eval/bench_cluster_scale.py).
+_LEVELS = (0.35, 0.5, 0.6, 0.7, 0.8)
+# The final exact linkage takes up to this many times `sample_size` groups: it works from cluster means
+# (O(m*d) memory), so only its time, O(m^2*d), bounds it. Chosen on CLINC150 vectors with _LEVELS.
+_GROUP_LIMIT = 4
 
 
 def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int, seed: int = 0) -> np.ndarray:
     """Average-linkage modes at cosine distance `threshold` for any n, in O(n*k) memory.
 
-    Exact average linkage needs all n^2 distances. Here the points are first grouped at tighter
-    thresholds (`_LEVELS` x `threshold`, by `_sample_and_assign`: exact linkage on seeded samples of
-    `sample_size`, the rest assigned under the same rule) until at most `sample_size` groups remain;
-    those groups are then linked exactly (weighted by size, so each merge uses the true average
-    distance between all members) and cut at `threshold`. When the groups stay too many even at the
-    last level, the final step is `_sample_and_assign` at `threshold` itself. At or below
-    `sample_size` points this is exact average linkage. Deterministic for a given seed.
+    Exact average linkage of all points costs O(n^2) time. Here, while there are more than
+    `_GROUP_LIMIT * sample_size` points, they are first grouped at the tightest of `_LEVELS` x
+    `threshold` that brings them under that limit (by `_sample_and_assign`: exact linkage on seeded
+    samples of `sample_size`, every other point joining the sample group whose average distance to
+    it is below the level); the groups are then linked exactly from their means and sizes (so each
+    merge uses the true average distance between all members) and cut at `threshold`. When the
+    groups stay too many even at the last level, the final step is `_sample_and_assign` at
+    `threshold` itself. Up to `_GROUP_LIMIT * sample_size` points this is exact average linkage.
+    Deterministic for a given seed.
     """
     n = int(X.shape[0])
     X = np.asarray(X, dtype=np.float32)
@@ -240,13 +202,14 @@ def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int
     rng = np.random.default_rng(seed)
     point_group = np.arange(n)
     M, w = X, np.ones(n, dtype=np.float64)
+    limit = _GROUP_LIMIT * sample_size
     for level in _LEVELS:
-        if M.shape[0] <= sample_size:
+        if M.shape[0] <= limit:
             break
         grouped = _sample_and_assign(M, w, level * threshold, sample_size, rng)
         point_group = grouped[point_group]
         M, w = _group_means(M, w, grouped)
-    if M.shape[0] <= sample_size:
+    if M.shape[0] <= limit:
         final = _weighted_average_linkage(M, w, threshold)
     else:
         final = _sample_and_assign(M, w, threshold, sample_size, rng)
@@ -295,7 +258,8 @@ def cluster_vectors(X: np.ndarray, *, params: ClusterParams | None = None, seed:
         elif n > params.agglomerative_max_n:  # same modes, exact linkage on a seeded sample
             labels = sampled_average_linkage(X, threshold=_threshold(params),
                                              sample_size=params.agglomerative_max_n, seed=seed)
-            reduced, method, sampled = None, "agglomerative", params.agglomerative_max_n
+            exact = n <= _GROUP_LIMIT * params.agglomerative_max_n  # linked exactly, no sample involved
+            reduced, method, sampled = None, "agglomerative", None if exact else params.agglomerative_max_n
         else:
             labels, reduced, method = _agglomerative(X, params), None, "agglomerative"
     labels = _relabel_by_size(np.asarray(labels))
