@@ -74,6 +74,27 @@ def test_a_fresh_database_is_migrated_to_the_latest_schema(db_url):
         assert again.schema_version() == LATEST
 
 
+def test_a_version_3_audit_job_is_migrated_to_the_audit_tail_kind_and_stays_runnable(db_url):
+    from clusterdiv.service.jobs import JobStore
+    from clusterdiv.service.schemas import AuditTailJob
+
+    engine = make_engine(resolve_history_url(db_url))
+    assert migrate(engine, target=3) == [1, 2, 3]
+    request = {"kind": "audit", "texts": ["reset my password"], "tail": [{"name": "reset", "description": "d"}]}
+    with engine.begin() as conn:  # a job queued by a clusterdiv that still called the kind `audit`
+        conn.execute(sa.text(
+            "INSERT INTO jobs (id, kind, status, n_examples, request_json, attempts, created_at) "
+            "VALUES ('j1', 'audit', 'queued', 1, :r, 0, :t)"), {"r": json.dumps(request), "t": T0})
+    engine.dispose()
+
+    with JobStore(db_url) as jobs:
+        job = jobs.get("j1")
+        assert job is not None and job.kind == "audit-tail" and job.status == "queued"
+        stored = jobs.request("j1")
+    assert stored == {**request, "kind": "audit-tail"}
+    assert AuditTailJob.model_validate(stored).texts == ["reset my password"]  # a worker can run it
+
+
 def test_a_version_1_database_is_migrated_and_keeps_its_runs(db_url):
     engine = make_engine(resolve_history_url(db_url))
     assert migrate(engine, target=1) == [1]

@@ -440,7 +440,7 @@ def test_blank_texts_and_bad_options_are_422_at_submit_naming_the_field(server):
     tail = [{"name": "alarms", "description": "requests to set alarms"}]
     cases = [
         ({"kind": "score", "texts": [""]}, ["texts", 0]),
-        ({"kind": "audit", "texts": [""], "tail": tail}, ["texts", 0]),
+        ({"kind": "audit-tail", "texts": [""], "tail": tail}, ["texts", 0]),
         ({"kind": "score", "texts": ["a b", "c d"], "options": {"metrics": "bogus"}}, ["options", "metrics"]),
         ({"kind": "score", "texts": ["a b", "c d"], "options": {"seed": -1}}, ["options", "seed"]),
         ({"kind": "score", "texts": ["a b", "c d"], "reference": [""]}, ["reference", 0]),

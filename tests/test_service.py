@@ -96,7 +96,7 @@ def test_invalid_requests_get_clear_4xx(server):
         assert path_field.status_code == 422  # unknown fields are refused, no path is ever read
         cap = client.post("/v1/jobs", json=score_job([f"text number {i}" for i in range(301)]))
         assert cap.status_code == 413 and "at most 300" in cap.json()["detail"]
-        tail = client.post("/v1/jobs", json={"kind": "audit", "texts": ["a"], "tail": [{"nope": 1}]})
+        tail = client.post("/v1/jobs", json={"kind": "audit-tail", "texts": ["a"], "tail": [{"nope": 1}]})
         assert tail.status_code == 422
 
 
@@ -128,7 +128,7 @@ def test_compare_and_audit_jobs(server):
     with server.client() as client:
         cmp_id = client.post("/v1/jobs", json={"kind": "compare", "batches": {"wide": a, "narrow": b},
                                                "options": FAST, "permutations": 200}).json()["id"]
-        audit_id = client.post("/v1/jobs", json={"kind": "audit", "texts": b, "tail": tail,
+        audit_id = client.post("/v1/jobs", json={"kind": "audit-tail", "texts": b, "tail": tail,
                                                  "judge": "embedding", "options": FAST}).json()["id"]
         cmp_done, audit_done = wait_for_job(client, cmp_id), wait_for_job(client, audit_id)
         assert cmp_done["status"] == "succeeded" and audit_done["status"] == "succeeded", (cmp_done, audit_done)

@@ -12,6 +12,7 @@ database migrate it once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -118,10 +119,25 @@ def _v3(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
+def _v4(conn: sa.Connection) -> None:
+    """The tail-audit job kind takes the CLI command's name, `audit-tail` (it was `audit`).
+
+    A queued or interrupted job is re-read from its stored request when a worker claims it, so the
+    request's `kind` is rewritten along with the column.
+    """
+    rows = conn.execute(sa.text("SELECT id, request_json FROM jobs WHERE kind = 'audit'")).all()
+    for job_id, request_json in rows:
+        request = json.loads(request_json)
+        request["kind"] = "audit-tail"
+        conn.execute(sa.text("UPDATE jobs SET kind = 'audit-tail', request_json = :r WHERE id = :i"),
+                     {"r": json.dumps(request, ensure_ascii=False), "i": job_id})
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "datasets, runs, run_metrics", _v1),
     (2, "run_tags, thresholds, drop rule, gate_status", _v2),
     (3, "service jobs", _v3),
+    (4, "the tail-audit job kind is audit-tail", _v4),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -175,7 +175,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @api.post("/jobs", status_code=202, response_model=JobView, tags=["jobs"])
     async def submit_job(request: Request, job: JobRequest) -> JobView:
-        """Submit a `score`, `compare` or `audit` job with its texts in the JSON body."""
+        """Submit a `score`, `compare`, `audit-tail`, `select` or `seeds` job with its texts in the JSON body."""
         return await asyncio.to_thread(_submit, request, job)
 
     @api.post("/jobs/upload", status_code=202, response_model=JobView, tags=["jobs"])

@@ -19,7 +19,7 @@ from clusterdiv.io.corpus import examples_from_texts
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.service.jobs import JobResult
 from clusterdiv.service.schemas import (
-    AuditJob,
+    AuditTailJob,
     CompareJob,
     InputExample,
     JobOptions,
@@ -119,7 +119,7 @@ class StoreProgress:
             self._maybe_publish(force=True)
 
 
-def execute_job(request: ScoreJob | CompareJob | AuditJob | SelectJob | SeedsJob, *, job_id: str,
+def execute_job(request: ScoreJob | CompareJob | AuditTailJob | SelectJob | SeedsJob, *, job_id: str,
                 settings: ServiceSettings, cache: ModelCache, progress: Any) -> JobResult:
     if isinstance(request, (SelectJob, SeedsJob)):  # issue 17: act on the measurement
         return _act(request, settings=settings, cache=cache)
@@ -127,7 +127,7 @@ def execute_job(request: ScoreJob | CompareJob | AuditJob | SelectJob | SeedsJob
         return _score(request, job_id=job_id, settings=settings, cache=cache, progress=progress)
     if isinstance(request, CompareJob):
         return _compare(request, settings=settings, cache=cache, progress=progress)
-    return _audit(request, settings=settings, cache=cache)
+    return _audit_tail(request, settings=settings, cache=cache)
 
 
 def _score(request: ScoreJob, *, job_id: str, settings: ServiceSettings, cache: ModelCache,
@@ -162,7 +162,7 @@ def _compare(request: CompareJob, *, settings: ServiceSettings, cache: ModelCach
     return JobResult(result=report.model_dump(mode="json"), markdown=render_comparison_markdown(report))
 
 
-def _audit(request: AuditJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
+def _audit_tail(request: AuditTailJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
     from clusterdiv.tasks.anchoring import audit_tail
     from clusterdiv.tasks.anchoring import render_markdown as render_anchoring_markdown
 

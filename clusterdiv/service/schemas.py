@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 # the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
 from clusterdiv.metrics.registry import validate_selection
 
-JobKind = Literal["score", "compare", "audit", "select", "seeds"]
+JobKind = Literal["score", "compare", "audit-tail", "select", "seeds"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 SEED_MAX = 2**32 - 1
 NonEmptyText = Annotated[str, Field(min_length=1)]  # blank ones: 422 from to_examples ("text 2 is empty")
@@ -84,8 +84,8 @@ class CompareJob(_JobBase):
         return sum(len(t) for t in self.batches.values()) + len(self.reference or [])
 
 
-class AuditJob(_JobBase):
-    kind: Literal["audit"]
+class AuditTailJob(_JobBase):
+    kind: Literal["audit-tail"]
     texts: Texts
     tail: list[Any] | dict[str, Any] = Field(description="a tail spec: entries with name and description")
     judge: Literal["both", "either", "embedding", "llm"] = "both"
@@ -95,7 +95,7 @@ class AuditJob(_JobBase):
         return len(self.texts)
 
     @model_validator(mode="after")
-    def _valid_tail(self) -> AuditJob:
+    def _valid_tail(self) -> AuditTailJob:
         from clusterdiv.core.errors import ClusterdivError
         from clusterdiv.tasks.anchoring.tail_spec import parse_tail_spec
 
@@ -132,7 +132,7 @@ class SeedsJob(_JobBase):
         return len(self.texts) + len(self.reference)
 
 
-JobRequest = Annotated[ScoreJob | CompareJob | AuditJob | SelectJob | SeedsJob, Field(discriminator="kind")]
+JobRequest = Annotated[ScoreJob | CompareJob | AuditTailJob | SelectJob | SeedsJob, Field(discriminator="kind")]
 
 
 class StageProgress(BaseModel):

@@ -29,7 +29,7 @@ def serve_command(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     debug: Debug = False,
 ) -> None:
-    """Serve the API: submit score/compare/audit jobs, poll them, fetch reports and the explorer.
+    """Serve the API: submit score/compare/audit-tail/select/seeds jobs, poll them, fetch reports and the explorer.
 
     The bearer token is read from $CLUSTERDIV_API_TOKEN (never a flag: `ps` would show it).
     OpenAPI docs are at /docs.
