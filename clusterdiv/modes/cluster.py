@@ -9,11 +9,12 @@ Two methods, both deterministic:
   the linkage is exact (no seed involved). Above it the same mode definition is applied at scale
   (`sampled_average_linkage`): up to 4 x `agglomerative_max_n` points the linkage is still exact, run
   from cluster means and sizes (`clusterdiv.modes.linkage`, O(n*d) memory, the same labels as
-  scikit-learn's); beyond, the points are first grouped at the tightest of a few tighter thresholds
-  that leaves few enough groups (exact linkage on seeded samples of `agglomerative_max_n` points,
-  every other point joining the sample group whose *average* cosine distance to it, the quantity
-  average linkage merges on, is below that threshold; what joins none is grouped in the next round),
-  then the groups are linked exactly, weighted by size, so every merge uses the true average
+  scikit-learn's); beyond, up to `_GRAPH_MAX_N` points, they are first linked along their k-NN
+  graph (`clusterdiv.modes.knn_linkage`, exact average distances, only between clusters sharing an
+  edge), and above that grouped at the tightest of a few tighter thresholds that leaves few enough
+  groups (exact linkage on seeded samples, every other point joining the sample group whose
+  *average* cosine distance to it is below that threshold); then the clusters or groups are linked
+  exactly, weighted by size, so every merge uses the true average
   distance between all members. Memory O(n*k), deterministic under the seed; the method reported
   is still `agglomerative` (`Clustering.sampled` gives the sample cap).
 * **umap_hdbscan** (only when asked for by name): UMAP (cosine, `random_state` = seed, which makes
