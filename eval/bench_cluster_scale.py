@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "eval" / "results"
 CACHE = RESULTS / "cache"  # ignored by git
-DATASETS = {"clinc150": 5000, "hwu64": 10_000}  # dataset -> vectors needed (CLINC150: tuning, HWU64: held out)
+DATASETS = {"clinc150": 5000, "hwu64": 10_000, "hint3": 2374}  # dataset -> vectors needed (CLINC150: tuning, HWU64: held out)
 TUNED_ON, HELD_OUT = "clinc150", "hwu64"
 SIZES = (1000, 3000, 5000)
 CAPS = (20, 10, 5)  # sample cap = n // these: the final exact linkage (4 x cap groups) always below n
@@ -44,6 +44,7 @@ BOUNDARY = ((7500, 5000), (10_000, 5000))  # (n, cap): the default cap just abov
 SCALE_SIZES = (10_000, 100_000)
 NOISE_SIGMA = 0.5  # |noise| ~ 0.5: cosine distance ~0.1 to its real centre, ~0.2 between two around one centre
 SEED = 0
+KNN_SWEEP = (5, 10, 20, 40)  # graph neighbours compared (the default, cluster._KNN, is the "default" row)
 
 
 def vectors_path(name: str) -> Path:
@@ -71,11 +72,13 @@ def real_vectors(data: Path, name: str, n: int) -> np.ndarray:
     return X
 
 
-def _row(name: str, n: int, cap: int, exact, labels: np.ndarray, exact_s: float, sampled_s: float) -> dict:
+def _row(name: str, n: int, cap: int, exact, labels: np.ndarray, exact_s: float, sampled_s: float,
+         path: str = "default") -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     k = len(set(labels.tolist()))
     return {"dataset": name, "role": "tuning" if name == TUNED_ON else "held out", "n": n, "sample_cap": cap,
+            "path": path,
             "n_modes_exact": exact.n_clusters, "n_modes_sampled": k,
             "n_modes_diff_pct": round(100 * (k - exact.n_clusters) / exact.n_clusters, 2),
             "ari": round(float(adjusted_rand_score(exact.labels, labels)), 4),
@@ -85,13 +88,14 @@ def _row(name: str, n: int, cap: int, exact, labels: np.ndarray, exact_s: float,
 def agreement(name: str, X: np.ndarray, boundary: bool) -> tuple[list[dict], list[dict]]:
     from sklearn.metrics import adjusted_rand_score
 
+    from clusterdiv.modes import cluster
     from clusterdiv.modes.cluster import ClusterParams, cluster_vectors, sampled_average_linkage
     from clusterdiv.modes.linkage import average_linkage
     from clusterdiv.modes.represent import DEFAULT_THRESHOLDS
 
     threshold = DEFAULT_THRESHOLDS["text"]
     rows, exact_rows = [], []
-    plan = [(n, tuple(n // f for f in CAPS)) for n in SIZES] + ([(n, (cap,)) for n, cap in BOUNDARY] if boundary else [])
+    plan = [(n, tuple(n // f for f in CAPS)) for n in SIZES if n <= X.shape[0]] + ([(n, (cap,)) for n, cap in BOUNDARY] if boundary else [])
     for n, caps in plan:
         Xn = X[:n]
         t0 = time.perf_counter()
@@ -106,12 +110,24 @@ def agreement(name: str, X: np.ndarray, boundary: bool) -> tuple[list[dict], lis
                            "ari_vs_sklearn": round(float(adjusted_rand_score(exact.labels, by_means)), 6)})
         print(exact_rows[-1], flush=True)
         for cap in caps:
+            if n in SIZES:  # the grouping by levels (used above _GRAPH_MAX_N), forced on for comparison
+                t0 = time.perf_counter()
+                labels = sampled_average_linkage(Xn, threshold=threshold, sample_size=cap, seed=SEED, graph_max_n=1)
+                rows.append(_row(name, n, cap, exact, labels, exact_s, time.perf_counter() - t0, "levels"))
+                print(rows[-1], flush=True)
+                for k in KNN_SWEEP:
+                    if k == cluster._KNN:
+                        continue
+                    t0 = time.perf_counter()
+                    labels = sampled_average_linkage(Xn, threshold=threshold, sample_size=cap, seed=SEED, knn=k)
+                    rows.append(_row(name, n, cap, exact, labels, exact_s, time.perf_counter() - t0, f"knn {k}"))
+                    print(rows[-1], flush=True)
             t0 = time.perf_counter()
-            if n in SIZES:  # forced on with a small cap
+            if n in SIZES:  # forced on with a small cap: the k-NN graph path at its default k
                 labels = sampled_average_linkage(Xn, threshold=threshold, sample_size=cap, seed=SEED)
             else:  # what cluster_vectors does by default above its exact limit
                 result = cluster_vectors(Xn, params=ClusterParams(distance_threshold=threshold), seed=SEED)
-                assert result.sampled == cap
+                assert result.sampled == (cap if n > cluster._GROUP_LIMIT * cap else None)
                 labels = np.asarray(result.labels)
             rows.append(_row(name, n, cap, exact, labels, exact_s, time.perf_counter() - t0))
             print(rows[-1], flush=True)
@@ -152,23 +168,28 @@ def markdown(out: dict) -> str:
              f"below 7,500 went through the grouping levels {out['levels']}. Those settings were chosen on the "
              "CLINC150 rows (tuning); the HWU64 rows are held out. The 7,500 and 10,000 rows use the defaults "
              "(cap 5,000), what a batch growing past the exact limit gets.", "",
-             "| data | role | n | sample cap | modes exact | modes scalable | diff % | ARI | exact s | scalable s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"Path `default` below 7,500 is the k-NN graph linkage (k = {out['knn']}, chosen on CLINC150), used "
+             f"up to {out['graph_max_n']:,} points; `levels` is the grouping by levels used above that; `knn K` the "
+             "graph path with another k. HINT3 has only 2,374 distinct texts (1,000 row only).", "",
+             "| data | role | n | sample cap | path | modes exact | modes scalable | diff % | ARI | exact s | scalable s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in out["agreement"]:
-        lines.append(f"| {r['dataset']} | {r['role']} | {r['n']:,} | {r['sample_cap']} | {r['n_modes_exact']} | "
+        lines.append(f"| {r['dataset']} | {r['role']} | {r['n']:,} | {r['sample_cap']} | {r['path']} | {r['n_modes_exact']} | "
                      f"{r['n_modes_sampled']} | {r['n_modes_diff_pct']:+.2f} | {r['ari']:.4f} | {r['exact_s']} | "
                      f"{r['sampled_s']} |")
-    held = [r for r in out["agreement"] if r["role"] == "held out" and r["n"] in SIZES]
-    lines += ["", f"Held out (HWU64, n 1,000-5,000, caps n/20-n/5): ARI {min(r['ari'] for r in held):.4f} to "
-              f"{max(r['ari'] for r in held):.4f}, n_modes within {max(abs(r['n_modes_diff_pct']) for r in held):.2f}%.",
-              "", "Exact average linkage from cluster means (`clusterdiv.modes.linkage`, O(n*d) memory) against "
+    lines += [""]
+    for path in ("default", "levels"):
+        held = [r for r in out["agreement"] if r["role"] == "held out" and r["n"] in SIZES and r["path"] == path]
+        lines += [f"Held out, path {path} (HWU64 and HINT3, n 1,000-5,000, caps n/20-n/5): ARI {min(r['ari'] for r in held):.4f} to "
+                  f"{max(r['ari'] for r in held):.4f}, n_modes within {max(abs(r['n_modes_diff_pct']) for r in held):.2f}%.", ""]
+    lines += ["Exact average linkage from cluster means (`clusterdiv.modes.linkage`, O(n*d) memory) against "
               "scikit-learn's (O(n^2) memory), same process, same vectors:", "",
               "| data | n | scikit-learn s | by means s | speed-up | ARI between them |", "| --- | --- | --- | --- | --- | --- |"]
     for r in out["exact"]:
         lines.append(f"| {r['dataset']} | {r['n']:,} | {r['sklearn_s']} | {r['by_means_s']} | {r['speedup']}x | "
                      f"{r['ari_vs_sklearn']} |")
     lines += ["", f"Scale: synthetic vectors (a real HWU64 embedding + Gaussian noise of norm {NOISE_SIGMA}, renormalised), "
-              "default settings (sample cap 5,000), one fresh process "
+              "default settings (sample cap 5,000; k-NN graph path up to 100,000, levels path at 1,000,000), one fresh process "
               f"per size, {out['cpus']} CPU cores shared with other work.", "",
               "| n | seconds | peak RSS MB | of which the vectors MB | modes |", "| --- | --- | --- | --- | --- |"]
     for r in out["scale"]:
@@ -189,11 +210,12 @@ def main() -> None:
         return
     import os
 
-    from clusterdiv import cluster
+    from clusterdiv.modes import cluster
     from clusterdiv.modes.represent import DEFAULT_THRESHOLDS
 
     out: dict = {"threshold": DEFAULT_THRESHOLDS["text"], "seed": SEED, "cpus": os.cpu_count(),
-                 "levels": list(cluster._LEVELS), "group_limit": cluster._GROUP_LIMIT, "tuned_on": TUNED_ON,
+                 "levels": list(cluster._LEVELS), "knn": cluster._KNN, "graph_max_n": cluster._GRAPH_MAX_N,
+                 "group_limit": cluster._GROUP_LIMIT, "tuned_on": TUNED_ON,
                  "held_out": HELD_OUT, "agreement": [], "exact": [], "scale": []}
     for name, n in DATASETS.items():
         rows, exact_rows = agreement(name, real_vectors(args.data, name, n), boundary=name == HELD_OUT)
@@ -209,8 +231,8 @@ def main() -> None:
         exps = [np.log(b["seconds"] / a["seconds"]) / np.log(b["n"] / a["n"]) for a, b in zip(s, s[1:], strict=False)
                 if a["seconds"] > 0]
         out["growth"] = ("Time grows as n^" + ", then n^".join(f"{e:.2f}" for e in exps) +
-                         " between consecutive sizes (each grouping round is linear in n; the exact "
-                         "linkages of 5,000-point samples and of at most 20,000 groups are constants).")
+                         " between consecutive sizes (10k and 100k: the k-NN graph path, exact k-NN search "
+                         "O(n^2 d) in faiss; 1M: the levels path, each grouping round linear in n).")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_cluster_scale.json").write_text(json.dumps(out, indent=2) + "\n")
     (RESULTS / "bench_cluster_scale.md").write_text(markdown(out))

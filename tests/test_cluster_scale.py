@@ -85,3 +85,25 @@ def test_linkage_of_weighted_groups_is_linkage_of_their_members():
     grouped = average_linkage(X, copies, 0.5)
     assert adjusted_rand_score(np.repeat(grouped, copies), average_linkage(expanded, None, 0.5)) == 1.0
     assert len(set(grouped.tolist())) == 8
+
+
+def test_knn_graph_linkage_is_exact_linkage_when_the_graph_holds_the_close_pairs():
+    from clusterdiv.modes.knn_linkage import graph_average_linkage, knn_graph
+    from clusterdiv.modes.linkage import average_linkage
+
+    X = modes(15, 20, seed=8)  # 300 points, 15 planted modes of 20: k = 30 reaches every mode-mate
+    graph = graph_average_linkage(X, knn_graph(X, 30), 0.5)
+    exact = average_linkage(X, None, 0.5)
+    assert adjusted_rand_score(exact, graph) == 1.0 and len(set(graph.tolist())) == 15
+
+
+def test_graph_path_catches_merges_the_graph_misses_and_is_deterministic():
+    X = modes(10, 30, seed=9)
+    exact = cluster_vectors(X, params=PARAMS).labels
+    # k = 2 leaves each mode split into pieces along the graph; the exact linkage of the pieces joins them
+    a = sampled_average_linkage(X, threshold=0.5, sample_size=20, seed=1, knn=2)
+    b = sampled_average_linkage(X, threshold=0.5, sample_size=20, seed=1, knn=2)
+    assert a.tolist() == b.tolist()
+    assert adjusted_rand_score(exact, a) == 1.0
+    levels = sampled_average_linkage(X, threshold=0.5, sample_size=20, seed=1, graph_max_n=1)
+    assert len(set(levels.tolist())) == 10  # the path above the graph limit keeps the planted modes

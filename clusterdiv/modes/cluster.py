@@ -9,11 +9,12 @@ Two methods, both deterministic:
   the linkage is exact (no seed involved). Above it the same mode definition is applied at scale
   (`sampled_average_linkage`): up to 4 x `agglomerative_max_n` points the linkage is still exact, run
   from cluster means and sizes (`clusterdiv.modes.linkage`, O(n*d) memory, the same labels as
-  scikit-learn's); beyond, the points are first grouped at the tightest of a few tighter thresholds
-  that leaves few enough groups (exact linkage on seeded samples of `agglomerative_max_n` points,
-  every other point joining the sample group whose *average* cosine distance to it, the quantity
-  average linkage merges on, is below that threshold; what joins none is grouped in the next round),
-  then the groups are linked exactly, weighted by size, so every merge uses the true average
+  scikit-learn's); beyond, up to `_GRAPH_MAX_N` points, they are first linked along their k-NN
+  graph (`clusterdiv.modes.knn_linkage`, exact average distances, only between clusters sharing an
+  edge), and above that grouped at the tightest of a few tighter thresholds that leaves few enough
+  groups (exact linkage on seeded samples, every other point joining the sample group whose
+  *average* cosine distance to it is below that threshold); then the clusters or groups are linked
+  exactly, weighted by size, so every merge uses the true average
   distance between all members. Memory O(n*k), deterministic under the seed; the method reported
   is still `agglomerative` (`Clustering.sampled` gives the sample cap).
 * **umap_hdbscan** (only when asked for by name): UMAP (cosine, `random_state` = seed, which makes
@@ -171,28 +172,36 @@ def _sample_and_assign(M: np.ndarray, w: np.ndarray, threshold: float, cap: int,
     return labels
 
 
-# Thresholds (as fractions of the final one) at which points are first grouped when there are too many
-# for one exact linkage: average linkage merges in order of distance, so tight groups come first, and
-# the grouping stops at the tightest level that leaves few enough groups (a tighter level mixes fewer
-# points of different final modes into one group). Chosen on CLINC150 vectors (eval/bench_cluster_scale.py).
+# Neighbours per point in the k-NN graph along which clusters may merge above the exact limit.
+# Chosen on CLINC150 vectors (eval/bench_cluster_scale.py).
+_KNN = 20
+# Up to this many points the k-NN graph linkage is used; above, its index search and edge rounds
+# (measured: over 7 minutes and 3.6 GB at 1,000,000 on one core) do not fit the time and memory
+# budget, and the points are grouped at `_LEVELS` instead (less faithful: eval/bench_cluster_scale.md).
+_GRAPH_MAX_N = 200_000
+# Thresholds (as fractions of the final one) at which points are first grouped above `_GRAPH_MAX_N`:
+# average linkage merges in order of distance, so tight groups come first, and the grouping stops at
+# the tightest level that leaves few enough groups. Chosen on CLINC150 vectors.
 _LEVELS = (0.35, 0.5, 0.6, 0.7, 0.8)
-# The final exact linkage takes up to this many times `sample_size` groups: it works from cluster means
-# (O(m*d) memory), so only its time, O(m^2*d), bounds it. Chosen on CLINC150 vectors with _LEVELS.
+# The final exact linkage takes up to this many times `sample_size` clusters: it works from cluster
+# means (O(m*d) memory), so only its time, O(m^2*d), bounds it.
 _GROUP_LIMIT = 4
 
 
-def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int, seed: int = 0) -> np.ndarray:
+def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int, seed: int = 0,
+                            knn: int | None = None, graph_max_n: int | None = None) -> np.ndarray:
     """Average-linkage modes at cosine distance `threshold` for any n, in O(n*k) memory.
 
-    Exact average linkage of all points costs O(n^2) time. Here, while there are more than
-    `_GROUP_LIMIT * sample_size` points, they are first grouped at the tightest of `_LEVELS` x
-    `threshold` that brings them under that limit (by `_sample_and_assign`: exact linkage on seeded
-    samples of `sample_size`, every other point joining the sample group whose average distance to
-    it is below the level); the groups are then linked exactly from their means and sizes (so each
-    merge uses the true average distance between all members) and cut at `threshold`. When the
-    groups stay too many even at the last level, the final step is `_sample_and_assign` at
-    `threshold` itself. Up to `_GROUP_LIMIT * sample_size` points this is exact average linkage.
-    Deterministic for a given seed.
+    Exact average linkage of all points costs O(n^2) time. Up to `_GROUP_LIMIT * sample_size`
+    points it is run exactly (from means and sizes). Above, up to `_GRAPH_MAX_N` points, they are
+    first linked along their k-NN graph (`clusterdiv.modes.knn_linkage`: the same average-distance
+    merges, only between clusters that share a graph edge); beyond, they are grouped at the tightest
+    of `_LEVELS` x `threshold` that leaves few enough groups (`_sample_and_assign`: exact linkage on
+    seeded samples, the rest joining the sample group whose average distance is below the level).
+    Either way the clusters are then linked exactly from their means and sizes (which also catches
+    any merge the graph missed) and cut at `threshold`; only when they are still more than
+    `_GROUP_LIMIT * sample_size` is that step `_sample_and_assign` at `threshold`. Deterministic
+    for a given seed.
     """
     n = int(X.shape[0])
     X = np.asarray(X, dtype=np.float32)
@@ -200,15 +209,21 @@ def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int
     if not np.allclose(norms, 1.0, atol=1e-4):  # unit vectors (the embedder's) are used in place: no copy
         X = X / np.where(norms > 0, norms, 1.0)
     rng = np.random.default_rng(seed)
+    limit = _GROUP_LIMIT * sample_size
     point_group = np.arange(n)
     M, w = X, np.ones(n, dtype=np.float64)
-    limit = _GROUP_LIMIT * sample_size
-    for level in _LEVELS:
-        if M.shape[0] <= limit:
-            break
-        grouped = _sample_and_assign(M, w, level * threshold, sample_size, rng)
-        point_group = grouped[point_group]
-        M, w = _group_means(M, w, grouped)
+    if limit < n <= (graph_max_n or _GRAPH_MAX_N):
+        from clusterdiv.modes.knn_linkage import graph_average_linkage, knn_graph
+
+        point_group = graph_average_linkage(X, knn_graph(X, knn or _KNN, seed), threshold)
+        M, w = _group_means(M, w, point_group)
+    else:
+        for level in _LEVELS:
+            if M.shape[0] <= limit:
+                break
+            grouped = _sample_and_assign(M, w, level * threshold, sample_size, rng)
+            point_group = grouped[point_group]
+            M, w = _group_means(M, w, grouped)
     if M.shape[0] <= limit:
         final = _weighted_average_linkage(M, w, threshold)
     else:
