@@ -647,3 +647,16 @@ def test_100k_jsonl_lines_load_quickly(tmp_path: Path) -> None:
     assert len(corpus.examples) == 100_000
     assert len({e.id for e in corpus.examples}) == 100_000  # 10k duplicate texts, still unique ids
     assert elapsed < 10, f"loading 100k lines took {elapsed:.1f}s"
+
+
+def test_record_limit_holds_for_every_line_not_only_at_read_boundaries(tmp_path: Path, monkeypatch) -> None:
+    """A line over the limit fails wherever it sits in the file; a line exactly at it loads."""
+    from clusterdiv.io.corpus import MAX_RECORD_ENV
+
+    monkeypatch.setenv(MAX_RECORD_ENV, str(100 / 2**20))  # 100 bytes a line
+    at_limit = "x" * 100
+    path = write_lines(tmp_path / "c.txt", ["a", at_limit, "b"])
+    assert [e.text for e in load_corpus(path).examples] == ["a", at_limit, "b"]
+    path = write_lines(tmp_path / "c.csv", ["text", "a", "y" * 101, "b"])
+    with pytest.raises(CorpusError, match=r"c\.csv:3: a line exceeds the limit of 100 bytes"):
+        load_corpus(path)

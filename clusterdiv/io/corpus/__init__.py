@@ -18,8 +18,9 @@ Layout (the modules are private; import from `clusterdiv.io.corpus`):
 - `_build.py`: parsed rows -> validated `Example`s (text field, ids, labels, skipped rows);
 - `_records.py`: data already in memory (strings, dicts, DataFrame, `datasets.Dataset`);
 - `_types.py`: `LoadedCorpus`, `SkippedRow`, the format names;
-- `_stream.py`: `stream_texts`, the valid texts in chunks (JSONL line by line, Parquet by batch) for
-  metrics that need no `Example`s and should not hold the corpus.
+- `_stream.py`: `stream_texts`, the valid texts in chunks (JSONL, CSV/TSV and plain text line by
+  line, gzip or not, from a file or stdin; Parquet by batch) for metrics that need no `Example`s and
+  should not hold the corpus; `_source.py`: the lines it reads, within the same limits as `_read.py`.
 
 A new format is a parser module returning `Parsed` rows plus one line in `_load.py`'s dispatch.
 """

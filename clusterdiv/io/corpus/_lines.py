@@ -48,14 +48,15 @@ def parse_jsonl(data: bytes) -> Parsed:
     return Parsed(rows, list(fields), plain=False)
 
 
+def text_row(number: int, line: str | None, error: str | None) -> Row | None:
+    """One plain-text line as a row (None for a blank line); shared like `jsonl_row`."""
+    if line is None:
+        return Row(number, error=error)
+    if line.endswith("\r"):
+        line = line[:-1]
+    return Row(number, line) if line.strip() else None
+
+
 def parse_text(data: bytes) -> Parsed:
-    rows: list[Row] = []
-    for number, line, error in _decoded_lines(data):
-        if line is None:
-            rows.append(Row(number, error=error))
-            continue
-        if line.endswith("\r"):
-            line = line[:-1]
-        if line.strip():
-            rows.append(Row(number, line))
+    rows = [row for number, line, error in _decoded_lines(data) if (row := text_row(number, line, error))]
     return Parsed(rows, [], plain=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from clusterdiv.core.errors import CorpusError, CorpusTooLarge
@@ -131,14 +132,7 @@ def read_stream(handle: io.BufferedIOBase | io.RawIOBase | object, shown: str, f
         if total > limit:
             raise _too_large("input", limit, MAX_INPUT_ENV, shown)
         if fmt in _LINE_FORMATS and first != _GZIP_MAGIC:
-            newline = chunk.rfind(b"\n")
-            if newline < 0:
-                line_len += len(chunk)
-            else:
-                line_len = len(chunk) - newline - 1
-                lines += chunk.count(b"\n")
-            if line_len > record_limit:
-                raise _too_large("a line", record_limit, MAX_RECORD_ENV, shown, line=lines)
+            line_len, lines = _check_lines(chunk, line_len, lines, record_limit, shown)
         chunks.append(chunk)
     data = normalize_bytes(b"".join(chunks), shown, max_bytes=limit)
     if first == _GZIP_MAGIC:
@@ -174,31 +168,76 @@ def normalize_bytes(data: bytes, shown: str, *, max_bytes: int | None = None) ->
     return data
 
 
+def _check_lines(chunk: bytes, line_len: int, lines: int, record_limit: int, shown: str) -> tuple[int, int]:
+    """Every line of `chunk` within the record limit, given the `line_len` bytes of line number
+    `lines` before it; returns the same two for the end of the chunk.
+
+    Each line is measured (not only the one open at the chunk's end), so the limit is exact and
+    the same as the streamed reader's; the scan runs only when the chunk could hold a line over it.
+    """
+    if line_len + len(chunk) <= record_limit:
+        newline = chunk.rfind(b"\n")
+        if newline < 0:
+            return line_len + len(chunk), lines
+        return len(chunk) - newline - 1, lines + chunk.count(b"\n")
+    start = 0
+    while True:
+        newline = chunk.find(b"\n", start)
+        end = len(chunk) if newline < 0 else newline
+        line_len += end - start
+        if line_len > record_limit:
+            raise _too_large("a line", record_limit, MAX_RECORD_ENV, shown, line=lines)
+        if newline < 0:
+            return line_len, lines
+        line_len, lines, start = 0, lines + 1, newline + 1
+
+
 def _gunzip(data: bytes, shown: str, limit: int) -> bytes:
-    out: list[bytes] = []
+    return b"".join(gunzip_pieces([data], shown, limit))
+
+
+def gunzip_pieces(pieces: Iterable[bytes], shown: str, limit: int) -> Iterator[bytes]:
+    """Decompress gzip data arriving in pieces, yielding at most `_CHUNK` bytes at a time.
+
+    Concatenated members are one stream (like `gzip.decompress`) and zero padding after the last
+    one is ignored; the decompressed total stops at `limit`. Shared by the whole-input reader and
+    the streamed one, so both fail with the same messages.
+    """
+    source = iter(pieces)
     total = 0
-    rest = data
     try:
-        while rest[:2] == _GZIP_MAGIC:  # concatenated gzip members are one stream (like gzip.decompress)
+        pending = _fill(b"", source)
+        while True:  # one gzip member per round
             inflater = zlib.decompressobj(wbits=31)
-            pending = rest
+            exhausted = False
             while not inflater.eof:
-                piece = inflater.decompress(pending, max(1, limit - total + 1))
+                if not pending:
+                    pending = next(source, b"")
+                    exhausted = not pending
+                piece = inflater.decompress(pending, max(1, min(_CHUNK, limit - total + 1)))
                 total += len(piece)
                 if total > limit:
                     raise _too_large("decompressed data", limit, MAX_INPUT_ENV, shown)
-                out.append(piece)
+                if piece:
+                    yield piece
                 pending = inflater.unconsumed_tail
-                if not piece and not pending:
+                if exhausted and not piece:
                     break  # input exhausted without the end-of-stream marker
             if not inflater.eof:
                 raise EOFError("compressed file ended before the end-of-stream marker was reached")
-            rest = inflater.unused_data
-            if rest.strip(b"\0"):
-                if rest[:2] != _GZIP_MAGIC:
-                    raise OSError("not a gzipped file (trailing garbage)")
-            else:
-                rest = b""
+            pending = _fill(inflater.unused_data, source)
+            if pending[:2] != _GZIP_MAGIC:
+                break
+        while pending:  # what follows the last member may only be zero padding
+            if pending.strip(b"\0"):
+                raise OSError("not a gzipped file (trailing garbage)")
+            pending = next(source, b"")
     except (OSError, EOFError, zlib.error) as e:
         raise CorpusError(f"corrupt gzip data: {one_line(e)}", path=shown) from e
-    return b"".join(out)
+
+
+def _fill(pending: bytes, source: Iterator[bytes], n: int = 2) -> bytes:
+    """`pending` extended from `source` to at least `n` bytes (fewer at the end of the input)."""
+    while len(pending) < n and (more := next(source, b"")):
+        pending += more
+    return pending

@@ -2,48 +2,54 @@
 
 `load_corpus` builds every row into an `Example` (ids, metadata, content hash), which costs memory
 in proportion to the corpus. A metric that only needs the texts can instead take them a chunk at
-a time: a JSONL file is read line by line and a Parquet file batch by batch, so memory stays that
-of one chunk. The rows are checked by the same code as `load_corpus` (`choose_fields`,
-`row_text`), so a bad row is the same one-line error, or the same skipped entry, either way.
+a time, so memory stays that of one chunk: JSONL, CSV/TSV and plain text are read line by line
+(from a file, a FIFO or standard input, gzip-compressed or not: `_source.py`), Parquet files batch
+by batch. The rows are made and checked by the same code as `load_corpus` (`jsonl_row`,
+`text_row`, `csv_records`, `choose_fields`, `row_text`), so a bad row is the same one-line error,
+or the same skipped entry, either way.
 
-Two passes over a JSONL file: the text field is chosen from the fields of *all* records (as
-`load_corpus` does), so the first pass only collects field names. Inputs that cannot be read
-twice or in pieces (standard input, gzip, JSON arrays, CSV, plain text, saved Hugging Face
-datasets) are parsed whole by their usual parser and only then handed out in chunks: the same
-values and errors, without the per-row `Example`s, but not in bounded memory.
+JSONL needs the text field before the first text is handed out, and `load_corpus` chooses it from
+the fields of *all* records. The first chunk of rows is parsed and held; when its fields already
+settle the choice (the named `--text-field`, or a `text` field, is among them) nothing else is
+read first. Otherwise the rest of the file is scanned once without parsing JSON, except on the
+rare lines whose bytes could hold a candidate field name (`_candidates_after`); only when that
+scan cannot settle it either (the choice would fail, or no record has fields) is every record
+parsed first, as before, for the exact field list. Standard input cannot be read twice, so an
+unsettled JSONL choice there holds the rest of the rows, like `load_corpus`.
+
+Still parsed whole and only then handed out in chunks (the same values and errors, without the
+per-row `Example`s, but not in bounded memory): JSON arrays (no incremental JSON parser is
+installed), Parquet from standard input, saved Hugging Face datasets (already memory-mapped).
+
+Errors about the whole input (over the size limit, corrupt gzip, malformed CSV) are raised when
+the reader reaches them. With `skip_invalid` off, a file that also has a bad row before that point
+fails on the bad row, where `load_corpus`, which reads everything first, names the whole-input
+error; a file with one fault fails the same way on both paths.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from clusterdiv.core.errors import CorpusError
 from clusterdiv.io.corpus._arrow import parse_hf_dataset, parse_parquet
 from clusterdiv.io.corpus._build import all_skipped, choose_fields, empty_input, row_text
-from clusterdiv.io.corpus._lines import decode_line, jsonl_row
+from clusterdiv.io.corpus._csv import csv_records
+from clusterdiv.io.corpus._lines import decode_line, jsonl_row, text_row
 from clusterdiv.io.corpus._load import _parse_text_format
-from clusterdiv.io.corpus._read import (
-    _BOM,
-    _GZIP_MAGIC,
-    MAX_INPUT_ENV,
-    MAX_RECORD_ENV,
-    STDIN,
-    _too_large,
-    max_input_bytes,
-    max_record_bytes,
-    read_bytes,
-    read_stream,
-    resolve_format,
-)
-from clusterdiv.io.corpus._types import Row, SkippedRow, one_line
+from clusterdiv.io.corpus._read import STDIN, read_bytes, read_stream, resolve_format
+from clusterdiv.io.corpus._source import Line, file_lines, handle_lines
+from clusterdiv.io.corpus._types import TEXT_FIELD_CANDIDATES, Row, SkippedRow, one_line
 
 DEFAULT_CHUNK = 50_000
 """Texts per chunk: large enough that numpy's per-call overhead is negligible, small enough that a
 chunk's token arrays are a few tens of MB."""
+_LINE_FORMATS = ("jsonl", "csv", "text")
 
 
 class TextChunks:
@@ -110,6 +116,7 @@ def stream_texts(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     shown = str(path)
     p = Path(path)
+    args = (text_field, skip_invalid, chunk_size)
     if shown == STDIN:
         shown = "<stdin>"
         if format is None:
@@ -118,22 +125,60 @@ def stream_texts(
         fmt, delimiter = resolve_format(Path("stdin." + format), shown, format, check_path=False)
         if fmt == "hf_dataset":
             raise CorpusError("a saved Hugging Face dataset is a directory and cannot come from stdin", path=shown)
+        if fmt in _LINE_FORMATS:
+            return _by_lines(fmt, lambda: handle_lines(sys.stdin.buffer, shown), None, shown, delimiter, *args)
         data = read_stream(sys.stdin.buffer, shown, fmt)
         parsed = parse_parquet(io.BytesIO(data), shown) if fmt == "parquet" else \
             _parse_text_format(fmt, data, shown, delimiter)
-        return _from_rows(parsed.rows, parsed.fields, parsed.plain, shown, fmt, text_field, skip_invalid, chunk_size)
+        return _from_rows(parsed.rows, parsed.fields, parsed.plain, shown, fmt, *args)
     fmt, delimiter = resolve_format(p, shown, format)
     if fmt == "parquet" and p.is_file():
-        return _parquet(p, shown, text_field, skip_invalid, chunk_size)
-    if fmt == "jsonl" and p.is_file() and not _is_gzip(p, shown):
-        return _jsonl(p, shown, text_field, skip_invalid, chunk_size)
+        return _parquet(p, shown, *args)
+    if fmt in _LINE_FORMATS:
+        lines = lambda: file_lines(p, shown)  # noqa: E731
+        return _by_lines(fmt, lines, lines if p.is_file() else None, shown, delimiter, *args)
     if fmt == "parquet":
         parsed = parse_parquet(io.BytesIO(read_bytes(p, shown, fmt)), shown)
     elif fmt == "hf_dataset":
         parsed = parse_hf_dataset(p, shown)
     else:
         parsed = _parse_text_format(fmt, read_bytes(p, shown, fmt), shown, delimiter)
-    return _from_rows(parsed.rows, parsed.fields, parsed.plain, shown, fmt, text_field, skip_invalid, chunk_size)
+    return _from_rows(parsed.rows, parsed.fields, parsed.plain, shown, fmt, *args)
+
+
+def _by_lines(fmt: str, lines: Callable[[], Iterator[Line]], reread: Callable[[], Iterator[Line]] | None,
+              shown: str, delimiter: str, text_field: str | None, skip_invalid: bool, chunk_size: int
+              ) -> TextChunks:
+    """A line format read once, lazily; `reread` opens the input again (None for stdin or a FIFO)."""
+    if fmt == "jsonl":
+        return _jsonl(lines, reread, shown, text_field, skip_invalid, chunk_size)
+    if fmt == "text":
+        rows: Iterator[Row] = (row for number, raw, _ in lines() if (row := text_row(number, *decode_line(raw))))
+        first = next(rows, None)
+        if first is None:
+            raise empty_input(shown)
+        choose_fields([], True, shown=shown, text_field=text_field)
+        return TextChunks(lambda: itertools.chain([first], rows), shown=shown, fmt=fmt, plain=True, field=None,
+                          skip_invalid=skip_invalid, chunk_size=chunk_size)
+    header, rows = csv_records(_csv_lines(lines()), shown, delimiter)
+    first = next(rows, None)
+    if first is None:
+        raise empty_input(shown)
+    field = choose_fields(header, False, shown=shown, text_field=text_field)
+    return TextChunks(lambda: itertools.chain([first], rows), shown=shown, fmt=fmt, plain=False, field=field,
+                      skip_invalid=skip_invalid, chunk_size=chunk_size)
+
+
+def _csv_lines(lines: Iterator[Line]) -> Iterator[str]:
+    """The lines as `parse_csv` hands them to the csv module: decoded with `surrogateescape` (a
+    newline byte never ends a UTF-8 sequence, so decoding per line gives the whole-file decode) and
+    split again at a lone carriage return, as `io.StringIO(text, newline="")` splits."""
+    for _, raw, ended in lines:
+        text = raw.decode("utf-8", errors="surrogateescape") + ("\n" if ended else "")
+        if "\r" in (text[:-2] if ended else text[:-1]):  # a line ending in "\r\n" or "\r" needs no split
+            yield from io.StringIO(text, newline="")
+        else:
+            yield text
 
 
 def _from_rows(rows: list[Row], fields: list[str], plain: bool, shown: str, fmt: str, text_field: str | None,
@@ -145,64 +190,78 @@ def _from_rows(rows: list[Row], fields: list[str], plain: bool, shown: str, fmt:
                       skip_invalid=skip_invalid, chunk_size=chunk_size)
 
 
-def _is_gzip(p: Path, shown: str) -> bool:
-    try:
-        with open(p, "rb") as handle:
-            return handle.read(2) == _GZIP_MAGIC
-    except OSError as e:
-        raise CorpusError(f"cannot read file: {e.strerror or e}", path=shown) from e
-
-
-def _lines(p: Path, shown: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, line without its newline) of an uncompressed file, within the size limits.
-
-    The same limits as `read_bytes`: the whole input and each line; a line is read at most one
-    byte past its limit, so a file of one huge line stops without filling memory.
-    """
-    limit, record_limit = max_input_bytes(), max_record_bytes()
-    total = 0
-    try:
-        handle: BinaryIO = open(p, "rb")  # noqa: SIM115 - closed below
-    except OSError as e:
-        raise CorpusError(f"cannot read file: {e.strerror or e}", path=shown) from e
-    with handle:
-        number = 0
-        while True:
-            raw = handle.readline(record_limit + 2)
-            if not raw:
-                return
-            number += 1
-            total += len(raw)
-            if total > limit:
-                raise _too_large("input", limit, MAX_INPUT_ENV, shown)
-            if raw.endswith(b"\n"):
-                raw = raw[:-1]
-            if len(raw) > record_limit:
-                raise _too_large("a line", record_limit, MAX_RECORD_ENV, shown, line=number)
-            if number == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]
-            yield number, raw
-
-
-def _jsonl_rows(p: Path, shown: str) -> Iterator[Row]:
-    for number, raw in _lines(p, shown):
+def _jsonl_rows(lines: Iterable[Line]) -> Iterator[Row]:
+    for number, raw, _ in lines:
         row = jsonl_row(number, *decode_line(raw))
         if row is not None:
             yield row
 
 
-def _jsonl(p: Path, shown: str, text_field: str | None, skip_invalid: bool, chunk_size: int) -> TextChunks:
+def _jsonl(lines: Callable[[], Iterator[Line]], reread: Callable[[], Iterator[Line]] | None, shown: str,
+           text_field: str | None, skip_invalid: bool, chunk_size: int) -> TextChunks:
+    """JSONL parsed once, with the text field `load_corpus` would choose (see the module doc)."""
+    rows = _jsonl_rows(lines())
+    head = list(itertools.islice(rows, chunk_size))
+    if not head:
+        raise empty_input(shown)
+    fields = _fields(head)
+    ended = len(head) < chunk_size
+    names = {text_field} if text_field is not None else set(TEXT_FIELD_CANDIDATES)
+    if ended or (text_field or "text") in fields:  # every record seen, or the choice cannot change
+        field = choose_fields(list(fields), False, shown=shown, text_field=text_field)
+    elif reread is not None and _settles(present := {n for n in names if n in fields}
+                                         | _candidates_after(reread(), head[-1].line, names, fields), text_field):
+        field = choose_fields(list(fields) + sorted(present - set(fields)), False, shown=shown,
+                              text_field=text_field)
+    elif reread is not None:  # the choice fails or there are no fields: the exact field list, as load_corpus
+        field = choose_fields(list(_fields(_jsonl_rows(reread()))), False, shown=shown, text_field=text_field)
+    else:  # stdin: cannot read twice, so hold the rest
+        head += list(rows)
+        field = choose_fields(list(_fields(head)), False, shown=shown, text_field=text_field)
+    return TextChunks(lambda: _release(head, rows), shown=shown, fmt="jsonl", plain=False, field=field,
+                      skip_invalid=skip_invalid, chunk_size=chunk_size)
+
+
+def _release(held: list[Row], rest: Iterator[Row]) -> Iterator[Row]:
+    """The held rows, each dropped once handed on, then the rest."""
+    held.reverse()
+    while held:
+        yield held.pop()
+    yield from rest
+
+
+def _fields(rows: Iterable[Row]) -> dict[str, None]:
     fields: dict[str, None] = {}
-    n_rows = 0
-    for row in _jsonl_rows(p, shown):  # first pass: the fields of every record, as load_corpus sees them
-        n_rows += 1
+    for row in rows:
         if isinstance(row.value, dict):
             fields.update(dict.fromkeys(row.value))
-    if not n_rows:
-        raise empty_input(shown)
-    field = choose_fields(list(fields), False, shown=shown, text_field=text_field)
-    return TextChunks(lambda: _jsonl_rows(p, shown), shown=shown, fmt="jsonl", plain=False, field=field,
-                      skip_invalid=skip_invalid, chunk_size=chunk_size)
+    return fields
+
+
+def _settles(present: set[str], text_field: str | None) -> bool:
+    """Whether these candidate names, being all the whole input has, make `choose_fields` succeed."""
+    if text_field is not None:
+        return text_field in present
+    return "text" in present or len(present) == 1
+
+
+def _candidates_after(lines: Iterable[Line], after: int, names: set[str], known: dict[str, None]) -> set[str]:
+    """Which of `names` are top-level fields of a record after line `after`, parsing only the lines
+    that could hold one: those containing the name as a JSON string, or a `\\u00` escape (the only
+    other spelling of an ASCII letter; for other names, any backslash)."""
+    wanted = {name for name in names if name not in known}
+    found: set[str] = set()
+    needles = {name: json.dumps(name, ensure_ascii=False).encode("utf-8") for name in wanted}
+    escape = b"\\u00" if all(c.isascii() and c.isalnum() or c in "_- " for n in wanted for c in n) else b"\\"
+    for number, raw, _ in lines:
+        if number <= after or not (escape in raw or any(needles[n] in raw for n in wanted - found)):
+            continue
+        row = jsonl_row(number, *decode_line(raw))
+        if row is not None and isinstance(row.value, dict):
+            found |= wanted & row.value.keys()
+            if found == wanted or "text" in found:
+                break
+    return found
 
 
 def _parquet(p: Path, shown: str, text_field: str | None, skip_invalid: bool, chunk_size: int) -> TextChunks:
