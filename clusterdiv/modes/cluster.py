@@ -76,8 +76,10 @@ class Clustering(BaseModel):
     n_clusters: int
     n_noise: int
     reduced: list[list[float]] | None = Field(default=None, repr=False)
-    sampled: int | None = Field(default=None, description="agglomerative above `agglomerative_max_n`: the "
-                                "sample cap of `sampled_average_linkage` (None = exact linkage of all points)")
+    sampled: int | None = Field(default=None, description="None = exact average linkage of all points; else "
+                                "the limit (`agglomerative_max_n`) whose excess sent the clustering to the scalable "
+                                "path (`sampled_average_linkage`: k-NN-graph linkage up to 200,000 points, seeded "
+                                "sample grouping above), which approximates it")
 
 
 def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
