@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from clusterdiv.core.errors import ClusterdivError
+from clusterdiv.modes.linkage import labels_from_parents
 
 _FLAT_MAX = 50_000  # up to here the k-NN graph is exact (brute force); above, an inverted-file index
 _NPROBE = 8  # lists searched per query above _FLAT_MAX (of about 2*sqrt(n))
@@ -123,13 +124,4 @@ def graph_average_linkage(X: np.ndarray, neighbours: np.ndarray, threshold: floa
         u = np.concatenate([u[~touched], tu[keep]])
         v = np.concatenate([v[~touched], tv[keep]])
         sim = np.concatenate([sim[~touched], tsim[keep]])
-    roots = parent
-    while True:
-        nxt = parent[roots]
-        if np.array_equal(nxt, roots):
-            break
-        roots = nxt
-    _, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse.reshape(-1)]
+    return labels_from_parents(parent)

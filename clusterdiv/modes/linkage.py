@@ -88,6 +88,15 @@ def average_linkage(M: np.ndarray, w: np.ndarray | None, threshold: float, *, bl
         touched[a] = touched[b] = True
         act = np.flatnonzero(alive)
         dirty = act[touched[nn[act]] | touched[act]]  # the merged, and those whose neighbour was merged
+    return labels_from_parents(parent)
+
+
+def labels_from_parents(parent: np.ndarray) -> np.ndarray:
+    """Cluster labels from a merge forest (`parent[i]` = the cluster `i` was merged into, or `i`).
+
+    Labels are numbered in order of each cluster's first member, so the same partition always gets
+    the same labels, whichever member a merge kept as the root.
+    """
     roots = parent.copy()
     while True:
         nxt = parent[roots]

@@ -21,6 +21,7 @@ from clusterdiv.io.corpus._read import (
     read_bytes,
     read_stream,
     resolve_format,
+    resolve_stdin,
 )
 from clusterdiv.io.corpus._types import FORMATS, LoadedCorpus, Parsed
 
@@ -43,18 +44,12 @@ def load_corpus(
     p = Path(path)
     shown = str(path)
     if shown == STDIN:  # `-`: the corpus arrives on standard input
-        shown = "<stdin>"
-        if format is None:
-            raise CorpusError("reading standard input needs --input-format (jsonl, json, csv, tsv, txt, parquet)",
-                              path=shown)
-        fmt, delimiter = resolve_format(Path("stdin." + format), shown, format, check_path=False)
-        if fmt == "hf_dataset":
-            raise CorpusError("a saved Hugging Face dataset is a directory and cannot come from stdin", path=shown)
+        shown, fmt, delimiter = resolve_stdin(format)
         data = read_stream(sys.stdin.buffer, shown, fmt)
         if fmt == "parquet":
             parsed = parse_parquet(io.BytesIO(data), shown)
         else:
-            parsed = _parse_text_format(fmt, data, shown, delimiter)
+            parsed = parse_text_format(fmt, data, shown, delimiter)
         return build(parsed, shown=shown, fmt=fmt,  # type: ignore[arg-type]
                       text_field=text_field, id_field=id_field, label_field=label_field,
                       skip_invalid=skip_invalid)
@@ -64,7 +59,7 @@ def load_corpus(
     elif fmt == "hf_dataset":
         parsed = parse_hf_dataset(p, shown)
     else:
-        parsed = _parse_text_format(fmt, read_bytes(p, shown, fmt), shown, delimiter)
+        parsed = parse_text_format(fmt, read_bytes(p, shown, fmt), shown, delimiter)
     return build(
         parsed,
         shown=shown,
@@ -116,13 +111,13 @@ def load_corpus_bytes(
         parsed = parse_parquet(io.BytesIO(data), shown)
     else:
         check_record_sizes(data, fmt, shown)
-        parsed = _parse_text_format(fmt, data, shown, delimiter)
+        parsed = parse_text_format(fmt, data, shown, delimiter)
     return build(parsed, shown=shown, fmt=fmt,  # type: ignore[arg-type]
                   text_field=text_field, id_field=id_field, label_field=label_field,
                   skip_invalid=skip_invalid)
 
 
-def _parse_text_format(fmt: str, data: bytes, shown: str, delimiter: str) -> Parsed:
+def parse_text_format(fmt: str, data: bytes, shown: str, delimiter: str) -> Parsed:
     """The byte-oriented formats, shared by files and uploads."""
     if fmt == "jsonl":
         return parse_jsonl(data)

@@ -241,3 +241,16 @@ def _fill(pending: bytes, source: Iterator[bytes], n: int = 2) -> bytes:
     while len(pending) < n and (more := next(source, b"")):
         pending += more
     return pending
+
+
+def resolve_stdin(requested: str | None) -> tuple[str, str, str | None]:
+    """`-` as the input: (the name errors show, the format, the CSV delimiter); stdin has no name to
+    guess the format from, and cannot be a saved Hugging Face dataset (a directory)."""
+    shown = "<stdin>"
+    if requested is None:
+        raise CorpusError("reading standard input needs --input-format (jsonl, json, csv, tsv, txt, parquet)",
+                          path=shown)
+    fmt, delimiter = resolve_format(Path("stdin." + requested), shown, requested, check_path=False)
+    if fmt == "hf_dataset":
+        raise CorpusError("a saved Hugging Face dataset is a directory and cannot come from stdin", path=shown)
+    return shown, fmt, delimiter

@@ -41,8 +41,8 @@ from clusterdiv.io.corpus._arrow import parse_hf_dataset, parse_parquet
 from clusterdiv.io.corpus._build import all_skipped, choose_fields, empty_input, row_text
 from clusterdiv.io.corpus._csv import csv_records
 from clusterdiv.io.corpus._lines import decode_line, jsonl_row, text_row
-from clusterdiv.io.corpus._load import _parse_text_format
-from clusterdiv.io.corpus._read import STDIN, read_bytes, read_stream, resolve_format
+from clusterdiv.io.corpus._load import parse_text_format
+from clusterdiv.io.corpus._read import STDIN, read_bytes, read_stream, resolve_format, resolve_stdin
 from clusterdiv.io.corpus._source import Line, file_lines, handle_lines
 from clusterdiv.io.corpus._types import TEXT_FIELD_CANDIDATES, Row, SkippedRow, one_line
 
@@ -118,18 +118,12 @@ def stream_texts(
     p = Path(path)
     args = (text_field, skip_invalid, chunk_size)
     if shown == STDIN:
-        shown = "<stdin>"
-        if format is None:
-            raise CorpusError("reading standard input needs --input-format (jsonl, json, csv, tsv, txt, parquet)",
-                              path=shown)
-        fmt, delimiter = resolve_format(Path("stdin." + format), shown, format, check_path=False)
-        if fmt == "hf_dataset":
-            raise CorpusError("a saved Hugging Face dataset is a directory and cannot come from stdin", path=shown)
+        shown, fmt, delimiter = resolve_stdin(format)
         if fmt in _LINE_FORMATS:
             return _by_lines(fmt, lambda: handle_lines(sys.stdin.buffer, shown), None, shown, delimiter, *args)
         data = read_stream(sys.stdin.buffer, shown, fmt)
         parsed = parse_parquet(io.BytesIO(data), shown) if fmt == "parquet" else \
-            _parse_text_format(fmt, data, shown, delimiter)
+            parse_text_format(fmt, data, shown, delimiter)
         return _from_rows(parsed.rows, parsed.fields, parsed.plain, shown, fmt, *args)
     fmt, delimiter = resolve_format(p, shown, format)
     if fmt == "parquet" and p.is_file():
@@ -142,7 +136,7 @@ def stream_texts(
     elif fmt == "hf_dataset":
         parsed = parse_hf_dataset(p, shown)
     else:
-        parsed = _parse_text_format(fmt, read_bytes(p, shown, fmt), shown, delimiter)
+        parsed = parse_text_format(fmt, read_bytes(p, shown, fmt), shown, delimiter)
     return _from_rows(parsed.rows, parsed.fields, parsed.plain, shown, fmt, *args)
 
 
