@@ -327,10 +327,8 @@ def test_stdin_streams_the_same_texts(tmp_path, monkeypatch, fmt):
         assert chunks.skipped == expected.skipped and chunks.path == "<stdin>"
 
 
-def test_cli_metrics_lexical_streams_with_the_same_output(tmp_path, monkeypatch):
-    texts = corpus_texts(8, 150)
-    path = tmp_path / "c.jsonl"
-    write_jsonl(path, texts, bad_lines={5})
+def _streamed_metrics_cli(path, monkeypatch):
+    """`metrics --metrics lexical` on `path` with 7-text chunks; the chunk sizes the stream was fed."""
     monkeypatch.setattr(stream_module, "DEFAULT_CHUNK", 7)
     seen: list[int] = []
     real_add = LexicalStream.add
@@ -342,6 +340,14 @@ def test_cli_metrics_lexical_streams_with_the_same_output(tmp_path, monkeypatch)
     monkeypatch.setattr(LexicalStream, "add", spy_add)
     result = CliRunner().invoke(app, ["metrics", str(path), "--metrics", "lexical", "--format", "json",
                                       "--skip-invalid", "--self-bleu-sample", "30"])
+    return seen, result
+
+
+def test_cli_metrics_lexical_streams_with_the_same_output(tmp_path, monkeypatch):
+    texts = corpus_texts(8, 150)
+    path = tmp_path / "c.jsonl"
+    write_jsonl(path, texts, bad_lines={5})
+    seen, result = _streamed_metrics_cli(path, monkeypatch)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert max(seen) == 7 and sum(seen) == 150  # it did stream
@@ -356,17 +362,7 @@ def test_cli_metrics_lexical_streams_with_the_same_output(tmp_path, monkeypatch)
 def test_cli_metrics_lexical_on_csv_streams_the_in_memory_values(tmp_path, monkeypatch):
     texts = multiline_texts(13, 150)
     path = write_format(tmp_path / "c.csv", texts, "csv", bad={5, 6})
-    monkeypatch.setattr(stream_module, "DEFAULT_CHUNK", 7)
-    seen: list[int] = []
-    real_add = LexicalStream.add
-
-    def spy_add(self, chunk):
-        seen.append(len(chunk))
-        return real_add(self, chunk)
-
-    monkeypatch.setattr(LexicalStream, "add", spy_add)
-    result = CliRunner().invoke(app, ["metrics", str(path), "--metrics", "lexical", "--format", "json",
-                                      "--skip-invalid", "--self-bleu-sample", "30"])
+    seen, result = _streamed_metrics_cli(path, monkeypatch)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     loaded = load_corpus(path, skip_invalid=True)
