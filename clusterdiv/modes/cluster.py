@@ -178,7 +178,7 @@ def _sample_and_assign(M: np.ndarray, w: np.ndarray, threshold: float, cap: int,
 # Chosen on CLINC150 vectors (eval/bench_cluster_scale.py).
 _KNN = 20
 # Up to this many points the k-NN graph linkage is used (measured up to here: 1,000,000 vectors in
-# about 3.5 minutes on one core, peak RSS under 3 GB, eval/bench_cluster_scale.md); above, where it
+# about 3.5 minutes on 2 shared cores, peak RSS under 3 GB, eval/bench_cluster_scale.md); above, where it
 # was not measured, the points are grouped at `_LEVELS` instead (less faithful, same document).
 _GRAPH_MAX_N = 1_000_000
 # Thresholds (as fractions of the final one) at which points are first grouped above `_GRAPH_MAX_N`:
