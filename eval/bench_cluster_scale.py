@@ -44,6 +44,7 @@ BOUNDARY = ((7500, 5000), (10_000, 5000))  # (n, cap): the default cap just abov
 SCALE_SIZES = (10_000, 100_000, 200_000, 500_000)
 NOISE_SIGMA = 0.5  # |noise| ~ 0.5: cosine distance ~0.1 to its real centre, ~0.2 between two around one centre
 SEED = 0
+PATH_NAMES = {"exact": "exact", "graph": "k-NN graph", "levels": "levels"}  # as the saved JSON names them
 KNN_SWEEP = (5, 10, 20, 40)  # graph neighbours compared (the default, cluster._KNN, is the "default" row)
 
 
@@ -147,8 +148,7 @@ def synthetic(bank: np.ndarray, n: int, seed: int = SEED, chunk: int = 50_000) -
 
 def scale_one(n: int) -> dict:
     """In a fresh process: generate n synthetic vectors and cluster them with the default settings."""
-    from clusterdiv.modes import cluster
-    from clusterdiv.modes.cluster import ClusterParams, cluster_vectors
+    from clusterdiv.modes.cluster import ClusterParams, cluster_vectors, linkage_path
 
     X = synthetic(np.load(vectors_path(HELD_OUT)), n)
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -159,8 +159,7 @@ def scale_one(n: int) -> dict:
     return {"n": n, "seconds": round(seconds, 1), "peak_rss_mb": round(peak), "rss_after_data_mb": round(rss_data),
             "vectors_mb": round(X.nbytes / 2**20), "n_modes": result.n_clusters, "method": result.method,
             "sampled": result.sampled,
-            "path": ("exact" if n <= cluster._GROUP_LIMIT * ClusterParams().agglomerative_max_n
-                     else "k-NN graph" if n <= cluster._GRAPH_MAX_N else "levels")}
+            "path": PATH_NAMES[linkage_path(n, sample_size=ClusterParams().agglomerative_max_n)]}
 
 
 def markdown(out: dict) -> str:

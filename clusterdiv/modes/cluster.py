@@ -190,6 +190,14 @@ _LEVELS = (0.35, 0.5, 0.6, 0.7, 0.8)
 _GROUP_LIMIT = 4
 
 
+def linkage_path(n: int, *, sample_size: int, graph_max_n: int | None = None) -> Literal["exact", "graph", "levels"]:
+    """Which of `sampled_average_linkage`'s paths `n` points take: the one rule behind its dispatch,
+    `Clustering.sampled` (None where the linkage is exact) and the benchmark's per-size path column."""
+    if n <= _GROUP_LIMIT * sample_size:
+        return "exact"
+    return "graph" if n <= (graph_max_n or _GRAPH_MAX_N) else "levels"
+
+
 def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int, seed: int = 0,
                             knn: int | None = None, graph_max_n: int | None = None) -> np.ndarray:
     """Average-linkage modes at cosine distance `threshold` for any n, in O(n*k) memory.
@@ -214,7 +222,7 @@ def sampled_average_linkage(X: np.ndarray, *, threshold: float, sample_size: int
     limit = _GROUP_LIMIT * sample_size
     point_group = np.arange(n)
     M, w = X, np.ones(n, dtype=np.float64)
-    if limit < n <= (graph_max_n or _GRAPH_MAX_N):
+    if linkage_path(n, sample_size=sample_size, graph_max_n=graph_max_n) == "graph":
         from clusterdiv.modes.knn_linkage import graph_average_linkage, knn_graph
 
         point_group = graph_average_linkage(X, knn_graph(X, knn or _KNN, seed), threshold)
@@ -275,7 +283,7 @@ def cluster_vectors(X: np.ndarray, *, params: ClusterParams | None = None, seed:
         elif n > params.agglomerative_max_n:  # same modes, exact linkage on a seeded sample
             labels = sampled_average_linkage(X, threshold=_threshold(params),
                                              sample_size=params.agglomerative_max_n, seed=seed)
-            exact = n <= _GROUP_LIMIT * params.agglomerative_max_n  # linked exactly, no sample involved
+            exact = linkage_path(n, sample_size=params.agglomerative_max_n) == "exact"  # no sample involved
             reduced, method, sampled = None, "agglomerative", None if exact else params.agglomerative_max_n
         else:
             labels, reduced, method = _agglomerative(X, params), None, "agglomerative"

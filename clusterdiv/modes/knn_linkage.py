@@ -42,14 +42,13 @@ def _search_order(index, n: int) -> np.ndarray:
     return order
 
 
-def knn_graph(X: np.ndarray, k: int, seed: int = 0, chunk: int = 65_536, threads: int | None = None) -> np.ndarray:
+def knn_graph(X: np.ndarray, k: int, seed: int = 0, chunk: int = 65_536) -> np.ndarray:
     """The k nearest neighbours (by inner product, i.e. cosine for unit vectors) of each row, -1 padded (int32).
 
     Above `_FLAT_MAX` the index stores the vectors in float16 (`QT_fp16`: half the memory of a copy of
     `X`, at 1,000,000 points 0.7 GB instead of 1.5 GB; the neighbours are the same as float32's for
     all but about 1 in 10,000 entries, and the similarities along the graph are recomputed exactly
-    from the vectors anyway). `threads` (default: faiss's own setting) is used for the search only:
-    each query is answered on its own, so the result does not depend on it.
+    from the vectors anyway).
     """
     try:
         import faiss
@@ -60,7 +59,6 @@ def knn_graph(X: np.ndarray, k: int, seed: int = 0, chunk: int = 65_536, threads
     X = np.ascontiguousarray(X, dtype=np.float32)
     if n <= _FLAT_MAX:
         index = faiss.IndexFlatIP(d)
-        order = np.arange(n)
     else:
         nlist = int(2 * np.sqrt(n))
         quantizer = faiss.IndexFlatIP(d)
@@ -73,18 +71,11 @@ def knn_graph(X: np.ndarray, k: int, seed: int = 0, chunk: int = 65_536, threads
         index.nprobe = _NPROBE
     for start in range(0, n, chunk):
         index.add(X[start : start + chunk])
-    if n > _FLAT_MAX:
-        order = _search_order(index, n)
+    order = _search_order(index, n) if n > _FLAT_MAX else np.arange(n)
     out = np.empty((n, k), dtype=np.int32)
-    before = faiss.omp_get_max_threads()
-    if threads:
-        faiss.omp_set_num_threads(threads)
-    try:
-        for start in range(0, n, chunk):
-            rows = order[start : start + chunk]
-            _, out[rows] = index.search(X[rows], k)
-    finally:
-        faiss.omp_set_num_threads(before)
+    for start in range(0, n, chunk):
+        rows = order[start : start + chunk]
+        _, out[rows] = index.search(X[rows], k)
     del index
     return out
 
@@ -113,14 +104,12 @@ class _Means:
         """Clusters `b` merged into `a` (sizes `sa`, `sb`): `a`'s new mean, `b`'s row freed."""
         new = self.slot[a] < 0
         freed = self.slot[b][self.slot[b] >= 0]
+        means = np.empty((a.size, self.X.shape[1]), dtype=np.float32)
         for start in range(0, a.size, chunk):  # b's rows are read before they are freed
             part = slice(start, start + chunk)
             wa, wb = sa[part][:, None], sb[part][:, None]
             ra, rb = self.rows(a[part]).astype(np.float64), self.rows(b[part]).astype(np.float64)
-            merged = ((wa * ra + wb * rb) / (wa + wb)).astype(np.float32)
-            if start == 0:
-                means = np.empty((a.size, merged.shape[1]), dtype=np.float32)
-            means[part] = merged
+            means[part] = (wa * ra + wb * rb) / (wa + wb)
         self.slot[b] = -1
         pool = np.concatenate([self.free, freed])
         need = int(new.sum())
