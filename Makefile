@@ -4,9 +4,17 @@ PIP ?= $(PYTHON) -m pip
 
 .PHONY: install system-packages test lint bench
 
+# llama.cpp built with -march=native on a CPU with AMX (Sapphire Rapids and later) segfaults in its AMX
+# matmul on the bundled Q4_1 model (ggml-org/llama.cpp#20824), in-process and in llama-cpp-python's
+# server alike: on x86-64 compile it without AMX. --no-cache-dir: pip's wheel cache would hand back an
+# earlier AMX build of the same version.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)')
+
 install: system-packages
-	# CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then everything else.
+	# CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then llama.cpp, then the rest.
 	$(PIP) install torch==2.13.0
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir 'llama-cpp-python>=0.3.7'
 	$(PIP) install -e '.[dev,ray]'
 
 # PostgreSQL server binaries let the history tests run against a real server, and Debian's

@@ -90,3 +90,31 @@ def test_every_entry_point_uses_one_thread_and_one_grammar_per_schema(stub_provi
     # the very grammar llama-cpp-python builds from response_format itself, so the answers are the same
     assert grammars[0]._grammar == LlamaGrammar.from_json_schema(json.dumps(schema))._grammar
     assert [sent["max_tokens"] for _, sent in llama.requests] == [160] * 3
+
+
+def test_the_model_loads_without_extra_buffer_types(monkeypatch):
+    """AMX builds of llama.cpp segfault on the bundled Q4_1 model (ggml-org/llama.cpp#20824): the
+    provider loads it with `use_extra_bufts` off, and leaves llama.cpp's defaults as they were."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as bindings
+
+    from clusterdiv.llm.local import LocalLlamaProvider
+
+    seen: list[bool] = []
+
+    class RecordingLlama:
+        def __init__(self, **kwargs: Any) -> None:  # what Llama.__init__ starts from
+            seen.append(bindings.llama_model_default_params().use_extra_bufts)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(llama_cpp, "Llama", RecordingLlama)
+    provider = LocalLlamaProvider()
+    try:
+        provider._llama("smollm2")
+        provider._llama("smollm2")  # loaded once
+    finally:
+        provider.close()
+    assert seen == [False]
+    assert bindings.llama_model_default_params().use_extra_bufts is True

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,37 @@ def _json_schema_from_response_format(response_format: Any) -> dict[str, Any] | 
     if response_format.get("type") == "json_object":
         return response_format.get("schema")
     return None
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _without_extra_buffer_types() -> Iterator[None]:
+    """Load models with llama.cpp's extra weight buffers (`use_extra_bufts`) off.
+
+    A llama.cpp built with `-march=native` on a CPU with AMX (Sapphire Rapids and later) repacks the
+    weights into AMX buffers, and its AMX matmul segfaults on the first decode of our Q4_1 GGUF
+    (ggml-org/llama.cpp#20824; seen here with llama-cpp-python 0.3.35 and 0.3.36): a crash no retry
+    can catch. `Llama()` does not expose the flag, so the default parameters it starts from are
+    wrapped while it loads. For Q4_1 on x86 the other extra buffer (CPU repack) does not apply, so
+    machines without AMX decode exactly as before.
+    """
+    import llama_cpp.llama_cpp as bindings
+
+    with _PARAMS_LOCK:
+        original = bindings.llama_model_default_params
+
+        def defaults() -> Any:
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            bindings.llama_model_default_params = original
 
 
 def _define_provider() -> type:
@@ -122,13 +155,14 @@ def _define_provider() -> type:
                 from llama_cpp import Llama  # heavy import, only when the local model is used
 
                 model_file = resolve_local_model(name)
-                self._models[name] = Llama(
-                    model_path=str(model_file.path),
-                    n_ctx=self.n_ctx,
-                    n_threads=self.n_threads,
-                    seed=0,
-                    verbose=False,
-                )
+                with _without_extra_buffer_types():
+                    self._models[name] = Llama(
+                        model_path=str(model_file.path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        seed=0,
+                        verbose=False,
+                    )
             return self._models[name]
 
         def _grammar(self, schema: dict[str, Any]) -> Any:
