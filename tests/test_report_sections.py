@@ -38,3 +38,26 @@ def test_cluster_shares_are_typed_and_not_a_metric():
     # the JSON keeps the shares where every written report has them
     assert list(json.loads(report.to_json())["metrics"]) == ["distinct_2", "cluster_shares"]
     assert Report(n_input=1).cluster_shares is None
+
+
+def test_a_batch_off_the_reference_gets_a_fidelity_warning(cache):
+    """The headline cannot tell new modes from off-distribution text; the reference can. A batch of
+    other intents than the reference's is warned about, a fresh sample of the same intents is not."""
+    from corpora import intent_corpus
+
+    from clusterdiv import score
+    from clusterdiv.reports.report import LOW_FIDELITY
+
+    banking = ["transfer", "balance"]
+    reference = [t for t, _ in intent_corpus(banking, 60, seed=1)]
+    same = score([t for t, _ in intent_corpus(banking, 30, seed=2)], reference=reference, metrics="reference",
+                 cache=cache)
+    off = score([t for t, _ in intent_corpus(["joke", "recipe", "music"], 30, seed=3)], reference=reference,
+                metrics="reference", cache=cache)
+
+    assert same.metrics["precision"]["value"] >= LOW_FIDELITY
+    assert not [w for w in same.warnings if "k-NN precision" in w]
+    assert off.metrics["precision"]["value"] < LOW_FIDELITY
+    [warning] = [w for w in off.warnings if "k-NN precision" in w]
+    assert warning.startswith(f"only {off.metrics['precision']['value']:.0%} of the batch lies near the reference")
+    assert "coverage" in warning
