@@ -275,7 +275,16 @@ LABEL = {"headline": "**headline** (default score)", "embedding_mean_cosine": "e
          "compression_ratio": "compression ratio", "self_bleu": "self-BLEU"}
 
 
-def plots(saved: dict[str, Any], gen: dict[str, Any] | None, out: Path) -> list[str]:
+# eval/generate.py --name: the first run (one-shot regimes, 40 asked a recursion round), then the recursion
+# at 120 asked a round: temperature 0.7 with two seeds, and temperature 0.2
+GENERATOR_RUNS = ("generate", "generate_rounds", "generate_rounds_seed1", "generate_rounds_t02")
+
+
+def recursion_png(name: str) -> str:
+    return "generate_recursion.png" if name == "generate" else f"{name}_recursion.png"
+
+
+def plots(saved: dict[str, Any], gens: dict[str, dict[str, Any]], out: Path) -> list[str]:
     """PNG plots (matplotlib, when installed): score vs downstream recall; metrics over recursion rounds."""
     try:
         import matplotlib
@@ -306,18 +315,18 @@ def plots(saved: dict[str, Any], gen: dict[str, Any] | None, out: Path) -> list[
     fig.savefig(out / "downstream_scatter.png", dpi=110)
     plt.close(fig)
     made.append("downstream_scatter.png")
-    if gen:
+    for name, gen in gens.items():
         rec = [b for b in gen["batches"] if b["regime"].startswith("recursive_") or b["regime"] == "accumulated_pool"]
         if rec:
-            keys = [("headline", "headline"), ("vendi", "Vendi"), ("macro_recall", "downstream macro recall"),
-                    ("tail_intents_present", "tail intents present")]
+            keys = [("headline", "headline"), ("vendi", "Vendi"), ("coverage", "coverage of real data"),
+                    ("macro_recall", "downstream macro recall"), ("tail_intents_present", "tail intents present")]
             fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False)
             for ax, (k, title) in zip(axes[0], keys, strict=True):
                 for regime in ("recursive_replace", "recursive_accumulate", "accumulated_pool"):
                     bs = sorted((b for b in rec if b["regime"] == regime or (regime == "accumulated_pool"
                                  and b["regime"] == "recursive_accumulate" and b["round"] == 0)),
                                 key=lambda b: b["round"])
-                    ax.plot([b["round"] for b in bs], [b.get(k) for b in bs], marker="o",
+                    ax.plot([b["round"] for b in bs], [b.get(k, b.get("vs_real", {}).get(k)) for b in bs], marker="o",
                             label=regime.replace("recursive_", ""))
                     if k == "headline":
                         ax.fill_between([b["round"] for b in bs], [b["headline_ci95"][0] for b in bs],
@@ -327,14 +336,42 @@ def plots(saved: dict[str, Any], gen: dict[str, Any] | None, out: Path) -> list[
                 ax.tick_params(labelsize=7)
             axes[0][0].legend(fontsize=7)
             fig.tight_layout()
-            fig.savefig(out / "generate_recursion.png", dpi=110)
+            fig.savefig(out / recursion_png(name), dpi=110)
             plt.close(fig)
-            made.append("generate_recursion.png")
+            made.append(recursion_png(name))
     return made
 
 
+GENERATED_COLUMNS = (("headline", lambda b: b["headline"]), ("Vendi", lambda b: b["vendi"]),
+                     ("distinct-2", lambda b: b["distinct_2"]), ("intents present", lambda b: b["intents_present"]),
+                     ("label agreement", lambda b: b["quality"]["label_agreement"]),
+                     ("fluent pass", lambda b: b["quality"]["fluent_pass"]),
+                     ("precision vs real", lambda b: b.get("vs_real", {}).get("precision")),
+                     ("coverage vs real", lambda b: b.get("vs_real", {}).get("coverage")),
+                     ("real modes held", lambda b: b.get("vs_real", {}).get("real_modes_held")))
+
+
+def generated_batches(gen: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batches a generator wrote (every one but the real batch and the real round 0), scored."""
+    return [b for b in gen["batches"] if b["regime"] != "real" and b["round"] != 0 and "accuracy" in b]
+
+
+def generated_correlations(batches: Sequence[dict[str, Any]]) -> str:
+    """Spearman of each column with downstream accuracy, over the batches that have the column."""
+    cells = []
+    for name, fn in GENERATED_COLUMNS:
+        pairs = [(x, b["accuracy"]) for b in batches if (x := fn(b)) is not None]
+        cells.append(f"{name} {_f(_rank_corr(*zip(*pairs, strict=True), 'spearman') if pairs else None)}")
+    return ", ".join(cells)
+
+
 def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[str]:
-    L = ["## Real generator batches", "",
+    from clusterdiv.metrics.builtins import KNN_K
+
+    st = gen["settings"]
+    asked = (f"{st['recursion_calls'] * gen['per_call']} examples asked for per recursion round at temperature "
+             f"{st['recursion_temperature']}, seed {st['seed']}")
+    L = [f"## Real generator batches ({', '.join(st['regimes'])}; {asked})", "",
          f"_From `{gen['command']}` ({gen['dataset']}, model `{gen['model']}`); intents: "
          + ", ".join(f"`{i}`" for i in gen["intents"]) + "; named tail intents (rare in the real round 0 of the "
          "recursion): " + ", ".join(f"`{t}`" for t in gen["tails"]) + "._", "",
@@ -343,13 +380,18 @@ def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[st
          "the real held-out split of these intents (accuracy, macro recall, tail recall), and two per-example "
          "checks: the fluency filter's pass rate (3-40 words, mostly letters) and the share of examples a "
          "classifier trained on every real pool example of these intents labels as the intent they were asked "
-         "for; then the share that are verbatim copies of real examples. `accumulated_pool` round N is what "
-         "accumulate trains on: real round 0 plus generated rounds 1..N.", "",
+         "for; then the share that are verbatim copies of real examples; last, against the real held-out split "
+         f"(k-NN balls, k = {KNN_K}; `clusterdiv score --reference`): precision (share of the batch inside real data's manifold) and coverage "
+         "(share of real examples with a batch example nearby), and the modes of batch and real data clustered "
+         "together as `score --reference` does: real modes the batch holds, of all real modes. "
+         "`accumulated_pool` round N is what accumulate trains on: real round 0 plus generated rounds 1..N.", "",
          "| regime | round | n (unique) | intents | tail examples | headline [95% CI] | Vendi | distinct-2 | self-BLEU "
-         "| accuracy | macro recall | tail recall | fluent pass | label agreement | copied real |",
-         "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| accuracy | macro recall | tail recall | fluent pass | label agreement | copied real | precision | coverage "
+         "| real modes held |",
+         "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+         "| ---: | ---: |"]
     for b in gen["batches"]:
-        q = b.get("quality", {})
+        q, v = b.get("quality", {}), b.get("vs_real", {})
         ci = b.get("headline_ci95")
         tails = ", ".join(str(v) for v in b["tail_examples"].values())
         L.append(f"| {b['regime']} | {'' if b['round'] is None else b['round']} | {b['n']} ({b['unique']}) | "
@@ -357,7 +399,9 @@ def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[st
                  f"[{_f(ci[0] if ci else None, 3)}, {_f(ci[1] if ci else None, 3)}] | {_f(b.get('vendi'), 1)} | "
                  f"{_f(b.get('distinct_2'))} | {_f(b.get('self_bleu'))} | {_f(b.get('accuracy'))} | "
                  f"{_f(b.get('macro_recall'))} | {_f(b.get('tail_recall'))} | {_f(q.get('fluent_pass'))} | "
-                 f"{_f(q.get('label_agreement'))} | {_f(q.get('copied_real'))} |")
+                 f"{_f(q.get('label_agreement'))} | {_f(q.get('copied_real'))} | "
+                 f"{_f(v.get('precision'))} | {_f(v.get('coverage'))} | "
+                 + (f"{v['real_modes_held']}/{v['real_modes']} |" if "real_modes" in v else "n/a |"))
     L += ["", "### Reading", ""]
     for regime in ("recursive_replace", "accumulated_pool", "recursive_accumulate"):
         bs = sorted((b for b in gen["batches"] if b["regime"] == regime or (b["regime"] == "recursive_accumulate"
@@ -365,23 +409,25 @@ def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[st
         if len(bs) < 2:
             continue
         lo, hi = bs[0]["headline_ci95"]
-        inside = [b["round"] for b in bs[1:] if lo <= b["headline"] <= hi]
+        side_of = {r: ("below" if h < lo else "above" if h > hi else "inside")
+                   for r, h in ((b["round"], b["headline"]) for b in bs[1:])}
+        where = {side: [str(r) for r, s in side_of.items() if s == side] for side in ("below", "inside", "above")}
+        steps = [b["headline"] < a["headline"] for a, b in zip(bs[1:], bs[2:], strict=False)]
         L.append(f"- `{regime}`: headline " + " → ".join(_f(b["headline"], 3) for b in bs)
-                 + f" (round 0 interval [{_f(lo, 3)}, {_f(hi, 3)}]; later rounds inside it: "
-                 + (", ".join(map(str, inside)) or "none") + "); intents present "
+                 + f" (round 0 interval [{_f(lo, 3)}, {_f(hi, 3)}]; later rounds "
+                 + ", ".join(f"{side} it: {', '.join(r) or 'none'}" for side, r in where.items())
+                 + f"; lower than the round before in {sum(steps)} of the {len(steps)} steps from round 1)"
+                 + "; intents present "
                  + " → ".join(str(b["intents_present"]) for b in bs) + "; tail intents present "
                  + " → ".join(str(b["tail_intents_present"]) for b in bs) + "; downstream macro recall "
-                 + " → ".join(_f(b.get("macro_recall")) for b in bs) + ".")
-    generated = [b for b in gen["batches"] if b["regime"] != "real" and b["round"] != 0 and "accuracy" in b]
+                 + " → ".join(_f(b.get("macro_recall")) for b in bs) + "; coverage of real data "
+                 + " → ".join(_f(b.get("vs_real", {}).get("coverage")) for b in bs) + "; real modes held "
+                 + " → ".join(f"{b['vs_real']['real_modes_held']}/{b['vs_real']['real_modes']}"
+                              if "real_modes" in b.get("vs_real", {}) else "n/a" for b in bs) + ".")
+    generated = generated_batches(gen)
     if len(generated) >= 4:
-        cols = [("headline", lambda b: b["headline"]), ("Vendi", lambda b: b["vendi"]),
-                ("distinct-2", lambda b: b["distinct_2"]), ("intents present", lambda b: b["intents_present"]),
-                ("label agreement", lambda b: b["quality"]["label_agreement"]),
-                ("fluent pass", lambda b: b["quality"]["fluent_pass"])]
-        acc = [b["accuracy"] for b in generated]
         L.append(f"- Over the {len(generated)} generated batches, Spearman with downstream accuracy: "
-                 + ", ".join(f"{name} {_f(_rank_corr([fn(b) for b in generated], acc, 'spearman'))}"
-                             for name, fn in cols) + ".")
+                 + generated_correlations(generated) + ".")
     if cost:
         L += ["", f"Cold cost of the generation: {cost['model_calls']} model calls (attempts), {cost['failures']} "
               f"failed answers, {cost['completion_tokens']} completion tokens, {cost['llm_s']:.0f} s of LLM time on "
@@ -395,14 +441,15 @@ def render(source: Path, markdown: Path) -> str:
     """DOWNSTREAM.md from the saved JSON (`source`, and generate.json beside it when it exists)."""
     saved = json.loads(source.read_text())
     out = source.parent
-    gen_file, cost_file = out / "generate.json", out / "generate_cost.json"
-    gen = json.loads(gen_file.read_text()) if gen_file.exists() else None
-    gen_cost = json.loads(cost_file.read_text()) if cost_file.exists() else None
+    gens = {name: json.loads((out / f"{name}.json").read_text()) for name in GENERATOR_RUNS
+            if (out / f"{name}.json").exists()}
+    gen_costs = {name: json.loads((out / f"{name}_cost.json").read_text()) for name in gens
+                 if (out / f"{name}_cost.json").exists()}
     meta, results, a = saved["meta"], saved["results"], saved["analysis"]
     cost_path = source.parent / "downstream_cost.json"
     costs = json.loads(cost_path.read_text()) if cost_path.exists() else {}
     datasets = [r["dataset"] for r in results]
-    pngs = plots(saved, gen, out)
+    pngs = plots(saved, gens, out)
     L = ["# Does a higher score mean better training data?", "",
          "_Generated from saved JSON by `python -m eval.downstream --from-json eval/results/downstream.json` "
          "(raw results: `eval/results/downstream.json`, `eval/results/generate.json`); do not edit by hand._", "",
@@ -468,13 +515,18 @@ def render(source: Path, markdown: Path) -> str:
         L.append(f"| {LABEL.get(m, m)} | " + " | ".join(cells) + " |")
     if "downstream_scatter.png" in pngs:
         L += ["", "![headline vs downstream macro recall](results/downstream_scatter.png)"]
-    if gen:
-        L += [""] + render_generate(gen, gen_cost)
-        if "generate_recursion.png" in pngs:
-            L += ["", "![metrics over recursion rounds](results/generate_recursion.png)"]
+    if len(gens) > 1:
+        pooled = [b for gen in gens.values() for b in generated_batches(gen)]
+        L += ["", "## Every real-generator batch together", "",
+              f"Spearman with downstream accuracy over the {len(pooled)} generated batches of the {len(gens)} runs "
+              f"below ({', '.join(f'`{n}`' for n in gens)}): " + generated_correlations(pooled) + "."]
+    for name, gen in gens.items():
+        L += [""] + render_generate(gen, gen_costs.get(name))
+        if recursion_png(name) in pngs:
+            L += ["", f"![metrics over recursion rounds](results/{recursion_png(name)})"]
     L += ["", "## Commands and cost", "", "```",
           meta.get("command", "python -m eval.downstream --data ../shared/data --datasets " + ",".join(datasets)),
-          *( [gen["command"]] if gen else []),
+          *(gen["command"] for gen in gens.values()),
           "python -m eval.downstream --from-json eval/results/downstream.json   # this page, no model calls",
           "```", "",
           "- Controlled corpora: no LLM; MiniLM embeddings through clusterdiv's cache. "

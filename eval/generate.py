@@ -1,6 +1,9 @@
 """Real generators: synthetic intent batches from an LLM, and what every metric says about them.
 
     python -m eval.generate --data ../shared/data --out eval/results/
+    python -m eval.generate --data ../shared/data --regimes replace,accumulate --recursion-calls 24 \
+        --round0-head 20 --round0-tail 4 --name generate_rounds      # the recursion at 120 asked a round
+    python -m eval.generate --data ../shared/data --rescore --name generate   # re-score saved batches, no LLM
     python -m eval.downstream --from-json eval/results/downstream.json   # renders DOWNSTREAM.md
 
 A real LLM (the embedded SmolLM2-135M by default, through clusterdiv's litellm layer with
@@ -18,7 +21,9 @@ each call asked for. Regimes a practitioner would use:
 
 Every batch is scored with the default headline (with its 95% interval), every baseline, the
 downstream classifier (eval/downstream.py, trained on the batch, tested on the real held-out split of
-the chosen intents) and two per-example quality checks: a fluency filter (length, letters, not a copy
+the chosen intents), k-NN precision and coverage against that real split (a weak generator's off-intent
+text is diverse too: the reference-free headline cannot tell it from new modes), and two per-example
+quality checks: a fluency filter (length, letters, not a copy
 of a shown example) and label agreement (does a classifier trained on real data give the example the
 intent it was asked for?). Every answer is cached under model + prompt + settings + seed + input, so a
 rerun is free and writes the same JSON.
@@ -187,6 +192,7 @@ def fluent(text: str) -> bool:
 
 def score_batch(rows: list[tuple[str, str]], *, test: list[tuple[str, str]], tails: set[str], intents: Sequence[str],
                 real_clf: Any, real_texts: set[str], cache: Any, seed: int = 0) -> dict[str, Any]:
+    from clusterdiv.metrics.builtins import KNN_K
     from clusterdiv.modes.scoring import score_labels
     from eval.representations import GRID, ViewVectors, cut_scores, view_distances
 
@@ -210,6 +216,8 @@ def score_batch(rows: list[tuple[str, str]], *, test: list[tuple[str, str]], tai
                n_modes=s.n_modes)
     out.update({k: (None if v is None else round(float(v), 6)) for k, v in D.set_metrics(texts, vectors).items()})
     X = np.vstack([vectors[t] for t in texts]).astype(np.float64)
+    if len(texts) > KNN_K:  # fidelity and coverage against the real held-out split: junk is diverse too
+        out["vs_real"] = vs_real(texts, [t for t, _ in test], cache=cache, seed=seed)
     agree = real_clf.predict(X) == np.asarray(labels, dtype=object)
     shown = {t.lower() for t in real_texts}
     out["quality"] = {"fluent_pass": round(float(np.mean([fluent(t) for t in texts])), 4),
@@ -218,6 +226,38 @@ def score_batch(rows: list[tuple[str, str]], *, test: list[tuple[str, str]], tai
                       "both_pass": round(float(np.mean([fluent(t) and bool(a) for t, a in zip(texts, agree,
                                                                                                  strict=True)])), 4)}
     return out
+
+
+def vs_real(texts: list[str], real: list[str], *, cache: Any, seed: int = 0) -> dict[str, Any]:
+    """What `clusterdiv score BATCH --reference REAL` says: k-NN precision, recall, density and coverage,
+    MAUVE, and the modes of batch and real data clustered together - how many real modes the batch
+    holds and how much of the batch sits in modes real data lacks (the headline's modes, anchored)."""
+    from clusterdiv import score
+
+    report = score(texts, reference=real, metrics="reference", cache=cache, seed=seed, bootstrap=0)
+    out = {k: (None if (v := report.metrics[k]["value"]) is None else round(float(v), 4))
+           for k in ("precision", "recall", "density", "coverage", "mauve")}
+    shares = report.cluster_shares
+    real_modes = [c for c in shares.clusters if c.reference_count]
+    return {**out, "real_modes": len(real_modes), "real_modes_held": sum(1 for c in real_modes if c.batch_count),
+            "batch_off_real": round(sum(c.batch_count for c in shares.clusters if not c.reference_count)
+                                    / max(1, shares.n_batch), 4)}
+
+
+def score_all(batches: list[dict[str, Any]], *, pool: dict[str, list[str]], test: list[tuple[str, str]],
+              intents: Sequence[str], tails: Sequence[str], cache: Any, seed: int = 0) -> list[dict[str, Any]]:
+    """Every batch scored; `batches` hold `rows` of (text, asked-for intent). No model call: embeddings only."""
+    from sklearn.linear_model import LogisticRegression
+
+    # the per-example label check: a classifier trained on every real pool example of the intents
+    real_rows = [(t, i) for i in intents for t in pool[i]]
+    clf = LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
+    clf.fit(D.embed([t for t, _ in real_rows], cache=cache).astype(np.float64), [i for _, i in real_rows])
+    real_texts = {t for t, _ in real_rows}
+    return [{"regime": b["regime"], "round": b["round"],
+             **score_batch([tuple(r) for r in b["rows"]], test=test, tails=set(tails), intents=intents,
+                           real_clf=clf, real_texts=real_texts, cache=cache, seed=seed),
+             "examples": [list(r) for r in b["rows"]]} for b in batches]
 
 
 def tiny_config() -> dict[str, Any]:
@@ -231,8 +271,6 @@ def run(*, pool: dict[str, list[str]], test: list[tuple[str, str]], intents: Seq
         regimes: Sequence[str] = ("template_t0.2", "template_t1.0", "personas_t1.0", "replace", "accumulate"),
         log=None) -> dict[str, Any]:
     """Generate every regime's batches and score them. `pool`: intent -> real examples (seed side)."""
-    from sklearn.linear_model import LogisticRegression
-
     gen = Generator(model=model, cache=cache, log=log)
     started = time.perf_counter()
     batches: list[dict[str, Any]] = []
@@ -255,17 +293,7 @@ def run(*, pool: dict[str, list[str]], test: list[tuple[str, str]], intents: Seq
                 log(f"{name}: {len(batches[-1]['rows'])} examples, {gen.stats.calls} calls so far")
     gen_cost = {"model_calls": gen.stats.calls, "cache_hits": gen.stats.cache_hits, "failures": gen.stats.failures,
                 "completion_tokens": gen.stats.completion_tokens, "llm_s": round(gen.seconds, 1)}
-    # the per-example label check: a classifier trained on every real pool example of the intents
-    real_rows = [(t, i) for i in intents for t in pool[i]]
-    clf = LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
-    clf.fit(D.embed([t for t, _ in real_rows], cache=cache).astype(np.float64), [i for _, i in real_rows])
-    real_texts = {t for t, _ in real_rows}
-    scored = []
-    for b in batches:
-        scored.append({"regime": b["regime"], "round": b["round"],
-                       **score_batch(b["rows"], test=test, tails=set(tails), intents=intents, real_clf=clf,
-                                     real_texts=real_texts, cache=cache, seed=seed),
-                       "examples": [list(r) for r in b["rows"]]})
+    scored = score_all(batches, pool=pool, test=test, intents=intents, tails=tails, cache=cache, seed=seed)
     return {"intents": list(intents), "tails": list(tails), "model": model, "per_call": PER_CALL,
             "settings": {"rounds": rounds, "calls_per_intent": calls_per_intent, "recursion_calls": recursion_calls,
                          "round0_head": round0_head, "round0_tail": round0_tail,
@@ -289,30 +317,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--round0-head", type=int, default=10, help="real round 0: examples per head intent")
     parser.add_argument("--round0-tail", type=int, default=3, help="real round 0: examples per tail intent")
     parser.add_argument("--test-per-intent", type=int, default=30)
+    parser.add_argument("--temperature", type=float, default=0.7, help="the recursion's sampling temperature")
+    parser.add_argument("--seed", type=int, default=0, help="varies every call's seed and the recursion's sampling")
     parser.add_argument("--regimes", default="replace,accumulate,template_t0.2,personas_t1.0,template_t1.0")
     parser.add_argument("--cache-dir", type=Path, default=D.DEFAULT_CACHE)
     parser.add_argument("--out", type=Path, default=Path("eval/results"))
     parser.add_argument("--name", default="generate", help="writes <out>/<name>.json")
+    parser.add_argument("--rescore", action="store_true",
+                        help="re-score the batches saved in <out>/<name>.json (no model call; its settings win)")
     args = parser.parse_args(argv)
+    saved = json.loads((args.out / f"{args.name}.json").read_text()) if args.rescore else None
+    if saved:  # the saved run's dataset and intents, not this command line's
+        args.dataset = saved["dataset"]
     base, _, subset = args.dataset.partition(":")
     ds = load_dataset(args.data / f"{base}.jsonl", heldout_per_intent=args.test_per_intent,
                       subset=subset or None, subset_field=SUBSET_FIELD.get(base) if subset else None, name=args.dataset)
     order = list(ds.intents)
     random.Random(0).shuffle(order)
-    intents = sorted(order[: args.intents])
-    tails = intents[-args.tails:] if args.tails else []
+    intents = saved["intents"] if saved else sorted(order[: args.intents])
+    tails = saved["tails"] if saved else (intents[-args.tails:] if args.tails else [])
     pool = {i: [r.text for r in ds.pool[i]] for i in intents}
     test = [(r.text, r.intent) for r in ds.heldout if r.intent in set(intents)]
 
     def log(msg: str) -> None:
         print(f"  [generate] {msg}", file=sys.stderr, flush=True)
 
-    result = run(pool=pool, test=test, intents=intents, tails=tails, model=args.model,
-                 cache=ModelCache(args.cache_dir), rounds=args.rounds, calls_per_intent=args.calls_per_intent,
-                 recursion_calls=args.recursion_calls, round0_head=args.round0_head, round0_tail=args.round0_tail,
-                 regimes=args.regimes.split(","), log=log)
-    result["dataset"] = args.dataset
-    result["command"] = " ".join(["python -m eval.generate", *(argv if argv is not None else sys.argv[1:])])
+    if saved:
+        batches = [{"regime": b["regime"], "round": b["round"], "rows": b["examples"]} for b in saved["batches"]]
+        result = {**saved, "batches": score_all(batches, pool=pool, test=test, intents=intents, tails=tails,
+                                                cache=ModelCache(args.cache_dir), seed=saved["settings"]["seed"]),
+                  "cost": {"model_calls": 0}}
+    else:
+        result = run(pool=pool, test=test, intents=intents, tails=tails, model=args.model,
+                     cache=ModelCache(args.cache_dir), rounds=args.rounds, calls_per_intent=args.calls_per_intent,
+                     recursion_calls=args.recursion_calls, round0_head=args.round0_head,
+                     round0_tail=args.round0_tail, regimes=args.regimes.split(","), seed=args.seed,
+                     recursion_temperature=args.temperature, log=log)
+        result["dataset"] = args.dataset
+        result["command"] = " ".join(["python -m eval.generate", *(argv if argv is not None else sys.argv[1:])])
     args.out.mkdir(parents=True, exist_ok=True)
     cost = result.pop("cost")
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1, sort_keys=True))

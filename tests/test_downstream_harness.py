@@ -117,6 +117,16 @@ def test_generation_is_deterministic_and_resumable_from_cache(cache, generator_l
     # under accumulate the training set is the real round 0 plus every generated round so far
     assert batches[("accumulated_pool", 2)]["n"] == r0["n"] + 2 * 3 * 5
     assert batches[("real", None)]["quality"]["copied_real"] == 1.0
+    for b in full["batches"]:  # against the real held-out split, where the batch has more than k rows
+        if b["n"] > 5:
+            assert all(0.0 <= b["vs_real"][k] <= 1.0 for k in ("precision", "recall", "coverage"))
+    # `--rescore`: the saved examples alone give the same scores, without a model call
+    from eval.generate import score_all
+
+    rescored = score_all([{"regime": b["regime"], "round": b["round"], "rows": b["examples"]}
+                          for b in full["batches"]], pool=INTENTS, test=TEST, intents=full["intents"],
+                         tails=full["tails"], cache=cache)
+    assert json.dumps(rescored, sort_keys=True) == json.dumps(full["batches"], sort_keys=True)
 
 
 def test_correlation_analysis_is_deterministic_and_signed():
