@@ -92,8 +92,8 @@ def metric_warnings(metrics: dict[str, Any]) -> list[str]:
 
 
 # Below this k-NN precision against the reference, most of the batch lies off the real data. Real
-# samples scored against real held-out data sit at 0.83-0.89 (eval/DOWNSTREAM.md); the generated batches
-# whose classifier fell furthest (recursion rounds, high-temperature one-shots) sat at 0.00-0.47.
+# samples scored against real held-out data sit at 0.83-0.86 (eval/DOWNSTREAM.md); a weak generator's
+# replace-recursion rounds 2-4 at 0.00-0.39, its temperature-1.0 one-shot batches at 0.40-0.47.
 LOW_FIDELITY = 0.5
 
 
