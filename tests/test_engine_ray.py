@@ -10,6 +10,7 @@ worker processes) counts what the cluster was asked.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,28 @@ def comparable(report: Any) -> dict[str, Any]:
     return data
 
 
+def assert_same_but_float_rounding(a: Any, b: Any, path: str = "report") -> None:
+    """Equal everywhere, except that floats may differ in their last bits (relative 1e-6).
+
+    A Ray actor runs torch with one thread (Ray sets OMP_NUM_THREADS=1) and the driver with every core.
+    On CPUs whose float kernels split work by thread count (seen on an AVX-512 machine) MiniLM's vectors
+    then differ by about 1e-7, and so do the embedding metrics computed from them; modes, counts and
+    every string stay exactly the same.
+    """
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), f"{path}: {a} != {b}"
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {sorted(a.keys() ^ b.keys())}"
+        for k in a:
+            assert_same_but_float_rounding(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), f"{path}: {len(a)} != {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_but_float_rounding(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
 def run(texts: list[str], directory: Path, **config: Any) -> Any:
     with ModelCache(directory) as cache:
         return score(texts, config=ScoreConfig.model_validate(config), cache=cache)
@@ -76,7 +99,8 @@ def test_text_representation_same_report_as_in_process(call_log: Path, tmp_path:
     distributed = run(TEXTS, tmp_path / "ray", engine="ray")
     assert distributed.config.engine == "ray" and local.config.engine == "local"
     assert distributed.timings.embedding_calls == len(TEXTS)  # computed on the cluster, not read from a cache
-    assert comparable(distributed) == comparable(local)
+    assert (distributed.n_modes, distributed.score_normalized) == (local.n_modes, local.score_normalized)
+    assert_same_but_float_rounding(comparable(distributed), comparable(local))
 
 
 def test_local_model_extraction_survives_a_killed_worker(call_log: Path, tmp_path: Path,

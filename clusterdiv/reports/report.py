@@ -133,7 +133,7 @@ class RunConfig(BaseModel):
     clustering: dict[str, Any]
     clustering_method: str
     clusterdiv_version: str
-    engine: str = "local"  # where extraction and embedding ran (clusterdiv.engine); the answer is the same
+    engine: str = "local"  # where extraction and embedding ran (clusterdiv.engine); the same modes and headline
 
 
 class Timings(BaseModel):
