@@ -391,7 +391,7 @@ def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[st
          "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
          "| ---: | ---: |"]
     for b in gen["batches"]:
-        q, v = b.get("quality", {}), b.get("vs_real", {})
+        q, real = b.get("quality", {}), b.get("vs_real", {})
         ci = b.get("headline_ci95")
         tails = ", ".join(str(v) for v in b["tail_examples"].values())
         L.append(f"| {b['regime']} | {'' if b['round'] is None else b['round']} | {b['n']} ({b['unique']}) | "
@@ -400,8 +400,8 @@ def render_generate(gen: dict[str, Any], cost: dict[str, Any] | None) -> list[st
                  f"{_f(b.get('distinct_2'))} | {_f(b.get('self_bleu'))} | {_f(b.get('accuracy'))} | "
                  f"{_f(b.get('macro_recall'))} | {_f(b.get('tail_recall'))} | {_f(q.get('fluent_pass'))} | "
                  f"{_f(q.get('label_agreement'))} | {_f(q.get('copied_real'))} | "
-                 f"{_f(v.get('precision'))} | {_f(v.get('coverage'))} | "
-                 + (f"{v['real_modes_held']}/{v['real_modes']} |" if "real_modes" in v else "n/a |"))
+                 f"{_f(real.get('precision'))} | {_f(real.get('coverage'))} | "
+                 + (f"{real['real_modes_held']}/{real['real_modes']} |" if "real_modes" in real else "n/a |"))
     L += ["", "### Reading", ""]
     for regime in ("recursive_replace", "accumulated_pool", "recursive_accumulate"):
         bs = sorted((b for b in gen["batches"] if b["regime"] == regime or (b["regime"] == "recursive_accumulate"
