@@ -100,11 +100,13 @@ LOW_FIDELITY = 0.5
 def fidelity_warning(metrics: dict[str, Any]) -> str | None:
     """The headline is reference-free: a weak generator's off-distribution text makes new modes and
     raises it. When the reference says most of the batch is off its manifold, say so next to it."""
-    precision = (metrics or {}).get("precision")
-    value = precision.get("value") if isinstance(precision, dict) else None
+    def value_of(name: str) -> float | None:
+        m = (metrics or {}).get(name)
+        return m.get("value") if isinstance(m, dict) else None
+
+    value, coverage = value_of("precision"), value_of("coverage")
     if value is None or value >= LOW_FIDELITY:
         return None
-    coverage = (metrics.get("coverage") or {}).get("value") if isinstance(metrics.get("coverage"), dict) else None
     tail = f", and it covers {coverage:.0%} of the reference (coverage)" if coverage is not None else ""
     return (f"only {value:.0%} of the batch lies near the reference data (k-NN precision){tail}: the headline "
             "counts off-reference text as new modes, so here a higher score can mean noise, not coverage")
