@@ -12,6 +12,7 @@ from vendi_score import vendi
 from clusterdiv.metrics.semantic import (
     mean_pairwise_cosine,
     mean_pairwise_cosine_bootstrap,
+    vendi_normalized,
     vendi_score,
 )
 
@@ -112,3 +113,33 @@ def test_vendi_extremes():
     assert vendi_score(np.eye(7)) == pytest.approx(7.0)
     assert vendi_score(np.eye(7)[[0, 0, 1, 1, 2, 2]]) == pytest.approx(3.0)  # duplicates add nothing
     assert vendi_score(np.ones((1, 5))) == pytest.approx(1.0)
+
+
+def _mixture(n: int, seed: int) -> np.ndarray:
+    """n rows from one fixed mixture of 12 directions: the same diversity whatever n is."""
+    centres = np.random.default_rng(99).normal(size=(12, 64))
+    rng = np.random.default_rng(seed)
+    return centres[rng.integers(0, 12, size=n)] + rng.normal(size=(n, 64))
+
+
+def test_vendi_normalized_does_not_grow_with_the_batch_while_vendi_does():
+    small, large = _mixture(120, seed=1), _mixture(1200, seed=2)
+    raw_small, raw_large = vendi_score(small), vendi_score(large)
+    norm_small, _ = vendi_normalized(small, 100, subsets=40, seed=0)
+    norm_large, _ = vendi_normalized(large, 100, subsets=40, seed=0)
+    assert raw_large > 1.15 * raw_small  # the raw effective count grows with the number of rows
+    assert norm_large == pytest.approx(norm_small, rel=0.03)
+
+
+def test_vendi_normalized_at_its_own_size_is_vendi_over_size_and_is_seeded():
+    X = _mixture(100, seed=3)
+    assert vendi_normalized(X, 100) == (pytest.approx(vendi_score(X) / 100, rel=1e-12), 0.0)
+    Y = _mixture(300, seed=4)
+    value, sd = vendi_normalized(Y, 100, seed=5)
+    assert vendi_normalized(Y, 100, seed=5) == (value, sd) and sd > 0
+    assert 1 / 100 <= value <= 1.0
+
+
+def test_vendi_normalized_refuses_to_scale_a_smaller_batch_up():
+    with pytest.raises(ValueError, match="fewer than the reference size 100"):
+        vendi_normalized(_mixture(99, seed=6), 100)

@@ -61,3 +61,23 @@ def test_a_batch_off_the_reference_gets_a_fidelity_warning(cache):
     [warning] = [w for w in off.warnings if "k-NN precision" in w]
     assert warning.startswith(f"only {off.metrics['precision']['value']:.0%} of the batch lies near the reference")
     assert "coverage" in warning
+
+
+def test_vendi_normalized_follows_the_reports_reference_size(cache):
+    """The size-free Vendi refers to the same sample size as `score_normalized` (`reference_size`),
+    so one setting moves both; below that size it is n/a with its reason, not a scaled-down guess."""
+    from corpora import intent_corpus
+
+    from clusterdiv import score
+
+    texts = [t for t, _ in intent_corpus(["transfer", "balance", "joke", "recipe"], 40, seed=4)]
+    at_20 = score(texts, metrics="vendi,vendi_normalized", reference_size=20, cache=cache)
+    vn = at_20.metrics["vendi_normalized"]
+    assert vn["details"]["reference_size"] == 20 and vn["details"]["subsets"] == 20
+    assert 1 / 20 <= vn["value"] <= 1.0
+    assert at_20.normalization.startswith("expected distinct modes at 20 samples")
+
+    at_100 = score(texts, metrics="vendi,vendi_normalized", cache=cache)
+    assert at_100.metrics["vendi_normalized"]["value"] is None
+    assert f"{len(texts)} rows are fewer than the reference size 100" in at_100.metrics["vendi_normalized"]["details"]["reason"]
+    assert at_100.metrics["vendi"]["value"] == at_20.metrics["vendi"]["value"]  # the raw Vendi ignores the setting

@@ -119,6 +119,22 @@ def _vendi(inputs: MetricInputs) -> MetricValue:
                   details={"q": 1, "kernel": "cosine", "max_possible": int(min(embeddings.shape))})
 
 
+VENDI_SUBSETS = 20
+
+
+def _vendi_normalized(inputs: MetricInputs) -> MetricValue:
+    embeddings = inputs.embeddings
+    assert embeddings is not None
+    size = inputs.reference_size
+    details: dict[str, Any] = {"q": 1, "kernel": "cosine", "reference_size": size, "n": int(embeddings.shape[0])}
+    try:
+        value, spread = semantic.vendi_normalized(embeddings, size, subsets=VENDI_SUBSETS, seed=inputs.seed)
+    except ValueError as exc:
+        return _undefined("vendi_normalized", str(exc), **details)
+    subsets = 1 if embeddings.shape[0] == size else VENDI_SUBSETS
+    return _value("vendi_normalized", value, details={**details, "subsets": subsets, "subset_sd": spread})
+
+
 def _mauve(inputs: MetricInputs) -> MetricValue:
     try:
         value = reference.mauve_score(inputs.reference_embeddings, inputs.embeddings, seed=inputs.seed)
@@ -167,6 +183,9 @@ BUILTINS: list[MetricSpec] = [
                "mean cosine similarity of all embedding pairs (higher = less diverse)", LESS_DIVERSE, _mean_cosine),
     MetricSpec("vendi", "semantic", "effective number of distinct examples, cosine kernel (higher = more diverse)",
                MORE_DIVERSE, _vendi),
+    MetricSpec("vendi_normalized", "semantic",
+               "Vendi per reference-size examples: the mean over seeded subsets of that size, / the size "
+               "(comparable across batch sizes; higher = more diverse)", MORE_DIVERSE, _vendi_normalized),
     MetricSpec("mauve", "reference", "distributional closeness to the reference set, 0..1 (higher = closer)",
                MORE_DIVERSE, _mauve),
     MetricSpec("precision", "reference", "share of texts inside the reference manifold, k-NN (higher = more faithful)",

@@ -225,6 +225,7 @@ def compute_set_metrics(
     seed: int = 0,
     bootstrap: int = 200,
     self_bleu_sample: int | None = None,
+    reference_size: int = 100,
 ) -> dict[str, MetricValue]:
     """Compute the selected set metrics of ``texts`` (all metrics whose inputs are given by default).
 
@@ -250,6 +251,7 @@ def compute_set_metrics(
         texts=texts, embeddings=embeddings,
         reference_embeddings=None if reference_embeddings is None else np.asarray(reference_embeddings),
         seed=seed, bootstrap=bootstrap, self_bleu_sample=self_bleu_sample, rng=np.random.default_rng(seed),
+        reference_size=reference_size,
     )
     return _compute(inputs, wanted)
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import scipy.linalg
 
-__all__ = ["mean_pairwise_cosine", "mean_pairwise_cosine_bootstrap", "unit_rows", "vendi_score"]
+__all__ = ["mean_pairwise_cosine", "mean_pairwise_cosine_bootstrap", "unit_rows", "vendi_normalized", "vendi_score"]
 
 
 def _as_matrix(X: np.ndarray) -> np.ndarray:
@@ -118,3 +118,28 @@ def vendi_score(X: np.ndarray, q: float = 1) -> float:
     gram = (U.T @ U) / n if d < n else (U @ U.T) / n
     eigenvalues = scipy.linalg.eigvalsh(gram)
     return float(np.exp(_entropy_q(eigenvalues, q)))
+
+
+def vendi_normalized(X: np.ndarray, size: int, *, subsets: int = 20, seed: int = 0) -> tuple[float, float]:
+    """Vendi per ``size`` examples: the mean Vendi of ``subsets`` seeded ``size``-row subsets, / ``size``.
+
+    Vendi grows with the number of rows (more rows, more effective distinct ones), so two batches
+    of different sizes cannot be compared by it: on real intent data it moved 42% between 100 and
+    800 examples of the same data (eval/results/size.md). The expected Vendi of ``size`` rows drawn
+    from the batch does not depend on how many rows the batch has (it moved 2% there), the way
+    ``score_normalized`` refers the mode count to a fixed sample size. Returns (value, standard
+    deviation over the subsets). Exactly ``vendi_score(X) / size`` when the batch has ``size`` rows;
+    ``ValueError`` below that (a Vendi of fewer rows cannot be scaled up to more).
+    """
+    X = _as_matrix(X)
+    n = X.shape[0]
+    if size < 1 or subsets < 1:
+        raise ValueError(f"size and subsets must be positive, got {size} and {subsets}")
+    if n < size:
+        raise ValueError(f"{n} rows are fewer than the reference size {size}: compare the raw Vendi of "
+                         "equal-size batches instead")
+    if n == size:
+        return vendi_score(X) / size, 0.0
+    rng = np.random.default_rng(seed)
+    values = np.array([vendi_score(X[rng.choice(n, size=size, replace=False)]) for _ in range(subsets)]) / size
+    return float(values.mean()), float(values.std(ddof=1)) if subsets > 1 else 0.0

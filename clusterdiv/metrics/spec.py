@@ -80,6 +80,8 @@ class MetricInputs:
     bootstrap: int = 200
     self_bleu_sample: int | None = None
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    reference_size: int = 100
+    """The fixed sample size size-normalised metrics refer to (the headline's ``--reference-size``)."""
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def shared(self, key: str, make: Callable[[], Any]) -> Any:

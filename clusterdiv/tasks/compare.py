@@ -239,7 +239,8 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                     values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
                                                  select=set(plan.selected), seed=config.seed,
                                                  bootstrap=config.bootstrap,
-                                                 self_bleu_sample=config.self_bleu_sample)
+                                                 self_bleu_sample=config.self_bleu_sample,
+                                                 reference_size=config.reference_size)
                     metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
 
         summaries_list = space.summaries(per_cluster=3, key=batch_key)

@@ -106,6 +106,7 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
     values = compute_set_metrics(
         texts, embeddings=vectors, reference_embeddings=reference_vectors, select=set(plan.selected),
         seed=config.seed, bootstrap=config.bootstrap, self_bleu_sample=config.self_bleu_sample,
+        reference_size=config.reference_size,
     )
     out: dict[str, Any] = {name: v.model_dump(mode="json") for name, v in values.items()}
     if shared is not None:
