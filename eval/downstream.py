@@ -122,11 +122,12 @@ def downstream_utility(train_texts: list[str], train_labels: list[str], test_tex
 
 # +1: higher value = more diverse; -1: higher value = less diverse (as in eval/validate.py).
 DIRECTION = {"headline": 1, "distinct_1": 1, "distinct_2": 1, "distinct_3": 1, "distinct_4": 1,
-             "self_bleu": -1, "compression_ratio": 1, "embedding_mean_cosine": -1, "vendi": 1}
+             "self_bleu": -1, "compression_ratio": 1, "embedding_mean_cosine": -1, "vendi": 1, "vendi_normalized": 1}
 BASELINES = ("distinct_1", "distinct_2", "distinct_3", "distinct_4", "self_bleu", "compression_ratio",
-             "embedding_mean_cosine", "vendi")
+             "embedding_mean_cosine", "vendi", "vendi_normalized")
 METRICS = ("headline", *BASELINES)
-DEFAULT_DATASETS = "clinc150,hwu64,clinc150:banking,hint3:curekart,hwu64:iot"
+DEFAULT_DATASETS = ("clinc150,hwu64,clinc150:banking,hint3:curekart,hwu64:iot,hint3:powerplay11,hint3:sofmattress,"
+                    "hwu64:general,hwu64:play,hwu64:qa,clinc150:credit_cards,clinc150:travel")  # the saved study
 TAIL_SHARE = 0.2  # the last fifth of a repetition's intent order: the tail head-collapse removes first
 
 
@@ -151,6 +152,35 @@ def set_metrics(texts: Sequence[str], vectors: dict[str, np.ndarray], *, seed: i
     values = compute_set_metrics(list(texts), embeddings=np.vstack([vectors[t] for t in texts]),
                                  select=set(BASELINES), seed=seed, bootstrap=0)
     return {k: v.value for k, v in values.items()}
+
+
+def fill_missing_metrics(ds: Any, result: dict[str, Any], *, cache: Any, seed: int = 0) -> list[str]:
+    """Add the baselines a saved study lacks (a metric added since it ran) to its rows, in place.
+
+    The corpora are rebuilt (they are deterministic from the dataset and the saved settings) and
+    only the missing metrics are computed, so adding a metric does not re-train every classifier.
+    Returns the metrics filled in.
+    """
+    from eval.corpora import build_all
+
+    missing = [m for m in BASELINES if any(m not in row for row in result["rows"])]
+    if not missing:
+        return []
+    corpora = build_all(ds, n=result["n"], reps=result["reps"], families=sorted({r["family"] for r in result["rows"]}))
+    by_key = {(c.family, c.level, c.rep): c for c in corpora}
+    texts = sorted({r.text for c in corpora for r in c.rows})
+    vectors = dict(zip(texts, embed(texts, cache=cache), strict=True))
+    from clusterdiv.metrics.registry import compute_set_metrics
+
+    for row in result["rows"]:
+        ct = [r.text for r in by_key[(row["family"], row["level"], row["rep"])].rows]
+        values = compute_set_metrics(ct, embeddings=np.vstack([vectors[t] for t in ct]),
+                                     select={*missing, "embedding_mean_cosine"}, seed=seed, bootstrap=0)
+        if abs(values["embedding_mean_cosine"].value - row["embedding_mean_cosine"]) > 1e-5:  # the same corpus?
+            raise ValueError(f"{ds.name}: rebuilt corpus {row['family']} {row['level']} rep {row['rep']} is not "
+                             "the one the saved row was computed on")
+        row.update({m: None if values[m].value is None else round(float(values[m].value), 6) for m in missing})
+    return missing
 
 
 def tail_of(order: Sequence[str]) -> set[str]:
@@ -343,6 +373,7 @@ def plots(saved: dict[str, Any], gens: dict[str, dict[str, Any]], out: Path) -> 
 
 
 GENERATED_COLUMNS = (("headline", lambda b: b["headline"]), ("Vendi", lambda b: b["vendi"]),
+                     ("Vendi normalised", lambda b: b.get("vendi_normalized")),
                      ("distinct-2", lambda b: b["distinct_2"]), ("intents present", lambda b: b["intents_present"]),
                      ("label agreement", lambda b: b["quality"]["label_agreement"]),
                      ("fluent pass", lambda b: b["quality"]["fluent_pass"]),
@@ -361,7 +392,8 @@ def generated_correlations(batches: Sequence[dict[str, Any]]) -> str:
     cells = []
     for name, fn in GENERATED_COLUMNS:
         pairs = [(x, b["accuracy"]) for b in batches if (x := fn(b)) is not None]
-        cells.append(f"{name} {_f(_rank_corr(*zip(*pairs, strict=True), 'spearman') if pairs else None)}")
+        fewer = f" (the {len(pairs)} it is defined on)" if len(pairs) < len(batches) else ""
+        cells.append(f"{name} {_f(_rank_corr(*zip(*pairs, strict=True), 'spearman') if pairs else None)}{fewer}")
     return ", ".join(cells)
 
 
@@ -466,7 +498,16 @@ def render(source: Path, markdown: Path) -> str:
          f"95% percentile bootstrap intervals over corpora ({meta['boot']} resamples; pooled: resampled within "
          "each dataset).", ""]
     md = a["mean_of_datasets"]
-    best = max((m for m in METRICS if md[m] is not None), key=lambda m: md[m])
+    rho = {m: {d: a["per_dataset"][d]["macro_recall"][m]["spearman"] for d in datasets} for m in METRICS}
+    everywhere = [m for m in METRICS if md[m] is not None and all(v is not None for v in rho[m].values())]
+    best = max(everywhere, key=lambda m: md[m])  # means over different datasets are not comparable
+    partial = []
+    for m in METRICS:
+        have = [d for d in datasets if rho[m][d] is not None]
+        if m not in everywhere and have:
+            partial.append(f"`{m}` is n/a on {', '.join(d for d in datasets if d not in have)} (corpora below its "
+                           f"reference size); over the {len(have)} others it averages {_f(statistics.fmean(rho[m][d] for d in have))}"
+                           f", the headline {_f(statistics.fmean(rho['headline'][d] for d in have))}")
     h = {d: a["per_dataset"][d]["macro_recall"]["headline"]["spearman"] for d in datasets}
     beaten = {d: [m for m in BASELINES if (v := a["per_dataset"][d]["macro_recall"][m]["spearman"]) is not None
                   and v > h[d]] for d in datasets}
@@ -475,7 +516,7 @@ def render(source: Path, markdown: Path) -> str:
           + f"; at least 0.9 on {sum(1 for d in datasets if h[d] is not None and h[d] >= 0.9)} of {len(datasets)} "
           "datasets.",
           f"- Best mean over datasets: `{best}` ({_f(md[best])}; headline {_f(md['headline'])}, Vendi "
-          f"{_f(md['vendi'])}, distinct-2 {_f(md['distinct_2'])}).",
+          f"{_f(md['vendi'])}, distinct-2 {_f(md['distinct_2'])})" + "".join(f"; {p}" for p in partial) + ".",
           "- Baselines above the headline: " + ("; ".join(f"{d}: {', '.join(v)}" for d, v in beaten.items() if v)
                                                 or "none") + f" ({sum(1 for v in beaten.values() if v)} of "
           f"{len(datasets)} datasets; Vendi above it on {sum('vendi' in v for v in beaten.values())}).",
@@ -485,6 +526,7 @@ def render(source: Path, markdown: Path) -> str:
           "diverse corpus holding 25 of CLINC150's 150 intents reaches low recall. Every metric is near zero "
           "there; the mean of the per-dataset figures is the summary that means something.", ""]
     SHORT = {"headline": "**headline**", "embedding_mean_cosine": "mean cosine", "compression_ratio": "compression",
+             "vendi_normalized": "vendi (normalised)",
              "self_bleu": "self-BLEU"}
     head = "| dataset | " + " | ".join(SHORT.get(m, m) for m in METRICS) + " |"
     L += ["## Every metric against downstream macro recall (Spearman [95% CI])", "", head,
@@ -578,6 +620,8 @@ def main(argv: list[str] | None = None) -> None:
         results = []
         for ds in load_datasets(args.data, args.datasets):
             if ds.name in done:
+                if filled := fill_missing_metrics(ds, done[ds.name], cache=cache):
+                    print(f"== {ds.name}: added {', '.join(filled)} to the saved rows", file=sys.stderr, flush=True)
                 results.append(done[ds.name])
                 continue
             print(f"== {ds.name}: {len(ds.intents)} intents, {len(ds.heldout)} test", file=sys.stderr, flush=True)
