@@ -178,6 +178,13 @@ def test_downstream_study_is_deterministic_and_resumable(tmp_path, cache_dir):
     assert "| tiny |" in (tmp_path / "D.md").read_text()
     main(args)  # resumed: the dataset is reused from the saved JSON
     assert (out / "downstream.json").read_bytes() == first
+    # a metric added after the study ran is filled into the saved rows (no retraining): the same bytes
+    older = json.loads(first)
+    for row in older["results"][0]["rows"]:
+        del row["vendi"], row["vendi_normalized"]
+    (out / "downstream.json").write_text(json.dumps(older))
+    main(args)
+    assert (out / "downstream.json").read_bytes() == first
     (out / "downstream.json").unlink()
     main(args)  # recomputed from the cache: the same bytes
     assert (out / "downstream.json").read_bytes() == first
