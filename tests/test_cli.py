@@ -208,6 +208,21 @@ def test_lexical_metrics_need_no_model_and_no_torch(corpus_file, subprocess_env)
                                        "compression_ratio"}
 
 
+def test_metrics_command_refers_vendi_normalized_to_its_reference_size(corpus_file, subprocess_env):
+    """`metrics` takes the same --reference-size as `score`: at the default 100 a small file's
+    size-free Vendi is n/a with its reason; at a size the file holds it has a value."""
+    def vendi_normalized(*extra: str) -> dict:
+        result = run_cli(["metrics", str(corpus_file), "--metrics", "vendi_normalized", "--format", "json", *extra],
+                         subprocess_env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["metrics"]["vendi_normalized"]
+
+    default = vendi_normalized()
+    assert default["value"] is None and "fewer than the reference size 100" in default["details"]["reason"]
+    at_10 = vendi_normalized("--reference-size", "10")
+    assert at_10["details"]["reference_size"] == 10 and 0.1 <= at_10["value"] <= 1.0
+
+
 def test_unknown_metric_name_is_bad_input(corpus_file, subprocess_env):
     result = run_cli(["metrics", str(corpus_file), "--metrics", "lexicall"], subprocess_env)
     assert result.returncode == 2 and "unknown metric" in result.stderr

@@ -26,6 +26,7 @@ from clusterdiv.cli.common import (
     Output,
     OutputFormat,
     Owner,
+    ReferenceSize,
     SkipInvalid,
     Tags,
     TextField,
@@ -119,7 +120,7 @@ def warn_cache_damage(cache: Any) -> None:
 
 def _metrics_in_memory(texts: list[str], plan: Any, selected: set[str], reference: Path | None,
                        embedding_model: str, text_field: str | None, skip_invalid: bool, seed: int,
-                       self_bleu_sample: int | None, cache_dir: Path | None) -> dict[str, Any]:
+                       self_bleu_sample: int | None, cache_dir: Path | None, reference_size: int) -> dict[str, Any]:
     """`metrics` with semantic, reference or plugin metrics: these need every text (and embedding) at once."""
     from clusterdiv.io.corpus import load_corpus
     from clusterdiv.metrics.registry import compute_set_metrics
@@ -136,7 +137,8 @@ def _metrics_in_memory(texts: list[str], plan: Any, selected: set[str], referenc
                 ref = load_corpus(reference, text_field=text_field, skip_invalid=skip_invalid)
                 ref_vectors = embed_texts([e.text for e in ref.examples], model=embedder, cache=cache)
     return compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
-                               select=selected, seed=seed, self_bleu_sample=self_bleu_sample)
+                               select=selected, seed=seed, self_bleu_sample=self_bleu_sample,
+                               reference_size=reference_size)
 
 
 @app.command("metrics")
@@ -149,6 +151,7 @@ def metrics_command(
     skip_invalid: SkipInvalid = False,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for bootstrap and sampling")] = 0,
     self_bleu_sample: Annotated[int | None, typer.Option(min=2, help="Hypotheses sampled for self-BLEU")] = 2000,
+    reference_size: ReferenceSize = 100,
     output_format: Format = OutputFormat.table,
     cache_dir: CacheDir = None,
     input_format: InputFormatOpt = None,
@@ -177,7 +180,7 @@ def metrics_command(
             corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid, format=fmt)
             texts = [e.text for e in corpus.examples]
             values = _metrics_in_memory(texts, plan, selected, reference, embedding_model, text_field, skip_invalid,
-                                        seed, self_bleu_sample, cache_dir)
+                                        seed, self_bleu_sample, cache_dir, reference_size)
             source, n_texts, skipped = corpus.path, len(texts), corpus.skipped
         payload = {"source": source, "n_samples": n_texts, "skipped": len(skipped),
                    "skipped_rows": [s.model_dump() for s in skipped],
