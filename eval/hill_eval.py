@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +60,7 @@ def study(ds, *, reps: int, cache) -> dict[str, Any]:
 
 
 def render(results: list[dict[str, Any]]) -> str:
-    from eval.corpora import FAMILIES
-    from eval.representations import family_spearman
-    from eval.size_eval import FRESH
+    from eval.size_eval import FRESH, family_table
 
     fresh = set(FRESH.split(","))
     groups = (("seen (RESULTS.md datasets)", lambda d: d not in fresh), ("fresh (HWU64 3-4 intents)", lambda d: d in fresh))
@@ -72,15 +69,7 @@ def render(results: list[dict[str, Any]]) -> str:
              "HWU64 scenarios, equal sizes per dataset. `headline`: expected distinct modes at 100 / 100 (order 0); "
              "`hill_1`: exp(entropy of the mode shares) / n; `hill_2`: inverse Simpson / n; `vendi` for reference. "
              "Spearman with the known order, mean over datasets. Nothing tuned; no default changed.", "",
-             "| family | datasets | " + " | ".join(METRICS) + " |", "| --- | --- |" + " ---: |" * len(METRICS)]
-    for f in FAMILIES:
-        for label, keep in groups:
-            cells = []
-            for m in METRICS:
-                vals = [v for r in results if keep(r["dataset"])
-                        if (v := family_spearman(r["rows"], lambda row, m=m: row[m]).get(f)) is not None]
-                cells.append(f"{statistics.fmean(vals):.2f}" if vals else "n/a")
-            lines.append(f"| {f} | {label} | " + " | ".join(cells) + " |")
+             *family_table(results, METRICS, groups)]
     text = "\n".join(lines) + "\n"
     (RESULTS / "hill.md").write_text(text, encoding="utf-8")
     return text

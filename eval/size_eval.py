@@ -151,28 +151,34 @@ def render(saved: dict[str, Any]) -> str:
             cells.append(f"{kept}/{len(right)}" if right else "n/a")
         if ps:
             lines.append(f"| {glabel} | " + " | ".join(cells) + " |")
-    from eval.corpora import FAMILIES
-    from eval.representations import family_spearman
-
-    fam_metrics = FAMILY_METRICS
     lines += ["", "The validation families at equal size (RESULTS.md's corpora: 150 examples; HINT3's 60 are below the "
               "reference size, so HINT3 is left out of this table for every metric), Spearman with the known order, "
-              "mean over datasets:", "",
-              "| family | datasets | " + " | ".join(fam_metrics) + " |", "| --- | --- |" + " ---: |" * len(fam_metrics)]
-    for f in FAMILIES:
-        for glabel, keep in groups:
-            cells = []
-            for m in fam_metrics:
-                vals = [v for r in results if keep(r["dataset"]) and not r["dataset"].startswith("hint3")
-                        if (v := family_spearman(r["families"], lambda row, m=m: row[m]).get(f)) is not None]
-                cells.append(f"{statistics.fmean(vals):.2f}" if vals else "n/a")
-            lines.append(f"| {f} | {glabel} | " + " | ".join(cells) + " |")
+              "mean over datasets:", ""]
+    lines += family_table([{"dataset": r["dataset"], "rows": r["families"]} for r in results
+                           if not r["dataset"].startswith("hint3")], FAMILY_METRICS, groups)
     skipped = [r["dataset"] for r in results if not r["pairs"]]
     if skipped:
         lines += ["", f"No pairs on {', '.join(skipped)}: no {NARROW} intents hold {LARGE // NARROW} examples each."]
     text = "\n".join(lines) + "\n"
     (RESULTS / "size.md").write_text(text, encoding="utf-8")
     return text
+
+
+def family_table(results: list[dict[str, Any]], metrics: tuple[str, ...], groups) -> list[str]:
+    """Markdown rows: per family and dataset group, the mean over datasets of each metric's family Spearman."""
+    from eval.corpora import FAMILIES
+    from eval.representations import family_spearman
+
+    lines = ["| family | datasets | " + " | ".join(metrics) + " |", "| --- | --- |" + " ---: |" * len(metrics)]
+    for f in FAMILIES:
+        for label, keep in groups:
+            cells = []
+            for m in metrics:
+                vals = [v for r in results if keep(r["dataset"])
+                        if (v := family_spearman(r["rows"], lambda row, m=m: row[m]).get(f)) is not None]
+                cells.append(f"{statistics.fmean(vals):.2f}" if vals else "n/a")
+            lines.append(f"| {f} | {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
