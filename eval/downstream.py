@@ -146,11 +146,12 @@ def headline_score(texts: Sequence[str], vectors: dict[str, np.ndarray], *, thre
     return float(scores[i]), int(len(set(np.asarray(labels[i]).tolist())))
 
 
-def set_metrics(texts: Sequence[str], vectors: dict[str, np.ndarray], *, seed: int = 0) -> dict[str, float | None]:
+def set_metrics(texts: Sequence[str], vectors: dict[str, np.ndarray], *, seed: int = 0,
+                select: Sequence[str] = BASELINES) -> dict[str, float | None]:
     from clusterdiv.metrics.registry import compute_set_metrics
 
     values = compute_set_metrics(list(texts), embeddings=np.vstack([vectors[t] for t in texts]),
-                                 select=set(BASELINES), seed=seed, bootstrap=0)
+                                 select=set(select), seed=seed, bootstrap=0)
     return {k: v.value for k, v in values.items()}
 
 
@@ -170,16 +171,13 @@ def fill_missing_metrics(ds: Any, result: dict[str, Any], *, cache: Any, seed: i
     by_key = {(c.family, c.level, c.rep): c for c in corpora}
     texts = sorted({r.text for c in corpora for r in c.rows})
     vectors = dict(zip(texts, embed(texts, cache=cache), strict=True))
-    from clusterdiv.metrics.registry import compute_set_metrics
-
     for row in result["rows"]:
         ct = [r.text for r in by_key[(row["family"], row["level"], row["rep"])].rows]
-        values = compute_set_metrics(ct, embeddings=np.vstack([vectors[t] for t in ct]),
-                                     select={*missing, "embedding_mean_cosine"}, seed=seed, bootstrap=0)
-        if abs(values["embedding_mean_cosine"].value - row["embedding_mean_cosine"]) > 1e-5:  # the same corpus?
+        values = set_metrics(ct, vectors, seed=seed, select=(*missing, "embedding_mean_cosine"))
+        if abs(values["embedding_mean_cosine"] - row["embedding_mean_cosine"]) > 1e-5:  # the same corpus?
             raise ValueError(f"{ds.name}: rebuilt corpus {row['family']} {row['level']} rep {row['rep']} is not "
                              "the one the saved row was computed on")
-        row.update({m: None if values[m].value is None else round(float(values[m].value), 6) for m in missing})
+        row.update({m: None if values[m] is None else round(float(values[m]), 6) for m in missing})
     return missing
 
 
@@ -508,9 +506,8 @@ def render(source: Path, markdown: Path) -> str:
             partial.append(f"`{m}` is n/a on {', '.join(d for d in datasets if d not in have)} (corpora below its "
                            f"reference size); over the {len(have)} others it averages {_f(statistics.fmean(rho[m][d] for d in have))}"
                            f", the headline {_f(statistics.fmean(rho['headline'][d] for d in have))}")
-    h = {d: a["per_dataset"][d]["macro_recall"]["headline"]["spearman"] for d in datasets}
-    beaten = {d: [m for m in BASELINES if (v := a["per_dataset"][d]["macro_recall"][m]["spearman"]) is not None
-                  and v > h[d]] for d in datasets}
+    h = rho["headline"]
+    beaten = {d: [m for m in BASELINES if (v := rho[m][d]) is not None and v > h[d]] for d in datasets}
     L += ["## Reading", "",
           "- Headline Spearman with downstream macro recall: " + ", ".join(f"{d} {_f(h[d])}" for d in datasets)
           + f"; at least 0.9 on {sum(1 for d in datasets if h[d] is not None and h[d] >= 0.9)} of {len(datasets)} "

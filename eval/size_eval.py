@@ -42,16 +42,12 @@ DIRECTION = {"headline": 1, "raw_score": 1, "vendi": 1, "vendi_normalized": 1, "
 
 
 def measure(texts: list[str], vectors: dict[str, np.ndarray], *, seed: int) -> dict[str, float]:
-    from clusterdiv.metrics.registry import compute_set_metrics
-    from eval.downstream import headline_score
+    from eval.downstream import headline_score, set_metrics
 
-    X = np.vstack([vectors[t] for t in texts])
     head, modes = headline_score(texts, vectors)
-    base = compute_set_metrics(texts, embeddings=X, seed=seed, bootstrap=0,
-                               select={"vendi", "vendi_normalized", "distinct_2", "embedding_mean_cosine"})
+    base = set_metrics(texts, vectors, seed=seed, select=METRICS[2:])
     return {"n": len(texts), "headline": round(head, 6), "raw_score": round(modes / len(texts), 6),
-            **{m: None if base[m].value is None else round(float(base[m].value), 6)
-               for m in ("vendi", "vendi_normalized", "distinct_2", "embedding_mean_cosine")}}
+            **{m: None if v is None else round(float(v), 6) for m, v in base.items()}}
 
 
 def study(ds, *, reps: int, cache) -> dict[str, Any]:
