@@ -68,6 +68,26 @@ def test_knn_metrics_chunking_does_not_change_results():
     assert chunked == full
 
 
+def test_a_row_on_a_balls_edge_counts_the_same_whatever_the_rounding():
+    """Fake rows that copy real rows sit exactly on the edges of their neighbours' balls; rounding of
+    1e-9 (what a different BLAS does to the same input) must not move them in or out."""
+    real, _ = two_sets(6, 40, 1, 8, 0.0)
+    fake = real[:12].copy()  # each copy lies at exactly the radius of every real row it is k-th neighbour of
+    results = set()
+    for seed in range(5):
+        jitter = np.random.default_rng(seed).normal(size=fake.shape) * 1e-9
+        pr, dc = knn_precision_recall(real, fake + jitter, k=3), density_coverage(real, fake + jitter, k=3)
+        results.add((pr.precision, pr.recall, dc.density, dc.coverage))
+    assert len(results) == 1
+    # and the edge is outside, as with the strict < of the reference implementation on exact ties
+    radii = brute_radii(real, 3)
+    D = brute_distances(real, fake)
+    on_edge = np.isclose(D, radii[:, None], atol=1e-9)
+    assert on_edge.any()
+    inside = (D < radii[:, None]) & ~on_edge
+    assert results.pop()[2] == pytest.approx(inside.sum() / (3 * fake.shape[0]))
+
+
 def test_knn_metrics_on_identical_and_disjoint_sets():
     real, _ = two_sets(5, 80, 1, 5, 0.0)
     same_pr, same_dc = knn_precision_recall(real, real.copy()), density_coverage(real, real.copy())

@@ -69,13 +69,24 @@ def kth_neighbour_radii(X: np.ndarray, k: int) -> np.ndarray:
 
     Exact (``algorithm="brute"``: no tree/approximate search). Like ``prdc``, distances are float64
     via the Gram identity, so a radius of exactly 0 (k or more duplicate rows) can come out as
-    ~1e-8 and ball membership at such ties follows that rounding.
+    ~1e-8; membership tests treat anything within ``TIE_TOLERANCE`` of a radius as on the edge.
     """
     if X.shape[0] <= k:
         raise ValueError(f"k={k} needs more than k rows in each set, got {X.shape[0]}")
     nn = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X)
     distances, _ = nn.kneighbors()  # X=None: each row's neighbours exclude itself
     return distances[:, -1]
+
+
+TIE_TOLERANCE = 1e-6
+"""A row this close to a ball's radius counts as on its edge, i.e. outside (the strict ``<``).
+
+Why: a radius and a cross distance come from different matrix products, so a point exactly on an
+edge (a text in both sets, or at the same distance from a real row as that row's k-th neighbour)
+lands inside or outside by the last bit of a BLAS sum, and the same input gave density 1.1 on one
+machine and 1.075 on another. Embedding distances lie in [0, 2]; 1e-6 is far above that rounding
+and far below any real difference between two texts.
+"""
 
 
 def _cross_distances(real: np.ndarray, fake: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
@@ -94,7 +105,8 @@ def knn_precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 5) -> P
 
     Precision = share of fake rows inside at least one real row's k-NN ball; recall = share of real
     rows inside at least one fake row's k-NN ball. "Inside" is a strict ``<`` as in the authors'
-    and Naeem et al.'s ``prdc`` code. O(n_real * n_fake) distances, computed in chunks.
+    and Naeem et al.'s ``prdc`` code, with ties within ``TIE_TOLERANCE`` outside. O(n_real * n_fake)
+    distances, computed in chunks.
     """
     real, fake = _check_pair(real, fake, k)
     real_radii, fake_radii = kth_neighbour_radii(real, k), kth_neighbour_radii(fake, k)
@@ -102,8 +114,8 @@ def knn_precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 5) -> P
     real_in_fake_ball = np.zeros(real.shape[0], dtype=bool)
     for start, block in _cross_distances(real, fake):
         rows = slice(start, start + block.shape[0])
-        fake_in_real_ball |= (block < real_radii[rows, None]).any(axis=0)
-        real_in_fake_ball[rows] = (block < fake_radii[None, :]).any(axis=1)
+        fake_in_real_ball |= (block < real_radii[rows, None] - TIE_TOLERANCE).any(axis=0)
+        real_in_fake_ball[rows] = (block < fake_radii[None, :] - TIE_TOLERANCE).any(axis=1)
     return PrecisionRecall(
         precision=float(fake_in_real_ball.mean()), recall=float(real_in_fake_ball.mean()), k=k
     )
@@ -115,14 +127,15 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, *, k: int = 5) -> Densi
     Density = (1 / (k * n_fake)) * number of (real ball, fake row) memberships: unlike precision it
     counts how many real balls hold each fake row, so it is not fooled by a few outlying real
     points with huge balls. Coverage = share of real rows whose k-NN ball holds at least one fake
-    row: a recall that is robust to fake outliers. Strict ``<`` as in ``prdc``.
+    row: a recall that is robust to fake outliers. Strict ``<`` as in ``prdc``, ties within
+    ``TIE_TOLERANCE`` outside.
     """
     real, fake = _check_pair(real, fake, k)
     real_radii = kth_neighbour_radii(real, k)
     memberships = 0
     covered = np.zeros(real.shape[0], dtype=bool)
     for start, block in _cross_distances(real, fake):
-        inside = block < real_radii[start : start + block.shape[0], None]
+        inside = block < real_radii[start : start + block.shape[0], None] - TIE_TOLERANCE
         memberships += int(inside.sum())
         covered[start : start + block.shape[0]] = inside.any(axis=1)
     return DensityCoverage(density=memberships / (k * fake.shape[0]), coverage=float(covered.mean()), k=k)
