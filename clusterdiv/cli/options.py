@@ -44,6 +44,7 @@ from clusterdiv.cli.common import (
     build_config,
     progress_bars,
 )
+from clusterdiv.core.records import REFERENCE_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +156,7 @@ class ScoreOptions(InputOptions):
     api_base: ApiBase = None
     api_key: ApiKey = None
     concurrency: Concurrency = 4
-    reference_size: ReferenceSize = 100
+    reference_size: ReferenceSize = REFERENCE_SIZE
     metrics: Metrics = "all"
     reference: Reference = None
     progress: Progress = True

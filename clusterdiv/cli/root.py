@@ -35,6 +35,7 @@ from clusterdiv.cli.common import (
     stderr,
 )
 from clusterdiv.cli.options import ScoreOptions, shared_options
+from clusterdiv.core.records import REFERENCE_SIZE
 
 # Quiet third-party chatter before anything imports them; the report is the output.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -151,7 +152,7 @@ def metrics_command(
     skip_invalid: SkipInvalid = False,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for bootstrap and sampling")] = 0,
     self_bleu_sample: Annotated[int | None, typer.Option(min=2, help="Hypotheses sampled for self-BLEU")] = 2000,
-    reference_size: ReferenceSize = 100,
+    reference_size: ReferenceSize = REFERENCE_SIZE,
     output_format: Format = OutputFormat.table,
     cache_dir: CacheDir = None,
     input_format: InputFormatOpt = None,

@@ -11,6 +11,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+REFERENCE_SIZE = 100
+"""The sample size every size-free number refers to by default (score_normalized, vendi_normalized).
+
+One constant because the two are read together: a report whose two normalised numbers referred to
+different sizes would compare a batch with itself at two scales.
+"""
+
 
 def text_hash(text: str) -> str:
     """Content hash used for stable ids and cache keys (sha256 of the UTF-8 text)."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clusterdiv.core.records import REFERENCE_SIZE
 from clusterdiv.metrics import lexical
 from clusterdiv.metrics.builtins import BUILTINS, DISTINCT_ORDERS
 from clusterdiv.metrics.spec import (
@@ -225,7 +226,7 @@ def compute_set_metrics(
     seed: int = 0,
     bootstrap: int = 200,
     self_bleu_sample: int | None = None,
-    reference_size: int = 100,
+    reference_size: int = REFERENCE_SIZE,
 ) -> dict[str, MetricValue]:
     """Compute the selected set metrics of ``texts`` (all metrics whose inputs are given by default).
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from clusterdiv.core.records import REFERENCE_SIZE
 from clusterdiv.metrics import lexical
 
 Group = Literal["lexical", "semantic", "reference"]
@@ -80,7 +81,7 @@ class MetricInputs:
     bootstrap: int = 200
     self_bleu_sample: int | None = None
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
-    reference_size: int = 100
+    reference_size: int = REFERENCE_SIZE
     """The fixed sample size size-normalised metrics refer to (the headline's ``--reference-size``)."""
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from clusterdiv.core.records import REFERENCE_SIZE
 from clusterdiv.modes.cluster import NOISE
 
 
@@ -137,7 +138,7 @@ class DiversityScore(ModeCount):
     normalization: str
 
 
-def score_labels(labels: Sequence[int], *, reference_size: int = 100, n_boot: int = 200,
+def score_labels(labels: Sequence[int], *, reference_size: int = REFERENCE_SIZE, n_boot: int = 200,
                  seed: int = 0) -> DiversityScore:
     counts = mode_counts(labels)
     n = int(counts.sum())

@@ -28,6 +28,7 @@ from clusterdiv.cli.common import (
     handle_errors,
 )
 from clusterdiv.cli.options import InputOptions, shared_options, vary
+from clusterdiv.core.records import REFERENCE_SIZE
 from clusterdiv.tasks.actions.render import pct, seeds_summary, select_markdown
 
 SourceField = Annotated[str, typer.Option(help="Field saying where an example came from (real or synthetic)")]
@@ -54,7 +55,7 @@ class ActionOptions(InputOptions):
     def config(self) -> Any:
         """score's config with these options and score's defaults for the rest; no set metrics needed."""
         return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed, sample=None,
-                            prompt_file=None, criteria=None, api_base=None, concurrency=4, reference_size=100,
+                            prompt_file=None, criteria=None, api_base=None, concurrency=4, reference_size=REFERENCE_SIZE,
                             metrics="none", representation=self.representation, threshold=self.threshold)
 
     def load_options(self) -> dict[str, Any]:
