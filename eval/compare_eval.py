@@ -4,9 +4,12 @@ For every single-domain dataset with more than 10 intents (the CLINC150 domains 
 datasets), three batches of real utterances are drawn from 3, 10 and all intents (even shares,
 disjoint seeded draws) and compared in one shared clustering with the product's `compare` at its
 defaults (permutation tests with Holm adjustment). Nothing here was tuned: the representation and
-threshold are the shipped defaults chosen in eval/validate.py.
+threshold are the shipped defaults chosen in eval/validate.py. Beside the modes' ranking and test,
+the same report's Vendi ranking and Vendi permutation test (the `vendi` metric is the only one
+computed) are recorded, so the two are measured on the same batches.
 
     python -m eval.compare_eval --data ../shared/data [--representation criteria --model local/smollm2]
+    python -m eval.compare_eval --render   # the table again from eval/results/compare_within.json
 """
 
 from __future__ import annotations
@@ -50,7 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="local/smollm2")
     parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
     parser.add_argument("--name", default="compare_within")
+    parser.add_argument("--render", action="store_true", help="redraw the table from the saved JSON only")
     args = parser.parse_args(argv)
+    if args.render:
+        render(json.loads((RESULTS / f"{args.name}.json").read_text(encoding="utf-8")), args.n, args.name)
+        return
 
     from clusterdiv.core.cache import ModelCache
     from clusterdiv.llm.structured import LLMSettings
@@ -58,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     from clusterdiv.tasks.compare import compare
 
     overrides = {"representation": {"kind": args.representation}} if args.representation else {}
-    config = ScoreConfig(llm=LLMSettings(model=args.model), metrics="none", **overrides)
+    config = ScoreConfig(llm=LLMSettings(model=args.model), metrics="vendi", **overrides)
     runs = []
     with ModelCache(args.cache_dir) as cache:
         for ds in load_datasets(args.data, args.datasets):
@@ -74,34 +81,69 @@ def main(argv: list[str] | None = None) -> None:
                 scores = {b.name: b.score_normalized for b in report.batches}
                 ranked = [b.name for b in sorted(report.batches, key=lambda b: b.rank)]
                 extreme = next(p for p in report.pairwise if {p.a, p.b} == {"all", "3 intents"})
+                vendi_extreme = next(p for p in report.vendi_pairwise if {p.a, p.b} == {"all", "3 intents"})
+                vendi = {b.name: b.metrics["vendi"]["value"] for b in report.batches}
+                vendi_ranked = [b.name for b in sorted(report.batches, key=lambda b: b.vendi_rank)]
                 runs.append({"dataset": ds.name, "rep": rep, "n": n, "scores": scores, "ranked": ranked,
                              "correct_order": ranked == ["all", "10 intents", "3 intents"],
                              "extreme_p_adjusted": extreme.p_adjusted, "extreme_significant": extreme.significant,
                              "pairwise": [p.model_dump() for p in report.pairwise],
+                             "vendi": vendi, "vendi_ranked": vendi_ranked,
+                             "vendi_correct_order": vendi_ranked == ["all", "10 intents", "3 intents"],
+                             "vendi_extreme_p_adjusted": vendi_extreme.p_adjusted,
+                             "vendi_extreme_significant": vendi_extreme.significant,
+                             "vendi_pairwise": [p.model_dump() for p in report.vendi_pairwise],
                              "representation": report.modes_from.model_dump() if report.modes_from else None})
                 r = runs[-1]
                 print(f"{ds.name} rep {rep}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-                      + f"; order {'ok' if r['correct_order'] else 'WRONG'}; all vs 3 p_adj {extreme.p_adjusted:.3f}",
-                      flush=True)
+                      + f"; order {'ok' if r['correct_order'] else 'WRONG'}; all vs 3 p_adj {extreme.p_adjusted:.3f}"
+                      + f"; Vendi order {'ok' if r['vendi_correct_order'] else 'WRONG'}, p_adj "
+                      f"{vendi_extreme.p_adjusted:.3f}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+    render(runs, args.n, args.name)
+
+
+def render(runs: list[dict], n: int, name: str) -> None:
+    """The markdown table, from the saved runs (`--render` redraws it without models)."""
     kind = runs[0]["representation"]["kind"] if runs and runs[0]["representation"] else "?"
     lines = [f"### `compare` within one domain (representation `{kind}`)", "",
-             f"Three disjoint batches per dataset and repetition: all intents, 10 and 3 intents ({args.n} "
-             "utterances each, 60 for HINT3), compared in one shared clustering at the shipped defaults.", "",
-             "| dataset | reps | order all > 10 > 3 | all vs 3 significant (Holm) | mean scores all / 10 / 3 |",
-             "| --- | ---: | ---: | ---: | --- |"]
+             f"Three disjoint batches per dataset and repetition: all intents, 10 and 3 intents ({n} "
+             "utterances each, 60 for HINT3), compared in one shared clustering at the shipped defaults. "
+             "Modes: `score_normalized` and its permutation test; Vendi: the same report's Vendi and its "
+             "permutation test on the text embeddings (both Holm-adjusted over the three pairs).", "",
+             "| dataset | reps | modes: order all > 10 > 3 | modes: all vs 3 significant | mean scores all / 10 / 3 "
+             "| Vendi: order | Vendi: all vs 3 significant | mean Vendi all / 10 / 3 |",
+             "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
     by_ds: dict[str, list[dict]] = {}
     for r in runs:
         by_ds.setdefault(r["dataset"], []).append(r)
-    for name, rs in by_ds.items():
-        mean = {k: sum(r["scores"][k] for r in rs) / len(rs) for k in ("all", "10 intents", "3 intents")}
-        lines.append(f"| {name} | {len(rs)} | {sum(r['correct_order'] for r in rs)}/{len(rs)} | "
-                     f"{sum(r['extreme_significant'] for r in rs)}/{len(rs)} | "
-                     f"{mean['all']:.3f} / {mean['10 intents']:.3f} / {mean['3 intents']:.3f} |")
-    lines.append(f"| **all** | {len(runs)} | {sum(r['correct_order'] for r in runs)}/{len(runs)} | "
-                 f"{sum(r['extreme_significant'] for r in runs)}/{len(runs)} | |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
-    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    keys = ("all", "10 intents", "3 intents")
+
+    def row(label: str, rs: list[dict], means: bool) -> str:
+        count = {k: f"{sum(r[k] for r in rs)}/{len(rs)}" for k in (
+            "correct_order", "extreme_significant", "vendi_correct_order", "vendi_extreme_significant")}
+        mean = {f: " / ".join(f"{sum(r[f][k] for r in rs) / len(rs):.{p}f}" for k in keys) if means else ""
+                for f, p in (("scores", 3), ("vendi", 1))}
+        return (f"| {label} | {len(rs)} | {count['correct_order']} | {count['extreme_significant']} | "
+                f"{mean['scores']} | {count['vendi_correct_order']} | {count['vendi_extreme_significant']} | "
+                f"{mean['vendi']} |")
+
+    lines += [row(ds, rs, True) for ds, rs in by_ds.items()]
+    lines.append(row("**all**", runs, False))
+
+    def right(key: str, a: str, b: str) -> str:
+        """Runs where the a-vs-b test is significant with a ahead (a is listed first in every pair)."""
+        hits = sum(p["significant"] and p["difference"] > 0 for r in runs for p in r[key] if (p["a"], p["b"]) == (a, b))
+        return f"{hits}/{len(runs)}"
+
+    lines += ["", "Every pair, significant (Holm) in the right direction, modes / Vendi: all vs 10 intents "
+              f"{right('pairwise', 'all', '10 intents')} / {right('vendi_pairwise', 'all', '10 intents')}, "
+              f"10 vs 3 {right('pairwise', '10 intents', '3 intents')} / "
+              f"{right('vendi_pairwise', '10 intents', '3 intents')}, all vs 3 {right('pairwise', 'all', '3 intents')}"
+              f" / {right('vendi_pairwise', 'all', '3 intents')}. The two orders disagree in "
+              f"{sum(r['ranked'] != r['vendi_ranked'] for r in runs)} of {len(runs)} runs; the report warns there."]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 

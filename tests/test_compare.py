@@ -18,7 +18,7 @@ from corpora import INTENT_TEMPLATES, intent_corpus
 from clusterdiv.core.errors import InputError
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modes.config import ScoreConfig
-from clusterdiv.tasks.compare import compare, holm, permutation_p_value
+from clusterdiv.tasks.compare import compare, disagreements, holm, permutation_p_value
 from clusterdiv.tasks.compare_render import render_comparison_markdown
 
 INTENTS = list(INTENT_TEMPLATES)
@@ -29,7 +29,7 @@ def texts(n_intents: int, n: int, seed: int) -> list[str]:
 
 
 # The criteria representation: these tests check what compare does with the fake model's criteria.
-CONFIG = ScoreConfig(llm=LLMSettings(model="fake/echo"), criteria=["intent"], metrics="lexical",
+CONFIG = ScoreConfig(llm=LLMSettings(model="fake/echo"), criteria=["intent"], metrics="lexical,vendi",
                      representation={"kind": "criteria"},
                      clustering={"method": "agglomerative", "distance_threshold": 0.1})
 
@@ -81,6 +81,28 @@ def test_markdown_shows_scores_metrics_and_the_test(comparison):
     assert "| self_bleu |" in text and "collapsed: clusters over/under-represented versus the other batches" in text
 
 
+def test_vendi_is_tested_pair_by_pair_beside_the_modes(comparison):
+    assert [(p.a, p.b) for p in comparison.vendi_pairwise] == [(p.a, p.b) for p in comparison.pairwise]
+    pair = next(p for p in comparison.vendi_pairwise if {p.a, p.b} == {"collapsed", "wide"})
+    wide_minus_collapsed = pair.difference if pair.a == "wide" else -pair.difference
+    vendi = {b.name: b.metrics["vendi"]["value"] for b in comparison.batches}
+    assert wide_minus_collapsed == pytest.approx(vendi["wide"] - vendi["collapsed"], rel=1e-9)
+    assert wide_minus_collapsed > 0 and pair.significant and pair.cis_overlap is None
+    assert "Vendi" in (comparison.vendi_significance_method or "")
+    assert sorted(comparison.batches, key=lambda b: b.vendi_rank)[0].name == "wide"
+    text = render_comparison_markdown(comparison)
+    assert "## Pairwise differences in Vendi (same sample size)" in text and "warning" not in text
+
+
+def test_a_vendi_order_against_the_modes_is_flagged_in_the_report(comparison):
+    assert comparison.warnings == []  # here the two agree
+    flipped = [p.model_copy(update={"difference": -p.difference}) for p in comparison.vendi_pairwise]
+    warnings = disagreements(comparison.pairwise, flipped)
+    assert len(warnings) == 1 and "collapsed vs wide" in warnings[0]
+    text = render_comparison_markdown(comparison.model_copy(update={"warnings": warnings}))
+    assert "> warning: Vendi orders" in text and "the other way from score_normalized" in text
+
+
 def test_permutation_test_and_holm_adjustment():
     same_a, same_b = [0, 1, 2, 3] * 10, [3, 2, 1, 0] * 10
     assert permutation_p_value(same_a, same_b, reference_size=20, permutations=200, seed=0) == 1.0
@@ -116,6 +138,9 @@ def test_compare_cli_json_chart_and_reference(tmp_path, subprocess_env):
     assert {r["batch"] for r in report["versus_reference"]} == {"A", "B"}
     assert {r["versus"] for r in report["versus_reference"]} == {"reference"}
     assert len(report["pairwise"]) == 1 and 0 < report["pairwise"][0]["p_value"] <= 1
+    # Vendi was not among the metrics asked for, so it is neither ranked nor tested
+    assert report["vendi_pairwise"] == [] and report["vendi_significance_method"] is None
+    assert {b["vendi_rank"] for b in report["batches"]} == {None}
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run([sys.executable, "-m", "clusterdiv.cli", "compare", files[0], "--model", "fake/echo"],
                          env=subprocess_env, capture_output=True, text=True, timeout=60)

@@ -13,6 +13,7 @@ from clusterdiv.metrics.semantic import (
     mean_pairwise_cosine,
     mean_pairwise_cosine_bootstrap,
     vendi_normalized,
+    vendi_permutation_p_value,
     vendi_score,
 )
 
@@ -143,3 +144,46 @@ def test_vendi_normalized_at_its_own_size_is_vendi_over_size_and_is_seeded():
 def test_vendi_normalized_refuses_to_scale_a_smaller_batch_up():
     with pytest.raises(ValueError, match="fewer than the reference size 100"):
         vendi_normalized(_mixture(99, seed=6), 100)
+
+
+def _brute_vendi_p(A: np.ndarray, B: np.ndarray, permutations: int, seed: int) -> float:
+    """The same test written the slow way: one split at a time, each side through vendi_score."""
+    pooled, na = np.vstack([A, B]), A.shape[0]
+    observed = abs(vendi_score(A) - vendi_score(B))
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for _ in range(permutations):
+        mask = np.zeros(pooled.shape[0], dtype=bool)
+        mask[rng.permutation(pooled.shape[0])[:na]] = True
+        extreme += abs(vendi_score(pooled[mask]) - vendi_score(pooled[~mask])) >= observed - 1e-9
+    return (1 + extreme) / (1 + permutations)
+
+
+@pytest.mark.parametrize("d", [8, 64])  # 8: the d x d kernels (batches larger than d); 64: blocks of the Gram
+def test_vendi_permutation_test_matches_a_split_by_split_computation(d):
+    rng = np.random.default_rng(d)
+    centres = rng.normal(size=(6, d))
+    A = centres[rng.integers(0, 6, size=30)] + rng.normal(size=(30, d))
+    B = centres[rng.integers(0, 2, size=30)] + rng.normal(size=(30, d))
+    difference, p = vendi_permutation_p_value(A, B, permutations=60, seed=3, chunk=7)
+    assert difference == pytest.approx(vendi_score(A) - vendi_score(B), rel=1e-12)
+    assert p == pytest.approx(_brute_vendi_p(A, B, 60, 3))
+    assert vendi_permutation_p_value(A, B, permutations=60, seed=3) == (difference, p)  # chunking changes nothing
+
+
+def test_vendi_permutation_test_separates_a_collapsed_batch_and_not_two_draws_of_one_set():
+    wide, other_wide = _mixture(120, seed=11), _mixture(120, seed=12)
+    centres = np.random.default_rng(99).normal(size=(12, 64))
+    rng = np.random.default_rng(13)
+    collapsed = centres[rng.integers(0, 3, size=120)] + rng.normal(size=(120, 64))
+    difference, p = vendi_permutation_p_value(wide, collapsed, permutations=200, seed=0)
+    assert difference > 0 and p < 0.01
+    _, p_same = vendi_permutation_p_value(wide, other_wide, permutations=200, seed=0)
+    assert p_same > 0.05
+
+
+def test_vendi_permutation_test_rejects_mismatched_batches():
+    with pytest.raises(ValueError, match="dimensions differ"):
+        vendi_permutation_p_value(np.ones((3, 4)), np.ones((3, 5)), permutations=10, seed=0)
+    with pytest.raises(ValueError, match="permutations must be positive"):
+        vendi_permutation_p_value(np.eye(3), np.eye(3), permutations=0, seed=0)

@@ -92,6 +92,9 @@ def test_invalid_requests_get_clear_4xx(server):
         assert dup.status_code == 422 and "duplicate id" in dup.text
         model = client.post("/v1/jobs", json=score_job(["a b"], options={"model": "openai/gpt-4o"}))
         assert model.status_code == 422 and "not allowed" in model.text
+        few = client.post("/v1/jobs", json={"kind": "compare", "batches": {"a": ["x y"], "b": ["y z"]},
+                                            "permutations": 10})
+        assert few.status_code == 422 and "greater than or equal to 99" in few.text  # as the CLI's --permutations
         path_field = client.post("/v1/jobs", json={**score_job(["a"]), "prompt_file": "/etc/passwd"})
         assert path_field.status_code == 422  # unknown fields are refused, no path is ever read
         cap = client.post("/v1/jobs", json=score_job([f"text number {i}" for i in range(301)]))

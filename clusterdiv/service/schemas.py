@@ -78,7 +78,8 @@ class CompareJob(_JobBase):
     kind: Literal["compare"]
     batches: dict[str, Texts] = Field(min_length=2)
     reference: list[NonEmptyText | InputExample] | None = Field(default=None, min_length=1)
-    permutations: int = Field(default=1000, ge=0, le=10000)
+    permutations: int = Field(default=1000, ge=99, le=10000,
+                              description="per pairwise test; as in the CLI, at least 99 (fewer cannot reach p < 0.01)")
 
     def n_examples(self) -> int:
         return sum(len(t) for t in self.batches.values()) + len(self.reference or [])

@@ -10,12 +10,17 @@ Scores from a comparison are comparable with each other, not with standalone `sc
 shared clustering of the union is not the clustering each batch would get alone (a larger set
 may be clustered with UMAP + HDBSCAN where a small batch alone gets the agglomerative fallback).
 
-Significance (score_normalized only): a two-sided permutation test per pair. The shared-cluster
+Significance of score_normalized: a two-sided permutation test per pair. The shared-cluster
 labels of both batches are pooled and randomly split into two groups of the original sizes
 (`permutations` times, seeded); the p-value is the share of splits whose score difference is at
 least the observed one. p-values are Holm-adjusted across all pairs; a pair differs significantly
 when the adjusted p < alpha. The test holds the clustering fixed, like the intervals. Whether the
 95% intervals overlap is reported alongside, as a quick visual check, not as the test.
+
+Significance of Vendi (when the `vendi` metric is selected): the same kind of test on the pooled
+text embeddings, Holm-adjusted across pairs on its own (`vendi_pairwise`). Why beside the modes:
+at equal sizes Vendi ordered within-domain batches of known intent counts more often than the mode
+count (eval/results/compare_within.md), so a user sees whether the two agree, and is told when not.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ SIGNIFICANCE_METHOD = (
     "two-sided permutation test on score_normalized ({permutations} seeded relabelings of the pooled "
     "shared-cluster labels per pair), Holm-adjusted across pairs, alpha {alpha}"
 )
+VENDI_SIGNIFICANCE_METHOD = (
+    "two-sided permutation test on Vendi ({permutations} seeded splits of the pooled text embeddings per pair), "
+    "Holm-adjusted across pairs, alpha {alpha}"
+)
 
 
 class BatchResult(ModeCount):
@@ -53,17 +62,18 @@ class BatchResult(ModeCount):
     n_samples: int = Field(description="examples scored (sampled minus failed extractions)")
     n_failed: int
     rank: int = Field(description="1 = most diverse by score_normalized")
+    vendi_rank: int | None = Field(default=None, description="1 = most diverse by Vendi (when it was computed)")
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
 class PairwiseTest(BaseModel):
     a: str
     b: str
-    difference: float = Field(description="score_normalized of a minus b")
+    difference: float = Field(description="a minus b: score_normalized in `pairwise`, Vendi in `vendi_pairwise`")
     p_value: float
     p_adjusted: float
     significant: bool
-    cis_overlap: bool
+    cis_overlap: bool | None = Field(default=None, description="whether the 95% intervals overlap (None: no interval)")
 
 
 class Representation(BaseModel):
@@ -87,6 +97,10 @@ class ComparisonReport(BaseModel):
     alpha: float
     batches: list[BatchResult]
     pairwise: list[PairwiseTest]
+    vendi_significance_method: str | None = None
+    vendi_pairwise: list[PairwiseTest] = Field(
+        default_factory=list, description="pairwise Vendi tests (empty when the vendi metric was not computed)")
+    warnings: list[str] = Field(default_factory=list, description="what a reader must know before choosing a batch")
     representation: list[Representation]
     versus_reference: list[Representation] = Field(default_factory=list)
     modes_from: RepresentationInfo | None = Field(
@@ -128,6 +142,24 @@ def permutation_p_value(a: Sequence[int], b: Sequence[int], *, reference_size: i
     return (1 + extreme) / (1 + permutations)
 
 
+def _tests(pairs: Sequence[tuple[str, str]], differences: Sequence[float], p_values: Sequence[float],
+           alpha: float, overlaps: Sequence[bool | None] | None = None) -> list[PairwiseTest]:
+    adjusted = holm(p_values)
+    overlaps = overlaps or [None] * len(pairs)
+    return [PairwiseTest(a=a, b=b, difference=d, p_value=p, p_adjusted=q, significant=q < alpha, cis_overlap=o)
+            for (a, b), d, p, q, o in zip(pairs, differences, p_values, adjusted, overlaps, strict=True)]
+
+
+def disagreements(pairwise: Sequence[PairwiseTest], vendi_pairwise: Sequence[PairwiseTest]) -> list[str]:
+    """A warning when Vendi orders a pair the other way from score_normalized (read both, then the modes)."""
+    flipped = [f"{p.a} vs {p.b}" for p, v in zip(pairwise, vendi_pairwise, strict=False)
+               if p.difference * v.difference < 0]
+    if not flipped:
+        return []
+    return ["Vendi orders " + ", ".join(flipped) + " the other way from score_normalized: the modes and the "
+            "embedding spread disagree; read the batches' modes before choosing"]
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in input order (monotone, capped at 1)."""
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
@@ -166,6 +198,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     """
     from clusterdiv.io.corpus import as_examples
     from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
+    from clusterdiv.metrics.semantic import vendi_permutation_p_value
     from clusterdiv.modes.config import ScoreConfig
     from clusterdiv.modes.embed import embed_texts
     from clusterdiv.modes.modespace import build_mode_space
@@ -218,30 +251,37 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             pairs = list(itertools.combinations(names, 2))
             p_values = [permutation_p_value(labels_of[a], labels_of[b], reference_size=config.reference_size,
                                             permutations=permutations, seed=config.seed) for a, b in pairs]
-            adjusted = holm(p_values)
-            pairwise = []
-            for (a, b), p, p_adj in zip(pairs, p_values, adjusted, strict=True):
-                (alo, ahi), (blo, bhi) = scores[a].ci95_normalized, scores[b].ci95_normalized
-                pairwise.append(PairwiseTest(
-                    a=a, b=b, difference=scores[a].score_normalized - scores[b].score_normalized,
-                    p_value=p, p_adjusted=p_adj, significant=p_adj < alpha, cis_overlap=alo <= bhi and blo <= ahi))
+            overlaps = [scores[a].ci95_normalized[0] <= scores[b].ci95_normalized[1]
+                        and scores[b].ci95_normalized[0] <= scores[a].ci95_normalized[1] for a, b in pairs]
+            pairwise = _tests(pairs, [scores[a].score_normalized - scores[b].score_normalized for a, b in pairs],
+                              p_values, alpha, overlaps)
 
         with run.stage("metrics"):
             embedder = run.embedder(config.embedding_model)
             plan = select_metrics(config.metrics or "all", has_reference=bool(ref_examples))
             metric_values: dict[str, dict[str, Any]] = {name: {} for name in names}
+            vectors_of: dict[str, Any] = {}
             if config.metrics != "none":
                 ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=run.cache)
                                if plan.needs_reference_embeddings else None)
                 for name in names:
                     texts = [e.text for e in sampled[name]]
                     vectors = embed_texts(texts, model=embedder, cache=run.cache) if plan.needs_embeddings else None
+                    vectors_of[name] = vectors
                     values = compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
                                                  select=set(plan.selected), seed=config.seed,
                                                  bootstrap=config.bootstrap,
                                                  self_bleu_sample=config.self_bleu_sample,
                                                  reference_size=config.reference_size)
                     metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
+            vendi_pairwise: list[PairwiseTest] = []
+            vendi_ranks: dict[str, int] = {}
+            if "vendi" in plan.selected and config.metrics != "none":
+                tested = [vendi_permutation_p_value(vectors_of[a], vectors_of[b], permutations=permutations,
+                                                    seed=config.seed) for a, b in pairs]
+                vendi_pairwise = _tests(pairs, [d for d, _ in tested], [p for _, p in tested], alpha)
+                by_vendi = sorted(names, key=lambda k: -metric_values[k]["vendi"]["value"])
+                vendi_ranks = {name: by_vendi.index(name) + 1 for name in names}
 
         summaries_list = space.summaries(per_cluster=3, key=batch_key)
         summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
@@ -264,7 +304,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                 n_available=sizes[name], n_input=n, n_samples=s.n_samples, n_failed=failed[name],
                 n_clusters=s.n_clusters, n_noise=s.n_noise, n_modes=s.n_modes, score=s.score,
                 score_normalized=s.score_normalized, ci95=s.ci95, ci95_normalized=s.ci95_normalized,
-                rank=ranked.index(name) + 1, metrics=metric_values[name],
+                rank=ranked.index(name) + 1, vendi_rank=vendi_ranks.get(name), metrics=metric_values[name],
             ))
         clustering = space.clustering
         timings = run.finish()
@@ -272,7 +312,11 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             sample_size=n, seed=config.seed, clustering_method=clustering.method,
             n_shared_clusters=clustering.n_clusters, n_shared_noise=clustering.n_noise,
             significance_method=SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha),
-            alpha=alpha, batches=results, pairwise=pairwise, representation=representation,
+            alpha=alpha, batches=results, pairwise=pairwise,
+            vendi_significance_method=(VENDI_SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha)
+                                       if vendi_pairwise else None),
+            vendi_pairwise=vendi_pairwise, warnings=disagreements(pairwise, vendi_pairwise),
+            representation=representation,
             versus_reference=versus_reference, modes_from=space.representation,
             reference=({"source": ref_corpus.path if ref_corpus is not None else None,
                         "n_samples": len(ref_examples), "n_failed": failed.get(REFERENCE, 0)}
@@ -288,5 +332,5 @@ def batch_key(row: ModeRow) -> str:
     return f"{row.group}:{row.example.id}"
 
 
-__all__ = ["NOISE", "REFERENCE", "BatchResult", "ComparisonReport", "PairwiseTest", "Representation", "compare", "holm",
-           "permutation_p_value"]
+__all__ = ["NOISE", "REFERENCE", "BatchResult", "ComparisonReport", "PairwiseTest", "Representation", "compare",
+           "disagreements", "holm", "permutation_p_value"]

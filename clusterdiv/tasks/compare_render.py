@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterdiv.modes.cluster import NOISE
-from clusterdiv.tasks.compare import ComparisonReport, Representation
+from clusterdiv.tasks.compare import ComparisonReport, PairwiseTest, Representation
 
 FLAGGED_ROWS = 5  # over/under-represented clusters shown per batch
 
@@ -54,9 +54,23 @@ def _flagged_sections(report: ComparisonReport) -> Iterator[tuple[str, Represent
                 yield title, rep, rows, "others" if rep.versus == "others" else "reference"
 
 
-def _pair_rows(report: ComparisonReport) -> list[tuple[str, ...]]:
-    return [(f"{p.a} vs {p.b}", f"{p.difference:+.3f}", f"{p.p_value:.3f}", f"{p.p_adjusted:.3f}",
-             "yes" if p.significant else "no", "yes" if p.cis_overlap else "no") for p in report.pairwise]
+def _pair_rows(tests: list[PairwiseTest]) -> list[tuple[str, ...]]:
+    rows = []
+    for p in tests:
+        row = (f"{p.a} vs {p.b}", f"{p.difference:+.3f}", f"{p.p_value:.3f}", f"{p.p_adjusted:.3f}",
+               "yes" if p.significant else "no")
+        rows.append(row if p.cis_overlap is None else (*row, "yes" if p.cis_overlap else "no"))
+    return rows
+
+
+def _test_sections(report: ComparisonReport) -> Iterator[tuple[str, str, list[tuple[str, ...]], tuple[str, ...]]]:
+    """(title, method, rows, columns) of each pairwise test table: score_normalized, then Vendi if computed."""
+    columns = ("pair", "difference", "p", "p (Holm)", "significant")
+    yield ("Pairwise differences in score_normalized", report.significance_method, _pair_rows(report.pairwise),
+           (*columns, "CIs overlap"))
+    if report.vendi_pairwise:
+        yield ("Pairwise differences in Vendi (same sample size)", report.vendi_significance_method or "",
+               _pair_rows(report.vendi_pairwise), columns)
 
 
 def render_comparison_table(report: ComparisonReport, console: Any) -> None:
@@ -80,12 +94,15 @@ def render_comparison_table(report: ComparisonReport, console: Any) -> None:
         for name in names:
             mt.add_row(name, *(_metric_cell(b.metrics.get(name)) for b in report.batches))
         console.print(mt)
-    pt = Table(title="Pairwise differences in score_normalized", caption=report.significance_method)
-    for col in ("pair", "difference", "p", "p (Holm)", "significant", "CIs overlap"):
-        pt.add_column(col)
-    for row in _pair_rows(report):
-        pt.add_row(*row)
-    console.print(pt)
+    for title, method, rows, columns in _test_sections(report):
+        pt = Table(title=title, caption=method)
+        for col in columns:
+            pt.add_column(col)
+        for row in rows:
+            pt.add_row(*row)
+        console.print(pt)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for title, rep, rows, other in _flagged_sections(report):
         rt = Table(title=f"{rep.batch}: clusters over/under-represented {title}")
         for col in ("cluster", rep.batch, other, "flag", "criteria"):
@@ -113,9 +130,11 @@ def render_comparison_markdown(report: ComparisonReport) -> str:
                   "| --- |" + " ---: |" * len(report.batches)]
         for name in names:
             lines.append(f"| {name} | " + " | ".join(_metric_cell(b.metrics.get(name)) for b in report.batches) + " |")
-    lines += ["", "## Pairwise differences in score_normalized", "", f"_{report.significance_method}_", "",
-              "| pair | difference | p | p (Holm) | significant | CIs overlap |", "| --- | ---: | ---: | ---: | --- | --- |"]
-    lines += ["| " + " | ".join(row) + " |" for row in _pair_rows(report)]
+    for title, method, rows, columns in _test_sections(report):
+        lines += ["", f"## {title}", "", f"_{method}_", "", "| " + " | ".join(columns) + " |",
+                  "| --- | ---: | ---: | ---: |" + " --- |" * (len(columns) - 4)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += [f"\n> warning: {warning}" for warning in report.warnings]
     for title, rep, rows, other in _flagged_sections(report):
         lines += ["", f"## {rep.batch}: clusters over/under-represented {title}", "",
                   f"| cluster | {rep.batch} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
