@@ -116,6 +116,8 @@ def test_a_sample_larger_than_the_smallest_batch_is_bad_input(cache_dir):
         compare({"a": texts(2, 10, 0), "b": texts(2, 5, 0)}, config=CONFIG, sample=8)
     with pytest.raises(InputError, match="at least two batches"):
         compare({"a": texts(2, 10, 0)}, config=CONFIG)
+    with pytest.raises(InputError, match="permutations must be at least 1"):
+        compare({"a": texts(2, 10, 0), "b": texts(2, 10, 1)}, config=CONFIG, permutations=0)
 
 
 def test_compare_cli_json_chart_and_reference(tmp_path, subprocess_env):

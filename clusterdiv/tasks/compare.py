@@ -208,6 +208,8 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
     if len(batches) < 2:
         raise InputError("compare needs at least two batches")
+    if permutations < 1:
+        raise InputError(f"permutations must be at least 1, got {permutations}")
     if REFERENCE in batches:
         raise InputError(f"'{REFERENCE}' is reserved for --reference; name the batch differently")
     with RunContext(cache=cache, progress=progress) as run:
