@@ -278,7 +278,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                     metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
             vendi_pairwise: list[PairwiseTest] = []
             vendi_ranks: dict[str, int] = {}
-            if "vendi" in plan.selected and config.metrics != "none":
+            if "vendi" in plan.selected:  # "none" selects nothing
                 tested = [vendi_permutation_p_value(vectors_of[a], vectors_of[b], permutations=permutations,
                                                     seed=config.seed) for a, b in pairs]
                 vendi_pairwise = _tests(pairs, [d for d, _ in tested], [p for _, p in tested], alpha)
