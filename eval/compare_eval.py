@@ -52,6 +52,31 @@ def batches_for(ds, n: int, rep: int, levels=LEVELS) -> dict[str, list[str]]:
     return out
 
 
+def comparisons(args: argparse.Namespace, levels, config, *, min_intents: int = 0):
+    """(dataset, rep, n, report) for every dataset and repetition that has enough data for disjoint batches."""
+    from clusterdiv.core.cache import ModelCache
+    from clusterdiv.tasks.compare import compare
+
+    with ModelCache(args.cache_dir) as cache:
+        for ds in load_datasets(args.data, args.datasets):
+            if len(ds.intents) <= min_intents:
+                continue
+            n = min(args.n, 60) if ds.name.startswith("hint3") else args.n
+            for rep in range(args.reps):
+                batches = batches_for(ds, n, rep, levels)
+                if not batches:
+                    print(f"{ds.name} rep {rep}: not enough data for {len(levels)} disjoint batches of {n}", flush=True)
+                    continue
+                yield ds, rep, n, compare(batches, config=config, cache=cache)
+
+
+def by_dataset(runs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in runs:
+        out.setdefault(r["dataset"], []).append(r)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -72,46 +97,34 @@ def main(argv: list[str] | None = None) -> None:
         render(json.loads((RESULTS / f"{args.name}.json").read_text(encoding="utf-8")), args.n, args.name)
         return
 
-    from clusterdiv.core.cache import ModelCache
     from clusterdiv.llm.structured import LLMSettings
     from clusterdiv.modes.config import ScoreConfig
-    from clusterdiv.tasks.compare import compare
 
     overrides = {"representation": {"kind": args.representation}} if args.representation else {}
     config = ScoreConfig(llm=LLMSettings(model=args.model), metrics="vendi", **overrides)
     runs = []
-    with ModelCache(args.cache_dir) as cache:
-        for ds in load_datasets(args.data, args.datasets):
-            if len(ds.intents) <= 10:
-                continue
-            n = min(args.n, 60) if ds.name.startswith("hint3") else args.n
-            for rep in range(args.reps):
-                batches = batches_for(ds, n, rep)
-                if not batches:
-                    print(f"{ds.name} rep {rep}: not enough data for three disjoint batches of {n}", flush=True)
-                    continue
-                report = compare(batches, config=config, cache=cache)
-                scores = {b.name: b.score_normalized for b in report.batches}
-                ranked = [b.name for b in sorted(report.batches, key=lambda b: b.rank)]
-                extreme = next(p for p in report.pairwise if {p.a, p.b} == {"all", "3 intents"})
-                vendi_extreme = next(p for p in report.vendi_pairwise if {p.a, p.b} == {"all", "3 intents"})
-                vendi = {b.name: b.metrics["vendi"]["value"] for b in report.batches}
-                vendi_ranked = [b.name for b in sorted(report.batches, key=lambda b: b.vendi_rank)]
-                runs.append({"dataset": ds.name, "rep": rep, "n": n, "scores": scores, "ranked": ranked,
-                             "correct_order": ranked == ["all", "10 intents", "3 intents"],
-                             "extreme_p_adjusted": extreme.p_adjusted, "extreme_significant": extreme.significant,
-                             "pairwise": [p.model_dump() for p in report.pairwise],
-                             "vendi": vendi, "vendi_ranked": vendi_ranked,
-                             "vendi_correct_order": vendi_ranked == ["all", "10 intents", "3 intents"],
-                             "vendi_extreme_p_adjusted": vendi_extreme.p_adjusted,
-                             "vendi_extreme_significant": vendi_extreme.significant,
-                             "vendi_pairwise": [p.model_dump() for p in report.vendi_pairwise],
-                             "representation": report.modes_from.model_dump() if report.modes_from else None})
-                r = runs[-1]
-                print(f"{ds.name} rep {rep}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-                      + f"; order {'ok' if r['correct_order'] else 'WRONG'}; all vs 3 p_adj {extreme.p_adjusted:.3f}"
-                      + f"; Vendi order {'ok' if r['vendi_correct_order'] else 'WRONG'}, p_adj "
-                      f"{vendi_extreme.p_adjusted:.3f}", flush=True)
+    for ds, rep, n, report in comparisons(args, LEVELS, config, min_intents=10):
+        scores = {b.name: b.score_normalized for b in report.batches}
+        ranked = [b.name for b in sorted(report.batches, key=lambda b: b.rank)]
+        extreme = next(p for p in report.pairwise if {p.a, p.b} == {"all", "3 intents"})
+        vendi_extreme = next(p for p in report.vendi_pairwise if {p.a, p.b} == {"all", "3 intents"})
+        vendi = {b.name: b.metrics["vendi"]["value"] for b in report.batches}
+        vendi_ranked = [b.name for b in sorted(report.batches, key=lambda b: b.vendi_rank)]
+        runs.append({"dataset": ds.name, "rep": rep, "n": n, "scores": scores, "ranked": ranked,
+                     "correct_order": ranked == ["all", "10 intents", "3 intents"],
+                     "extreme_p_adjusted": extreme.p_adjusted, "extreme_significant": extreme.significant,
+                     "pairwise": [p.model_dump() for p in report.pairwise],
+                     "vendi": vendi, "vendi_ranked": vendi_ranked,
+                     "vendi_correct_order": vendi_ranked == ["all", "10 intents", "3 intents"],
+                     "vendi_extreme_p_adjusted": vendi_extreme.p_adjusted,
+                     "vendi_extreme_significant": vendi_extreme.significant,
+                     "vendi_pairwise": [p.model_dump() for p in report.vendi_pairwise],
+                     "representation": report.modes_from.model_dump() if report.modes_from else None})
+        r = runs[-1]
+        print(f"{ds.name} rep {rep}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+              + f"; order {'ok' if r['correct_order'] else 'WRONG'}; all vs 3 p_adj {extreme.p_adjusted:.3f}"
+              + f"; Vendi order {'ok' if r['vendi_correct_order'] else 'WRONG'}, p_adj "
+              f"{vendi_extreme.p_adjusted:.3f}", flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
     render(runs, args.n, args.name)
@@ -119,9 +132,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def null_study(args: argparse.Namespace) -> None:
     """False alarms: both tests on two disjoint draws of the same intent mix (one pair, no adjustment)."""
-    from clusterdiv.core.cache import ModelCache
     from clusterdiv.modes.config import ScoreConfig
-    from clusterdiv.tasks.compare import compare
 
     name = args.name if args.name != "compare_within" else "compare_null"
     path = RESULTS / f"{name}.json"
@@ -129,21 +140,12 @@ def null_study(args: argparse.Namespace) -> None:
         runs = json.loads(path.read_text(encoding="utf-8"))
     else:
         runs = []
-        config = ScoreConfig(metrics="vendi")
-        with ModelCache(args.cache_dir) as cache:
-            for ds in load_datasets(args.data, args.datasets):
-                n = min(args.n, 60) if ds.name.startswith("hint3") else args.n
-                for rep in range(args.reps):
-                    batches = batches_for(ds, n, rep, NULL_LEVELS)
-                    if not batches:
-                        print(f"{ds.name} rep {rep}: not enough data for two disjoint batches of {n}", flush=True)
-                        continue
-                    report = compare(batches, config=config, cache=cache)
-                    modes, vendi = report.pairwise[0], report.vendi_pairwise[0]
-                    runs.append({"dataset": ds.name, "rep": rep, "n": n, "modes_p": modes.p_value,
-                                 "vendi_p": vendi.p_value, "modes_difference": modes.difference,
-                                 "vendi_difference": vendi.difference})
-                    print(f"{ds.name} rep {rep}: modes p {modes.p_value:.3f}, Vendi p {vendi.p_value:.3f}", flush=True)
+        for ds, rep, n, report in comparisons(args, NULL_LEVELS, ScoreConfig(metrics="vendi")):
+            modes, vendi = report.pairwise[0], report.vendi_pairwise[0]
+            runs.append({"dataset": ds.name, "rep": rep, "n": n, "modes_p": modes.p_value,
+                         "vendi_p": vendi.p_value, "modes_difference": modes.difference,
+                         "vendi_difference": vendi.difference})
+            print(f"{ds.name} rep {rep}: modes p {modes.p_value:.3f}, Vendi p {vendi.p_value:.3f}", flush=True)
         path.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
     lines = ["### `compare` on two draws of the same mix (false alarms)", "",
              f"Two disjoint batches drawn the same way from every intent of one domain ({args.n} utterances each, "
@@ -151,9 +153,7 @@ def null_study(args: argparse.Namespace) -> None:
              "p < 0.05 and p < 0.01 (a calibrated test: about 5% and 1%).", "",
              "| dataset | runs | modes p < 0.05 | modes p < 0.01 | Vendi p < 0.05 | Vendi p < 0.01 |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    by_ds: dict[str, list[dict]] = {}
-    for r in runs:
-        by_ds.setdefault(r["dataset"], []).append(r)
+    by_ds = by_dataset(runs)
 
     def row(label: str, rs: list[dict]) -> str:
         cells = [f"{sum(r[k] < a for r in rs)}/{len(rs)}" for k in ("modes_p", "vendi_p") for a in (0.05, 0.01)]
@@ -175,9 +175,7 @@ def render(runs: list[dict], n: int, name: str) -> None:
              "| dataset | reps | modes: order all > 10 > 3 | modes: all vs 3 significant | mean scores all / 10 / 3 "
              "| Vendi: order | Vendi: all vs 3 significant | mean Vendi all / 10 / 3 |",
              "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
-    by_ds: dict[str, list[dict]] = {}
-    for r in runs:
-        by_ds.setdefault(r["dataset"], []).append(r)
+    by_ds = by_dataset(runs)
     keys = ("all", "10 intents", "3 intents")
 
     def row(label: str, rs: list[dict], means: bool) -> str:
