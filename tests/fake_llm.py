@@ -34,8 +34,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from litellm.llms.custom_llm import CustomLLM
-
 _TEXT = re.compile(r"<<<\n(.*)\n>>>", re.DOTALL)
 
 
@@ -86,7 +84,11 @@ def echo_criteria(text: str) -> dict[str, str]:
     return {"intent": " ".join(words[:2]), "topic": words[-1], "task": "question", "style": "casual"}
 
 
-class FakeLLM(CustomLLM):
+class FakeLLM:
+    """The answers. Mixed into litellm's CustomLLM by `handler()` only when a call needs it, as the
+    local model is: a subprocess that never calls the LLM (a cache hit, `--representation text`,
+    `track`) then never imports litellm, which costs seconds, just as a user's would not."""
+
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[str] = Counter()
@@ -139,8 +141,24 @@ class FakeLLM(CustomLLM):
         return self.completion(*args, **kwargs)
 
 
-HANDLER = FakeLLM()
+_handler: Any = None
+
+
+def handler() -> Any:
+    """The one fake provider of this process, made on first use."""
+    global _handler
+    if _handler is None:
+        from litellm.llms.custom_llm import CustomLLM
+
+        _handler = type("FakeLLM", (FakeLLM, CustomLLM), {})()
+    return _handler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HANDLER":  # tests read and reset its call counts
+        return handler()
+    raise AttributeError(name)
 
 
 def register(registry: Any) -> None:
-    registry.register_llm_provider("fake", HANDLER)
+    registry.register_lazy_llm_provider("fake", handler)
