@@ -16,9 +16,20 @@ from clusterdiv.tasks.score import score
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One cache for the representations below: hybrid embeds the same criteria of the same texts as
+    criteria, so it reads the local model's answers the criteria run paid for (about a minute)."""
+    from clusterdiv.core.cache import ModelCache
+
+    with ModelCache(tmp_path_factory.mktemp("local-model-cache")) as store:
+        yield store
+
+
 @pytest.mark.parametrize("representation", ["text", "criteria", "hybrid"])
-def test_many_intents_score_clearly_above_few_intents(cache, representation):
+def test_many_intents_score_clearly_above_few_intents(shared_cache, representation):
     """The default (text) and both LLM representations, the latter through the real local model."""
+    cache = shared_cache
     config = ScoreConfig(bootstrap=100, representation={"kind": representation})
     few = [t for t, _ in intent_corpus(["weather", "alarm"], 40, seed=1)]
     many = [t for t, _ in intent_corpus(list(INTENT_TEMPLATES), 40, seed=1)]
