@@ -29,8 +29,12 @@ system-packages:
 	  fi; \
 	else echo "not root or no apt-get: skipping system packages (PostgreSQL tests will skip)"; fi
 
+# Two workers halve the suite's wall time on the 2-core CI machine: most of it is CLI subprocesses
+# waiting on imports. loadscope keeps each module on one worker, so module fixtures (the Ray cluster,
+# the local model's shared cache) start once. A plain `pytest` stays serial for debugging.
+TEST_WORKERS ?= 2
 test:
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 lint:
 	$(PYTHON) -m ruff check clusterdiv tests eval
