@@ -118,3 +118,36 @@ def test_the_model_loads_without_extra_buffer_types(monkeypatch):
         provider.close()
     assert seen == [False]
     assert bindings.llama_model_default_params().use_extra_bufts is True
+
+
+@pytest.mark.parametrize(("omp", "expected"), [("1", 1), ("3", 3), ("2,1", 2), (None, "affinity"),
+                                               ("", "affinity"), ("0", "affinity"), ("many", "affinity")])
+def test_llama_cpp_takes_the_threads_omp_num_threads_grants(monkeypatch, omp, expected):
+    """A Ray actor (OMP_NUM_THREADS = its num_cpus) or an xdist worker must not spin on every core:
+    two processes that each took all of them ran 2x slower each (eval/bench_llm_threads.py)."""
+    import llama_cpp
+
+    from clusterdiv.llm.local import LocalLlamaProvider
+
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
+    threads: list[int] = []
+
+    class RecordingLlama:
+        def __init__(self, **kwargs: Any) -> None:
+            threads.append(kwargs["n_threads"])
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(llama_cpp, "Llama", RecordingLlama)
+    provider = LocalLlamaProvider()
+    try:
+        provider._llama("smollm2")
+    finally:
+        provider.close()
+    assert threads == [5 if expected == "affinity" else expected]
+    assert LocalLlamaProvider(n_threads=7).n_threads == 7  # an explicit count wins

@@ -90,6 +90,25 @@ def _without_extra_buffer_types() -> Iterator[None]:
             bindings.llama_model_default_params = original
 
 
+def default_threads() -> int:
+    """How many threads llama.cpp may use: OMP_NUM_THREADS when set, else the CPUs this process may run on.
+
+    llama.cpp's threads spin while they wait for each other, so two processes that each take every core
+    run several times slower than one (eval/bench_llm_threads.py: two at once on 2 cores, each with 2
+    threads, 2.64 s per example against 1.29 s with one thread each). OMP_NUM_THREADS is the variable every
+    scheduler already sets for its share of a machine: a Ray actor gets its `num_cpus`, pytest-xdist
+    workers get theirs from tests/conftest.py, and torch reads the same one. OpenMP allows a nested list
+    ("4,2"); the outer level is the one that counts here.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))  # a container or taskset may grant fewer than cpu_count
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _define_provider() -> type:
     """The provider class, made on first use: subclassing litellm's CustomLLM imports litellm (seconds),
     which a run whose answers are all cached never needs."""
@@ -110,7 +129,7 @@ def _define_provider() -> type:
         def __init__(self, n_ctx: int = 2048, n_threads: int | None = None):
             super().__init__()
             self.n_ctx = n_ctx
-            self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+            self.n_threads = n_threads or default_threads()
             self._models: dict[str, Any] = {}
             self._grammars: dict[str, Any] = {}  # schema JSON -> LlamaGrammar, made once per schema
             self._lock = threading.Lock()
