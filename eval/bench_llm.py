@@ -57,10 +57,11 @@ def load_texts(data: Path, n: int, seed: int) -> list[str]:
 def new_llama() -> Any:
     from llama_cpp import Llama
 
-    from clusterdiv.llm.local import resolve_local_model
+    from clusterdiv.llm.local import default_threads, resolve_local_model
 
+    threads = default_threads()  # the provider's count, so raw and clusterdiv run alike
     return Llama(model_path=str(resolve_local_model("smollm2").path), n_ctx=2048,
-                 n_threads=max(1, os.cpu_count() or 1), seed=0, verbose=False)
+                 n_threads=threads, n_threads_batch=threads, seed=0, verbose=False)
 
 
 def prompt_tokens_evaluated(llama: Any) -> int:

@@ -26,7 +26,7 @@ if str(TESTS_DIR) not in sys.path:
 os.environ["CLUSTERDIV_PLUGINS"] = "fake_llm"
 # `make test` runs pytest-xdist workers side by side; each takes its share of the cores for llama.cpp
 # and torch (and passes it to its subprocesses), as a Ray actor does. Every process taking every core
-# made two local-model runs at once 2x slower each (eval/bench_llm_threads.py).
+# made two local-model runs at once 4x slower each (eval/bench_llm_threads.py).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))

@@ -599,14 +599,16 @@ def llama_server(tmp_path_factory):
     import httpx
     from service_server import free_port
 
-    from clusterdiv.llm.local import resolve_local_model
+    from clusterdiv.llm.local import default_threads, resolve_local_model
 
     gguf = resolve_local_model("smollm2").path
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
+    threads = str(default_threads())  # this worker's share of the cores, for prompt evaluation too
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                                 "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+                                 "--port", str(port), "--n_ctx", "2048", "--n_threads", threads,
+                                 "--n_threads_batch", threads],
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120

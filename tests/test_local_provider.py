@@ -124,7 +124,7 @@ def test_the_model_loads_without_extra_buffer_types(monkeypatch):
                                                ("", "affinity"), ("0", "affinity"), ("many", "affinity")])
 def test_llama_cpp_takes_the_threads_omp_num_threads_grants(monkeypatch, omp, expected):
     """A Ray actor (OMP_NUM_THREADS = its num_cpus) or an xdist worker must not spin on every core:
-    two processes that each took all of them ran 2x slower each (eval/bench_llm_threads.py)."""
+    two processes that each took all of them ran 4x slower each (eval/bench_llm_threads.py)."""
     import llama_cpp
 
     from clusterdiv.llm.local import LocalLlamaProvider
@@ -138,7 +138,7 @@ def test_llama_cpp_takes_the_threads_omp_num_threads_grants(monkeypatch, omp, ex
 
     class RecordingLlama:
         def __init__(self, **kwargs: Any) -> None:
-            threads.append(kwargs["n_threads"])
+            threads.append((kwargs["n_threads"], kwargs["n_threads_batch"]))
 
         def close(self) -> None:
             pass
@@ -149,5 +149,6 @@ def test_llama_cpp_takes_the_threads_omp_num_threads_grants(monkeypatch, omp, ex
         provider._llama("smollm2")
     finally:
         provider.close()
-    assert threads == [5 if expected == "affinity" else expected]
+    want = 5 if expected == "affinity" else expected
+    assert threads == [(want, want)]  # prompt evaluation too: llama-cpp-python would take every CPU for it
     assert LocalLlamaProvider(n_threads=7).n_threads == 7  # an explicit count wins

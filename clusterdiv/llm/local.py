@@ -95,7 +95,7 @@ def default_threads() -> int:
 
     llama.cpp's threads spin while they wait for each other, so two processes that each take every core
     run several times slower than one (eval/bench_llm_threads.py: two at once on 2 cores, each with 2
-    threads, 2.64 s per example against 1.29 s with one thread each). OMP_NUM_THREADS is the variable every
+    threads, 2.96 s per example against 0.76 s with one thread each). OMP_NUM_THREADS is the variable every
     scheduler already sets for its share of a machine: a Ray actor gets its `num_cpus`, pytest-xdist
     workers get theirs from tests/conftest.py, and torch reads the same one. OpenMP allows a nested list
     ("4,2"); the outer level is the one that counts here.
@@ -179,6 +179,7 @@ def _define_provider() -> type:
                         model_path=str(model_file.path),
                         n_ctx=self.n_ctx,
                         n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads,  # else llama-cpp-python's default: every CPU
                         seed=0,
                         verbose=False,
                     )
