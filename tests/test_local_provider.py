@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -92,19 +93,15 @@ def test_every_entry_point_uses_one_thread_and_one_grammar_per_schema(stub_provi
     assert [sent["max_tokens"] for _, sent in llama.requests] == [160] * 3
 
 
-def test_the_model_loads_without_extra_buffer_types(monkeypatch):
-    """AMX builds of llama.cpp segfault on the bundled Q4_1 model (ggml-org/llama.cpp#20824): the
-    provider loads it with `use_extra_bufts` off, and leaves llama.cpp's defaults as they were."""
+def load_recorded(monkeypatch: pytest.MonkeyPatch, record: Callable[[dict[str, Any]], None], loads: int = 1) -> None:
+    """Ask a fresh provider for the bundled model `loads` times; llama.cpp's class only records its kwargs."""
     import llama_cpp
-    import llama_cpp.llama_cpp as bindings
 
     from clusterdiv.llm.local import LocalLlamaProvider
 
-    seen: list[bool] = []
-
     class RecordingLlama:
-        def __init__(self, **kwargs: Any) -> None:  # what Llama.__init__ starts from
-            seen.append(bindings.llama_model_default_params().use_extra_bufts)
+        def __init__(self, **kwargs: Any) -> None:
+            record(kwargs)
 
         def close(self) -> None:
             pass
@@ -112,11 +109,22 @@ def test_the_model_loads_without_extra_buffer_types(monkeypatch):
     monkeypatch.setattr(llama_cpp, "Llama", RecordingLlama)
     provider = LocalLlamaProvider()
     try:
-        provider._llama("smollm2")
-        provider._llama("smollm2")  # loaded once
+        for _ in range(loads):
+            provider._llama("smollm2")
     finally:
         provider.close()
-    assert seen == [False]
+
+
+def test_the_model_loads_without_extra_buffer_types(monkeypatch):
+    """AMX builds of llama.cpp segfault on the bundled Q4_1 model (ggml-org/llama.cpp#20824): the
+    provider loads it with `use_extra_bufts` off, and leaves llama.cpp's defaults as they were."""
+    import llama_cpp.llama_cpp as bindings
+
+
+    seen: list[bool] = []  # what Llama.__init__ starts from
+    load_recorded(monkeypatch, lambda kwargs: seen.append(bindings.llama_model_default_params().use_extra_bufts),
+                  loads=2)
+    assert seen == [False]  # loaded once
     assert bindings.llama_model_default_params().use_extra_bufts is True
 
 
@@ -125,7 +133,6 @@ def test_the_model_loads_without_extra_buffer_types(monkeypatch):
 def test_llama_cpp_takes_the_threads_omp_num_threads_grants(monkeypatch, omp, expected):
     """A Ray actor (OMP_NUM_THREADS = its num_cpus) or an xdist worker must not spin on every core:
     two processes that each took all of them ran 4x slower each (eval/bench_llm_threads.py)."""
-    import llama_cpp
 
     from clusterdiv.llm.local import LocalLlamaProvider
 
@@ -134,21 +141,8 @@ def test_llama_cpp_takes_the_threads_omp_num_threads_grants(monkeypatch, omp, ex
     else:
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4})
-    threads: list[int] = []
-
-    class RecordingLlama:
-        def __init__(self, **kwargs: Any) -> None:
-            threads.append((kwargs["n_threads"], kwargs["n_threads_batch"]))
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(llama_cpp, "Llama", RecordingLlama)
-    provider = LocalLlamaProvider()
-    try:
-        provider._llama("smollm2")
-    finally:
-        provider.close()
+    threads: list[tuple[int, int]] = []
+    load_recorded(monkeypatch, lambda kwargs: threads.append((kwargs["n_threads"], kwargs["n_threads_batch"])))
     want = 5 if expected == "affinity" else expected
     assert threads == [(want, want)]  # prompt evaluation too: llama-cpp-python would take every CPU for it
     assert LocalLlamaProvider(n_threads=7).n_threads == 7  # an explicit count wins
