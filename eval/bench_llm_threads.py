@@ -27,11 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from clusterdiv.llm.local import available_cpus
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def cpus() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def child(n: int, barrier: Path, out: Path) -> None:
@@ -52,8 +50,7 @@ def child(n: int, barrier: Path, out: Path) -> None:
         started = time.perf_counter()
         answers = extract_criteria(texts[1:], model=llm, cache=cache, prompt=prompt)
         seconds = time.perf_counter() - started
-    out.write_text(json.dumps({"seconds": seconds, "n": n, "threads": os.environ.get("OMP_NUM_THREADS"),
-                               "answers": [a.criteria for a in answers]}))
+    out.write_text(json.dumps({"seconds": seconds, "n": n, "answers": [a.criteria for a in answers]}))
 
 
 def run_at_once(processes: int, threads: int, n: int) -> list[dict]:
@@ -86,7 +83,7 @@ def main() -> None:
         child(args.n, args.barrier, args.child)
         return
 
-    total = cpus()
+    total = available_cpus()
     rows, answers = [], []
     settings = [(1, "every core", total)]
     for p in args.processes:

@@ -29,7 +29,9 @@ os.environ["CLUSTERDIV_PLUGINS"] = "fake_llm"
 # made two local-model runs at once 4x slower each (eval/bench_llm_threads.py).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+    from clusterdiv.llm.local import available_cpus
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cpus() // _WORKERS)))
 
 
 @pytest.fixture

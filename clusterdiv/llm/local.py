@@ -103,8 +103,13 @@ def default_threads() -> int:
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
+    return available_cpus()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: a container or taskset may grant fewer than `os.cpu_count()`."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))  # a container or taskset may grant fewer than cpu_count
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return max(1, os.cpu_count() or 1)
 
