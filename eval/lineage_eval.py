@@ -42,9 +42,11 @@ def light_paraphrase(text: str, rng: random.Random) -> str:
     return out if out != text else "hi, " + text
 
 
-def run_dataset(ds, *, n_round: int, n_real: int, seed: int, cache, embedder) -> dict:
+def run_dataset(ds, *, n_round: int, n_real: int, seed: int, cache, embedder,
+                real_percentile: float | None = None) -> dict:
     from clusterdiv.core.records import Example
     from clusterdiv.tasks.anchoring import check_lineage
+    from clusterdiv.tasks.anchoring.lineage import DEFAULT_REAL_PERCENTILE
 
     rng = random.Random(seed)
     rows = [r for rows in ds.pool.values() for r in rows] + list(ds.heldout)
@@ -63,7 +65,8 @@ def run_dataset(ds, *, n_round: int, n_real: int, seed: int, cache, embedder) ->
     batch = derived + [Example(id=f"f{i}", text=r.text) for i, r in enumerate(fresh)]
     report = check_lineage(batch, against=[[Example(id=f"s{i}", text=r.text) for i, r in enumerate(synthetic)]],
                            real=[Example(id=f"r{i}", text=r.text) for i, r in enumerate(real)],
-                           embedding_model=embedder, cache=cache)
+                           embedding_model=embedder, cache=cache,
+                           real_percentile=DEFAULT_REAL_PERCENTILE if real_percentile is None else real_percentile)
     section = report.lineage
     flagged = set(section["flagged_ids"])
     recall = sum(e.id in flagged for e in derived) / len(derived)

@@ -117,7 +117,9 @@ def objective(runs: list[dict]) -> tuple[int, float, float]:
 # ---------------------------------------------------------------- tuning (CLINC150 domains only)
 
 
-def tune(args) -> None:
+def grid_runs(args, datasets: str) -> tuple[int, list[tuple[dict, list[dict]]]]:
+    """Every setting of the grid on the cases of `datasets`: the number of cases, and (setting, runs)
+    in grid order, where runs hold each case's flagged and truly removed entries."""
     import numpy as np
 
     from clusterdiv.core.cache import ModelCache
@@ -127,7 +129,7 @@ def tune(args) -> None:
     embedder = Embedder()
     prepared = []
     with ModelCache(args.cache_dir) as cache:
-        for ds, seed, spec, batch, removed, _kept in cases(args, IN_SAMPLE):
+        for ds, seed, spec, batch, removed, _kept in cases(args, datasets):
             X = embed_texts([r.text for r in batch], model=embedder, cache=cache)
             S = embed_texts([s for e in spec for s in e["seeds"]], model=embedder, cache=cache)
             D = embed_texts([f"{e['name']}: {e['description']}" for e in spec], model=embedder, cache=cache)
@@ -135,8 +137,7 @@ def tune(args) -> None:
             has_seeds = np.ones(len(spec), dtype=bool)
             sim, nearest = entry_similarities(X, S, owner, D, has_seeds)
             prepared.append((ds.name, seed, spec, removed, X, sim, nearest, has_seeds))
-    t0 = time.perf_counter()
-    grid = []
+    out = []
     for threshold, seed_margin, (rank, margin, share) in itertools.product(GRID_THRESHOLD, GRID_SEED_MARGIN, GRID_NEIGHBOUR):
         counts = []
         for name, seed, spec, removed, X, sim, nearest, has_seeds in prepared:
@@ -153,12 +154,21 @@ def tune(args) -> None:
                              "true_positives": len(set(flagged) & set(removed))})
             setting = {"threshold": threshold, "seed_margin": seed_margin, "neighbour_rank": rank,
                        "neighbour_margin": margin, "rank_share": share, "evidence_floor": floor}
-            agg = tally(runs)
-            grid.append({"setting": setting, "objective": list(objective(runs)),
-                         "precision": agg["precision"], "recall": agg["recall"]})
+            out.append((setting, runs))
+    return len(prepared), out
+
+
+def tune(args) -> None:
+    t0 = time.perf_counter()
+    n_cases, settings = grid_runs(args, IN_SAMPLE)
+    grid = []
+    for setting, runs in settings:
+        agg = tally(runs)
+        grid.append({"setting": setting, "objective": list(objective(runs)),
+                     "precision": agg["precision"], "recall": agg["recall"]})
     best = max(range(len(grid)), key=lambda i: tuple(grid[i]["objective"]))  # max: first in grid order on ties
     ranked = sorted(grid, key=lambda g: tuple(g["objective"]), reverse=True)  # stable: grid order on ties
-    doc = {"tuned_on": IN_SAMPLE, "seeds": args.seeds, "cases": len(prepared), "grid_size": len(grid),
+    doc = {"tuned_on": IN_SAMPLE, "seeds": args.seeds, "cases": n_cases, "grid_size": len(grid),
            "objective": f"(datasets with precision and recall >= {TARGET}, worst per-dataset min(P, R), "
                         "aggregate F1), first in grid order on a tie",
            "grid": {"threshold": GRID_THRESHOLD, "seed_margin": GRID_SEED_MARGIN,
@@ -308,7 +318,8 @@ def render(doc: dict, name: str) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The protocol's settings (entries, removals, batch size, seeds...), shared with eval/ceiling.py."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--datasets", default="clinc150:*,hwu64:*,hint3:*")
@@ -325,7 +336,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="tail_within")
     parser.add_argument("--tune", action="store_true", help="search the grid on the CLINC150 domains only")
     parser.add_argument("--from-json", action="store_true", help="re-render the tables from the saved JSON")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments(argv)
     if args.tune:
         tune(args)
         return
