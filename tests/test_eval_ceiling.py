@@ -115,3 +115,40 @@ def test_rescoring_a_generated_run_reproduces_its_saved_headline(cache):
     assert only["n"] == len(texts) and only["saved_headline"] == saved
     assert only["scores"][GRID.index(0.65)] == pytest.approx(saved, abs=1e-6)
     assert only["scores"][0] >= only["scores"][-1]  # finer cuts never find fewer modes
+
+
+def test_lineage_ceiling_reads_the_best_percentile_within_the_false_flag_bar():
+    from eval.ceiling import lineage_rows, lineage_section
+
+    def per(**figures):  # percentile -> (recall, false flags)
+        return {p.replace("_", "."): {"recall": r, "false": f} for p, (r, f) in figures.items()}
+
+    sweep = {"datasets": {
+        "toy:easy": {"group": "seen", "by_percentile": per(**{"90": (0.99, 0.10), "97": (0.95, 0.03), "99": (0.9, 0.0)})},
+        "toy:hard": {"group": "fresh", "by_percentile": per(**{"90": (0.85, 0.12), "97": (0.70, 0.04), "99": (0.5, 0.0)})},
+    }}
+    rows = {r["dataset"]: r for r in lineage_rows(sweep)}
+    assert rows["toy:easy"]["best"] == ("97", {"recall": 0.95, "false": 0.03})  # 90 flags too much real data
+    assert rows["toy:easy"]["meets"] == {"90": False, "97": True, "99": True}
+    assert not any(rows["toy:hard"]["meets"].values())
+    page = "\n".join(lineage_section(list(rows.values())))
+    assert "The shipped percentile meets the bar on 1 of 2 datasets" in page
+    assert "No percentile meets it on 1: toy:hard (best within 5%: recall 0.70)" in page
+
+
+def test_tail_ceiling_section_names_the_datasets_no_rule_of_the_grid_reaches():
+    from eval.ceiling import tail_section
+
+    rule = {"threshold": 0.5, "evidence_floor": 2}
+    sweep = {"grid_size": 2, "seeds": "0,1", "one_for_all": {"setting": rule, "datasets": ["toy:easy"]},
+             "datasets": {
+                 "toy:easy": {"shipped": {"precision": 0.9, "recall": 1.0},
+                              "best": {"precision": 0.9, "recall": 1.0, "setting": rule}},
+                 "toy:hard": {"shipped": {"precision": 0.5, "recall": 1.0},
+                              "best": {"precision": 0.7, "recall": 0.9, "setting": {**rule, "threshold": 0.6}}}}}
+    page = "\n".join(tail_section(sweep))
+    assert "| toy:hard | 0.50 / 1.00 | 0.70 / 0.90 | threshold 0.6, evidence_floor 2 |" in page
+    assert "The shipped rule meets the target on 1 of 2 datasets" in page
+    assert "on 1 (threshold 0.5, evidence_floor 2)" in page
+    assert "No setting of the grid meets it on 1: toy:hard." in page
+    assert tail_section(None) == []
