@@ -199,6 +199,10 @@ def lodo_downstream(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 # ---------------------------------------------------------------- issue 12: recursion with a real generator
 
+def replace_rounds(run: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted((b for b in run["batches"] if b["regime"] == "recursive_replace"), key=lambda b: b["round"])
+
+
 def rescore_generated(runs: dict[str, dict[str, Any]], *, cache: Any = None) -> dict[str, Any]:
     """The mode count at every threshold of every replace round of the real-generator runs, from the
     batches' saved texts (duplicates kept, as `clusterdiv score` counts them): the knob's whole range,
@@ -208,9 +212,8 @@ def rescore_generated(runs: dict[str, dict[str, Any]], *, cache: Any = None) -> 
 
     out: dict[str, Any] = {"grid": list(GRID), "runs": {}}
     for name, run in runs.items():
-        rounds = sorted((b for b in run["batches"] if b["regime"] == "recursive_replace"), key=lambda b: b["round"])
         out["runs"][name] = []
-        for b in rounds:
+        for b in replace_rounds(run):
             texts = [t for t, _ in b["examples"]]
             unique = sorted(set(texts))
             vectors = ViewVectors(text=dict(zip(unique, embed(unique, cache=cache), strict=True)), criteria={},
@@ -244,7 +247,7 @@ def sweep_lineage(data: Path, *, cache: Any, seeds: Sequence[int] = (0, 1, 2)) -
     flags, mean over seeds. Embeddings only."""
     from clusterdiv.modes.embed import Embedder
     from eval.corpora import load_datasets
-    from eval.lineage_eval import run_dataset
+    from eval.lineage_eval import REAL, ROUND, run_dataset
 
     embedder = Embedder()
     out: dict[str, Any] = {"percentiles": list(PERCENTILES), "seeds": list(seeds), "datasets": {}}
@@ -252,12 +255,17 @@ def sweep_lineage(data: Path, *, cache: Any, seeds: Sequence[int] = (0, 1, 2)) -
         for ds in load_datasets(data, spec):
             per: dict[str, dict[str, float]] = {}
             for p in PERCENTILES:
-                runs = [run_dataset(ds, n_round=60, n_real=500, seed=s, cache=cache, embedder=embedder,
+                runs = [run_dataset(ds, n_round=ROUND, n_real=REAL, seed=s, cache=cache, embedder=embedder,
                                     real_percentile=p) for s in seeds]
                 per[f"{p:g}"] = {"recall": round(statistics.fmean(r["recall"] for r in runs), 4),
                                  "false": round(statistics.fmean(r["false_flag_rate"] for r in runs), 4)}
             out["datasets"][ds.name] = {"group": group, "by_percentile": per}
     return out
+
+
+def worst_of(t: dict[str, Any]) -> float:
+    """min(precision, recall): what must reach the tail audit's target (an undefined figure counts 0)."""
+    return min(t["precision"] or 0.0, t["recall"] or 0.0)
 
 
 def sweep_tail(data: Path, *, cache_dir: Path) -> dict[str, Any]:
@@ -270,29 +278,29 @@ def sweep_tail(data: Path, *, cache_dir: Path) -> dict[str, Any]:
     args = arguments(["--data", str(data), "--cache-dir", str(cache_dir)])
     _, settings = grid_runs(args, args.datasets)
     shipped = library_setting()
-
-    def worst(t: dict[str, Any]) -> float:
-        return min(t["precision"] or 0.0, t["recall"] or 0.0)
-
     datasets: dict[str, Any] = {}
     meeting: list[list[str]] = []
     for setting, runs in settings:
         per = per_dataset(runs)
-        meeting.append(sorted(n for n, t in per.items() if worst(t) >= TAIL_TARGET))
+        meeting.append(sorted(n for n, t in per.items() if worst_of(t) >= TAIL_TARGET))
         for name, t in per.items():
             d = datasets.setdefault(name, {"shipped": None, "best": None})
             figures = {"precision": t["precision"], "recall": t["recall"]}
             if setting == shipped:
                 d["shipped"] = figures
-            if d["best"] is None or worst(t) > worst(d["best"]):  # first in grid order on a tie
+            if d["best"] is None or worst_of(t) > worst_of(d["best"]):  # first in grid order on a tie
                 d["best"] = {**figures, "setting": setting}
     top = max(range(len(settings)), key=lambda i: (len(meeting[i]), -i))
     return {"grid_size": len(settings), "seeds": args.seeds, "datasets": datasets,
             "one_for_all": {"setting": settings[top][0], "datasets": meeting[top]}}
 
 
+def few_false_flags(x: dict[str, float]) -> bool:
+    return x["false"] <= LINEAGE_FALSE + 1e-9
+
+
 def meets_lineage(x: dict[str, float]) -> bool:
-    return x["recall"] >= LINEAGE_RECALL - 1e-9 and x["false"] <= LINEAGE_FALSE + 1e-9
+    return reaches(x["recall"], LINEAGE_RECALL) and few_false_flags(x)
 
 
 def lineage_rows(sweep: dict[str, Any]) -> list[dict[str, Any]]:
@@ -303,9 +311,10 @@ def lineage_rows(sweep: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for name, d in sweep["datasets"].items():
         per = d["by_percentile"]
-        within = {p: x for p, x in per.items() if x["false"] <= LINEAGE_FALSE + 1e-9}
+        within = {p: x for p, x in per.items() if few_false_flags(x)}
         best = max(within, key=lambda p: (within[p]["recall"], -within[p]["false"])) if within else None
-        out.append({"dataset": name, "group": d["group"], "shipped": per[f"{DEFAULT_REAL_PERCENTILE:g}"],
+        out.append({"dataset": name, "group": d["group"], "seeds": len(sweep["seeds"]),
+                    "shipped": per[f"{DEFAULT_REAL_PERCENTILE:g}"],
                     "best": (best, within[best]) if best else None,
                     "meets": {p: meets_lineage(x) for p, x in per.items()}})
     return out
@@ -316,7 +325,7 @@ def recursion_rows(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     batch (label agreement, share off the real data's manifold, intents present)."""
     out = []
     for name, run in runs.items():
-        rounds = sorted((b for b in run["batches"] if b["regime"] == "recursive_replace"), key=lambda b: b["round"])
+        rounds = replace_rounds(run)
         if not rounds:
             continue
         out.append({"run": name, "temperature": run["settings"].get("recursion_temperature"),
@@ -392,10 +401,8 @@ def tail_section(sweep: dict[str, Any] | None) -> list[str]:
     ]
     for name, d in rows.items():
         lines.append(_row(name, pr(d["shipped"]), pr(d["best"]), setting(d["best"]["setting"])))
-    under = [n for n, d in rows.items()
-             if min(d["best"]["precision"] or 0.0, d["best"]["recall"] or 0.0) < TAIL_TARGET]
-    shipped_ok = [n for n, d in rows.items() if d["shipped"]
-                  and min(d["shipped"]["precision"] or 0.0, d["shipped"]["recall"] or 0.0) >= TAIL_TARGET]
+    under = [n for n, d in rows.items() if worst_of(d["best"]) < TAIL_TARGET]
+    shipped_ok = [n for n, d in rows.items() if d["shipped"] and worst_of(d["shipped"]) >= TAIL_TARGET]
     one = sweep["one_for_all"]
     lines += [
         "",
@@ -411,14 +418,16 @@ def lineage_section(rows: Sequence[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     from clusterdiv.tasks.anchoring.lineage import DEFAULT_REAL_PERCENTILE
+    from eval.lineage_eval import REAL, ROUND
 
     shipped = f"{DEFAULT_REAL_PERCENTILE:g}"
     lines = [
         "",
         f"## Issue 11: lineage recall >= {LINEAGE_RECALL} at <= {LINEAGE_FALSE:.0%} false flags, within one domain",
         "",
-        "eval/lineage_eval.py's check (60 light paraphrases of an earlier round beside 60 fresh real utterances, "
-        "500 other real utterances as real data; mean over 3 seeds) at each percentile of the calibration, "
+        f"eval/lineage_eval.py's check ({ROUND} light paraphrases of an earlier round beside {ROUND} fresh real "
+        f"utterances, {REAL} other real utterances as real data; mean over {rows[0]['seeds']} seeds) at each "
+        "percentile of the calibration, "
         f"lineage's one knob ({', '.join(f'{p:g}' for p in PERCENTILES)}; {shipped} ships). *Ceiling*: the most "
         f"recall any percentile reaches with false flags within {LINEAGE_FALSE:.0%}, chosen on the dataset itself.",
         "",

@@ -27,6 +27,7 @@ from eval.corpora import load_datasets
 
 RESULTS = Path(__file__).parent / "results"
 GREETINGS = ("hi, ", "hello, ", "hey there, ", "good morning, ")
+ROUND, REAL = 60, 500  # the protocol: an earlier round of 60 utterances, up to 500 others as real data
 
 
 def light_paraphrase(text: str, rng: random.Random) -> str:
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--datasets", default="within")
-    parser.add_argument("--round", type=int, default=60)
-    parser.add_argument("--real", type=int, default=500)
+    parser.add_argument("--round", type=int, default=ROUND)
+    parser.add_argument("--real", type=int, default=REAL)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
     parser.add_argument("--name", default="lineage_within")

@@ -123,7 +123,7 @@ def test_lineage_ceiling_reads_the_best_percentile_within_the_false_flag_bar():
     def per(**figures):  # percentile -> (recall, false flags)
         return {p.replace("_", "."): {"recall": r, "false": f} for p, (r, f) in figures.items()}
 
-    sweep = {"datasets": {
+    sweep = {"seeds": [0], "datasets": {
         "toy:easy": {"group": "seen", "by_percentile": per(**{"90": (0.99, 0.10), "97": (0.95, 0.03), "99": (0.9, 0.0)})},
         "toy:hard": {"group": "fresh", "by_percentile": per(**{"90": (0.85, 0.12), "97": (0.70, 0.04), "99": (0.5, 0.0)})},
     }}
