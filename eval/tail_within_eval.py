@@ -117,14 +117,13 @@ def objective(runs: list[dict]) -> tuple[int, float, float]:
 # ---------------------------------------------------------------- tuning (CLINC150 domains only)
 
 
-def grid_runs(args, datasets: str) -> tuple[int, list[tuple[dict, list[dict]]]]:
-    """Every setting of the grid on the cases of `datasets`: the number of cases, and (setting, runs)
-    in grid order, where runs hold each case's flagged and truly removed entries."""
+def prepare_cases(args, datasets: str) -> list[tuple]:
+    """The cases of `datasets` with their embeddings and entry similarities: what every rule reads."""
     import numpy as np
 
     from clusterdiv.core.cache import ModelCache
     from clusterdiv.modes.embed import Embedder, embed_texts
-    from clusterdiv.tasks.anchoring.tail_rules import embedding_members, entry_similarities
+    from clusterdiv.tasks.anchoring.tail_rules import entry_similarities
 
     embedder = Embedder()
     prepared = []
@@ -137,6 +136,14 @@ def grid_runs(args, datasets: str) -> tuple[int, list[tuple[dict, list[dict]]]]:
             has_seeds = np.ones(len(spec), dtype=bool)
             sim, nearest = entry_similarities(X, S, owner, D, has_seeds)
             prepared.append((ds.name, seed, spec, removed, X, sim, nearest, has_seeds))
+    return prepared
+
+
+def grid_runs(prepared: list[tuple]) -> list[tuple[dict, list[dict]]]:
+    """Every setting of the grid on prepared cases: (setting, runs) in grid order, where runs hold
+    each case's flagged and truly removed entries."""
+    from clusterdiv.tasks.anchoring.tail_rules import embedding_members
+
     out = []
     for threshold, seed_margin, (rank, margin, share) in itertools.product(GRID_THRESHOLD, GRID_SEED_MARGIN, GRID_NEIGHBOUR):
         counts = []
@@ -155,20 +162,20 @@ def grid_runs(args, datasets: str) -> tuple[int, list[tuple[dict, list[dict]]]]:
             setting = {"threshold": threshold, "seed_margin": seed_margin, "neighbour_rank": rank,
                        "neighbour_margin": margin, "rank_share": share, "evidence_floor": floor}
             out.append((setting, runs))
-    return len(prepared), out
+    return out
 
 
 def tune(args) -> None:
+    prepared = prepare_cases(args, IN_SAMPLE)
     t0 = time.perf_counter()
-    n_cases, settings = grid_runs(args, IN_SAMPLE)
     grid = []
-    for setting, runs in settings:
+    for setting, runs in grid_runs(prepared):
         agg = tally(runs)
         grid.append({"setting": setting, "objective": list(objective(runs)),
                      "precision": agg["precision"], "recall": agg["recall"]})
     best = max(range(len(grid)), key=lambda i: tuple(grid[i]["objective"]))  # max: first in grid order on ties
     ranked = sorted(grid, key=lambda g: tuple(g["objective"]), reverse=True)  # stable: grid order on ties
-    doc = {"tuned_on": IN_SAMPLE, "seeds": args.seeds, "cases": n_cases, "grid_size": len(grid),
+    doc = {"tuned_on": IN_SAMPLE, "seeds": args.seeds, "cases": len(prepared), "grid_size": len(grid),
            "objective": f"(datasets with precision and recall >= {TARGET}, worst per-dataset min(P, R), "
                         "aggregate F1), first in grid order on a tie",
            "grid": {"threshold": GRID_THRESHOLD, "seed_margin": GRID_SEED_MARGIN,
