@@ -273,10 +273,10 @@ def sweep_tail(data: Path, *, cache_dir: Path) -> dict[str, Any]:
     domains) on every within-domain dataset: per dataset, the shipped rule's precision and recall and
     the setting with the best min(P, R) on that dataset alone; and the one setting meeting the target
     on the most datasets at once. Embeddings only."""
-    from eval.tail_within_eval import arguments, grid_runs, library_setting, per_dataset
+    from eval.tail_within_eval import arguments, grid_runs, library_setting, per_dataset, prepare_cases
 
     args = arguments(["--data", str(data), "--cache-dir", str(cache_dir)])
-    _, settings = grid_runs(args, args.datasets)
+    settings = grid_runs(prepare_cases(args, args.datasets))
     shipped = library_setting()
     datasets: dict[str, Any] = {}
     meeting: list[list[str]] = []
@@ -650,19 +650,20 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="for --lineage and --tail")
     parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
     args = parser.parse_args(argv)
+
+    def save(name: str, doc: dict[str, Any]) -> None:
+        (args.results / name).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
     if args.tail:
-        (args.results / TAIL).write_text(json.dumps(sweep_tail(args.data, cache_dir=args.cache_dir), indent=1,
-                                                    sort_keys=True) + "\n")
+        save(TAIL, sweep_tail(args.data, cache_dir=args.cache_dir))
     if args.lineage:
         from clusterdiv.core.cache import ModelCache
 
         with ModelCache(args.cache_dir) as cache:
-            sweep = sweep_lineage(args.data, cache=cache)
-        (args.results / LINEAGE).write_text(json.dumps(sweep, indent=1, sort_keys=True) + "\n")
+            save(LINEAGE, sweep_lineage(args.data, cache=cache))
     if args.rescore:
         runs = {n: json.loads(p.read_text()) for n in GENERATOR_RUNS if (p := args.results / f"{n}.json").exists()}
-        generated = rescore_generated(runs, cache=args.cache_dir)
-        (args.results / GENERATED).write_text(json.dumps(generated, indent=1, sort_keys=True) + "\n")
+        save(GENERATED, rescore_generated(runs, cache=args.cache_dir))
     page = render(load(args.results))
     args.markdown.write_text(page)
     return page
