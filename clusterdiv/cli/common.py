@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -237,6 +238,80 @@ def progress_bars(enabled: bool) -> Iterator[Any]:
             yield bars
     else:
         yield None
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a regular file, through symlinks; None for anything else.
+
+    Only regular files hold data a write could destroy: `/dev/stdout` as both input and output is
+    one terminal, not one file.
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why `path` cannot be written (created or replaced), or None."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "it is read-only"
+    folder = Path(os.path.abspath(path.resolve() if path.is_symlink() else path)).parent
+    if not folder.exists():
+        return f"its folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    return None if os.access(folder, os.W_OK | os.X_OK) else f"its folder {folder} is read-only"
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | str | None] = ()) -> None:
+    """Refuse, before any work, an output path that would destroy an input or cannot be written.
+
+    `outputs` maps each output flag to its path (None: not given); `inputs` is every file the run
+    reads (the batch, the reference, spec and prompt files, the history database). An output is the
+    same file as an input when both exist and share (st_dev, st_ino), which catches symlinks and
+    hard links, else when both resolve to one path; an existing file inside an input folder (a saved
+    dataset) counts too. Standard input (`-`) is no file. Left to the write itself, each case cost the
+    whole run and then overwrote the input or died with a raw exception.
+    """
+    from clusterdiv.core.errors import InputError
+
+    files = [Path(i) for i in inputs if i is not None and str(i) != "-"]
+    seen: dict[Path | tuple[int, int], str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        reason = _unwritable(path)
+        if reason is not None:
+            raise InputError(f"cannot write to {path}: {reason} ({flag})")
+        identity = _file_identity(path)
+        key = identity or path.resolve()
+        if key in seen:
+            raise InputError(f"{seen[key]} and {flag} both name {path}; give each output its own file")
+        seen[key] = flag
+        for source in files:
+            same = (identity == _file_identity(source) if identity is not None
+                    else not source.exists() and path.resolve() == source.resolve())
+            inside = identity is not None and source.is_dir() and path.resolve().is_relative_to(source.resolve())
+            if same or inside:
+                raise InputError(f"cannot write to {path}: it would overwrite the input {source} ({flag})")
+
+
+def history_file(db: str | None) -> Path | None:
+    """The SQLite file a `--history-db` value (or its default) names; None for a server URL."""
+    import sqlalchemy as sa
+
+    from clusterdiv.history.store import resolve_history_url
+
+    try:
+        url = sa.make_url(resolve_history_url(db))
+    except sa.exc.ArgumentError:
+        return None  # not a URL: the store says so in its own words when it opens it
+    name = url.database if url.get_backend_name() == "sqlite" else None
+    return Path(name) if name and name != ":memory:" else None
 
 
 def write_text(text: str, output: Path | None, *, note: str = "written to") -> None:

@@ -30,8 +30,10 @@ from clusterdiv.cli.common import (
     SkipInvalid,
     Tags,
     TextField,
+    check_outputs,
     emit_report,
     handle_errors,
+    history_file,
     stderr,
 )
 from clusterdiv.cli.options import ScoreOptions, shared_options
@@ -79,6 +81,9 @@ def score(
     with handle_errors(opts.debug):
         from clusterdiv.reports.report import render_markdown, render_table
         from clusterdiv.tasks.score import score as run_score
+
+        check_outputs({"--output": output, "--assignments": assignments},
+                      [file, opts.reference, opts.prompt_file, history_file(history_db)])
 
         config = opts.config()
         from clusterdiv.engine import EngineSettings  # issue 16

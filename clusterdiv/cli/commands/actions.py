@@ -25,6 +25,7 @@ from clusterdiv.cli.common import (
     Seed,
     Threshold,
     build_config,
+    check_outputs,
     handle_errors,
 )
 from clusterdiv.cli.options import InputOptions, shared_options, vary
@@ -87,13 +88,15 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.tasks.actions.write import default_output, write_examples
             from clusterdiv.tasks.actions.write import output_format as out_format
 
+            target = out or default_output(batch, "selected")
+            check_outputs({"--out": target}, [batch, reference])
+            out_format(target, None)  # a name it cannot write (.parquet.gz) fails before the run
             with opts.cache() as cache:
                 result = select_subset(
                     batch, budget=budget, reference=reference, real_share=real_share, max_share=max_share,
                     source_field=opts.source_field, real_values=opts.real(), config=opts.config(), cache=cache,
                     load_options=opts.load_options(),
                     reference_load_options={"text_field": opts.text_field, "skip_invalid": opts.skip_invalid})
-            target = out or default_output(batch, "selected")
             write_examples(result.examples, target, fmt=out_format(target, result.input_format),
                            text_field=result.text_field, id_field=opts.id_field)
             stderr.print(f"{result.n_selected} examples written to {target}", highlight=False)
@@ -135,6 +138,7 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.cli.common import stderr
             from clusterdiv.tasks.actions.seeds import tail_seeds, write_seeds
 
+            check_outputs({"--out": out}, [batch, reference, *(against or [])])
             with opts.cache() as cache:  # the reference's ids matter too: they are what seeds are
                 result = tail_seeds(
                     batch, reference=reference, per_mode=per_mode, against=list(against or []),

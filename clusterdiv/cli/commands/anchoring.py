@@ -22,6 +22,7 @@ from clusterdiv.cli.common import (
     Output,
     OutputFormat,
     Seed,
+    check_outputs,
     emit_report,
     handle_errors,
 )
@@ -63,6 +64,10 @@ class AnchoringOptions(InputOptions):
         return self.load_options(id_field=None, **extra)
 
 
+    def check_output(self, *inputs: Path | None) -> None:
+        """`--output` is writable and none of the files the command reads (before any work)."""
+        check_outputs({"--output": self.output}, inputs)
+
     def emit(self, report: Any) -> None:
         from clusterdiv.tasks.anchoring.render import render_markdown, render_table
 
@@ -99,6 +104,7 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.core.errors import InputError
             from clusterdiv.tasks.anchoring.tail import audit_tail
 
+            opts.check_output(batch, tail, reference)
             if tail is not None and reference is not None:
                 raise InputError("give --tail or --reference (to derive the tail), not both")
             if tail is None and reference is None:
@@ -138,6 +144,7 @@ def register(app: typer.Typer) -> None:
         with handle_errors(opts.debug):
             from clusterdiv.tasks.anchoring.mix import mix_budget
 
+            opts.check_output(dataset)
             with opts.cache() as cache:
                 report = mix_budget(
                     dataset, source_field=source_field,
@@ -175,6 +182,7 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.core.errors import InputError
             from clusterdiv.tasks.anchoring.lineage import DEFAULT_REAL_PERCENTILE, check_lineage
 
+            opts.check_output(batch, *(against or []), *(more or []), real)
             if not against:
                 raise InputError("give the earlier synthetic batches with --against")
             with opts.cache() as cache:
@@ -207,6 +215,7 @@ def register(app: typer.Typer) -> None:
         with handle_errors(opts.debug):
             from clusterdiv.tasks.anchoring.drift import drift
 
+            opts.check_output(batch, reference)
             with opts.cache() as cache:
                 report = drift(
                     batch, reference, expires_after=expires_after, as_of=as_of,

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clusterdiv.cli.common import BatchId, Format, HistoryDb, OutputFormat, Owner, Tags, handle_errors
+from clusterdiv.cli.common import (
+    BatchId,
+    Format,
+    HistoryDb,
+    OutputFormat,
+    Owner,
+    Tags,
+    check_outputs,
+    handle_errors,
+    history_file,
+)
 from clusterdiv.cli.options import ScoreOptions, shared_options, vary
 
 if TYPE_CHECKING:
@@ -47,6 +57,7 @@ def check(
         from clusterdiv.history.store import HistoryStore, flatten_metrics
         from clusterdiv.tasks.score import score as run_score
 
+        check_outputs({"--summary": summary}, [file, opts.reference, opts.prompt_file, history_file(history_db)])
         name = dataset or default_dataset_name(file)
         with HistoryStore(history_db) as store:
             tracking = store.tracking(name)  # checked first: a misconfigured gate costs no scoring

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli.common import Format, OutputFormat, Reference, handle_errors
+from clusterdiv.cli.common import Format, OutputFormat, Reference, check_outputs, handle_errors
 from clusterdiv.cli.options import ScoreOptions, shared_options, vary
 
 
@@ -54,6 +54,7 @@ def compare_command(
 
         if len(files) < 2:
             raise InputError("compare needs at least two files")
+        check_outputs({"--output": output, "--chart": chart}, [*files, reference, opts.prompt_file])
         labels = batch_names(files, names)
         config = opts.config()  # --sample is compare's own: the common size, drawn by compare()
         with opts.session() as (cache, bars):

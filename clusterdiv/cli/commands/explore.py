@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli.common import Reference, handle_errors
+from clusterdiv.cli.common import Reference, check_outputs, handle_errors
 from clusterdiv.cli.options import ScoreOptions, shared_options, vary
 
 ExploreSample = Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")]
@@ -46,6 +46,7 @@ def explore_command(
 
         if html is None and json_out is None:
             raise InputError("nothing to write: pass --html OUT.html and/or --json OUT.json")
+        check_outputs({"--html": html, "--json": json_out}, [file, reference, opts.prompt_file])
         config = opts.config()
         with opts.session() as (cache, bars):
             exploration = explore(

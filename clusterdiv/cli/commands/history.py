@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clusterdiv.cli.common import Debug, Format, HistoryDb, OutputFormat, handle_errors
+from clusterdiv.cli.common import (
+    Debug,
+    Format,
+    HistoryDb,
+    OutputFormat,
+    check_outputs,
+    handle_errors,
+    history_file,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,6 +53,7 @@ def history(
 
         if drop_share is not None and not 0 < drop_share < 1:
             raise InputError("--drop-share must be between 0 and 1")
+        check_outputs({"--chart": chart}, [history_file(history_db)])
         with HistoryStore(history_db) as store:
             if dataset is None:
                 _list_datasets(store, Console())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clusterdiv.cli.common import Debug, handle_errors
+from clusterdiv.cli.common import Debug, check_outputs, handle_errors, history_file
 
 
 def report_command(
@@ -26,6 +26,7 @@ def report_command(
         from clusterdiv.core.errors import InputError
         from clusterdiv.service.jobs import JobStore
 
+        check_outputs({"--html": html}, [history_file(db)])
         with JobStore(db) as store:
             job = store.get(job_id)
             if job is None:

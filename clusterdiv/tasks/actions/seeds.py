@@ -29,6 +29,7 @@ from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
 from clusterdiv.core.records import Example
 from clusterdiv.tasks.actions._space import REF_PREFIX, build_space, spread_order, top_criteria
+from clusterdiv.tasks.actions.write import open_output
 
 DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
 SYNTHETIC_SEED_VALUES = ("synthetic", "generated", "model", "llm")
@@ -157,5 +158,6 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
 def write_seeds(result: SeedsResult, path: str | Path | None) -> str:
     text = result.jsonl()
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        with open_output(Path(path)) as out:
+            out.write(text)
     return text
