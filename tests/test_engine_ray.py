@@ -175,16 +175,23 @@ def test_cli_engine_options(call_log: Path, tmp_path: Path) -> None:
     assert stray.exit_code == 2 and "ray engine" in stray.output
 
 
-def test_a_service_job_asks_for_the_ray_engine_and_the_server_names_the_cluster() -> None:
+def test_a_service_job_runs_on_the_servers_engine_and_the_server_names_the_cluster() -> None:
     from pydantic import ValidationError
 
+    from clusterdiv.core.errors import InputError
     from clusterdiv.service.execute import score_config
     from clusterdiv.service.schemas import JobOptions
     from clusterdiv.service.settings import ServiceSettings
 
     settings = ServiceSettings(ray_address="10.0.0.5:6379")
-    assert score_config(JobOptions(engine="ray"), settings).engine == EngineSettings(name="ray", address="10.0.0.5:6379")
-    assert score_config(JobOptions(), settings).engine == EngineSettings()  # the worker itself, as before
+    cluster = EngineSettings(name="ray", address="10.0.0.5:6379")
+    assert score_config(JobOptions(engine="ray"), settings).engine == cluster
+    assert score_config(JobOptions(), settings).engine == cluster  # issue 30: the server's engine, always
+    with pytest.raises(InputError, match="not this server's engine"):
+        score_config(JobOptions(engine="local"), settings)
+    assert score_config(JobOptions(), ServiceSettings()).engine == EngineSettings()  # no cluster: the worker
+    with pytest.raises(InputError, match="started without a Ray cluster"):  # it would start Ray in the server
+        score_config(JobOptions(engine="ray"), ServiceSettings())
     with pytest.raises(ValidationError):
         JobOptions.model_validate({"engine": "spark"})
     with pytest.raises(ValidationError):  # a client never names the cluster

@@ -156,9 +156,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                                 detail=f"the job has {n} examples; this server accepts at most "
                                        f"{settings.max_examples_per_job} per job (split it into several jobs)")
-        from clusterdiv.service.execute import resolve_model
+        from clusterdiv.service.execute import resolve_engine, resolve_model
 
         resolve_model(job.options, settings)  # refuse a disallowed model now, not after queueing
+        resolve_engine(job.options, settings)  # and an engine the server was not started with
         from clusterdiv.service.execute import to_examples
 
         # duplicate ids, blank texts: 422 before queueing, for every list of texts the job has

@@ -52,13 +52,22 @@ def resolve_model(options: JobOptions, settings: ServiceSettings) -> str:
     return model
 
 
+def resolve_engine(options: JobOptions, settings: ServiceSettings) -> dict[str, Any]:
+    """The server's engine; a job naming another is refused (it would start Ray inside the server)."""
+    if options.engine not in (None, settings.engine):
+        where = "on its Ray cluster" if settings.engine == "ray" else "in-process: it was started without a Ray cluster"
+        raise InputError(f"options.engine {options.engine!r} is not this server's engine: it runs jobs {where} "
+                         f"(engine {settings.engine!r}); leave engine out")
+    return settings.engine_settings()
+
+
 def score_config(options: JobOptions, settings: ServiceSettings) -> Any:
     from clusterdiv.modes.config import ScoreConfig
 
     return ScoreConfig(
         llm=LLMSettings(model=resolve_model(options, settings), concurrency=settings.llm_concurrency),
         seed=options.seed, sample=options.sample, metrics=options.metrics, bootstrap=options.bootstrap,
-        engine={"name": options.engine, "address": settings.ray_address if options.engine == "ray" else None},
+        engine=resolve_engine(options, settings),
         **({"representation": {"kind": kind}}
            if (kind := options.representation or settings.default_representation) else {}),
     )

@@ -46,8 +46,9 @@ class JobOptions(BaseModel):
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: int = Field(default=200, ge=0, le=2000)
     name_clusters: bool = Field(default=True, description="LLM-written cluster names for the explorer")
-    engine: Literal["local", "ray"] = Field(
-        default="local", description="where extraction and embedding run: the worker, or the server's Ray cluster")
+    engine: Literal["local", "ray"] | None = Field(
+        default=None, description="where extraction and embedding run; always the server's engine (ray when it "
+                                  "was started with a Ray cluster, else local): any other is refused (422)")
 
     @field_validator("metrics")
     @classmethod

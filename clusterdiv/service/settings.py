@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from clusterdiv.engine import EngineName
 from clusterdiv.llm import DEFAULT_LLM
 
 TOKEN_ENV_VAR = "CLUSTERDIV_API_TOKEN"
@@ -28,7 +30,10 @@ class ServiceSettings(BaseModel):
     # Models a request may ask for. A request can never name an arbitrary model or endpoint:
     # that would let any client spend the server's API keys or reach internal hosts.
     allowed_models: list[str] = Field(default_factory=list)
-    ray_address: str | None = None  # the Ray cluster of jobs with engine "ray"; None = one started in this process
+    # The Ray cluster every job runs its model stages on; None = in the worker. The server never starts
+    # Ray itself: Ray's processes started from a job's thread are killed when that thread ends (they
+    # are bound to their parent), and a minute later Ray's client ends the whole server.
+    ray_address: str | None = None
     max_job_attempts: int = Field(default=3, ge=1)  # a job interrupted this often is marked failed
     stale_after_s: float = Field(default=60.0, gt=0)  # heartbeat age after which another host's job is stale
     poll_interval_s: float = Field(default=1.0, gt=0)
@@ -38,6 +43,14 @@ class ServiceSettings(BaseModel):
     body_idle_timeout_s: float = Field(default=30.0, gt=0)  # 408 when a body stalls this long
     body_total_timeout_s: float = Field(default=300.0, gt=0)  # 408 when a body takes longer in all
 
+    @field_validator("token")
+    @classmethod
+    def _no_blank_token(cls, value: str | None) -> str | None:
+        """A blank token is no token (a client could never present it: HTTP strips header whitespace)."""
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
     @classmethod
     def from_env(cls, **overrides: object) -> ServiceSettings:
         values: dict[str, object] = {"token": os.environ.get(TOKEN_ENV_VAR) or None}
@@ -46,6 +59,14 @@ class ServiceSettings(BaseModel):
             values["allowed_hosts"] = hosts
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
+
+    @property
+    def engine(self) -> EngineName:
+        """The engine of every job on this server: the one it was started with."""
+        return "ray" if self.ray_address else "local"
+
+    def engine_settings(self) -> dict[str, Any]:
+        return {"name": self.engine, "address": self.ray_address}
 
     def models(self) -> list[str]:
         return [self.default_model, *[m for m in self.allowed_models if m != self.default_model]]
