@@ -86,3 +86,65 @@ def test_a_job_asking_for_ray_is_refused_and_the_server_stays_up(server):
             assert done["status"] == "succeeded", done
             assert client.get(done["links"]["report"]).json()["config"]["engine"] == "local"
     assert server.proc.poll() is None and "Ray instance" not in server.log()
+
+
+def test_jobs_queued_before_the_checks_fail_alone(server):
+    """Rows 1 and 22: a job stored before these checks (or by another server) fails with the reason
+    when a worker takes it; the server goes on."""
+    from clusterdiv.service.jobs import JobStore
+
+    compare = {"kind": "compare", "batches": {"": TEXTS[:2], "b": TEXTS[2:4]}, "options": FAST}
+    with JobStore(server.env["CLUSTERDIV_HISTORY_DB"]) as store:
+        ray, blank = (store.submit(kind=r["kind"], request=r, n_examples=4, dataset=None, owner=None)
+                      for r in (score_job(engine="ray"), compare))
+    with server.client() as client:
+        client.post("/v1/jobs", json=score_job(seed=1)).raise_for_status()  # wakes an idle worker
+        assert wait_for_job(client, ray.id)["error"] == RAY_REFUSED
+        assert wait_for_job(client, blank.id)["error"] == (
+            "the job is no longer valid: compare.batches.''.[key]: Value error, a batch name must not be blank")
+        assert client.get("/healthz").status_code == 200
+    assert server.proc.poll() is None
+
+
+@pytest.mark.parametrize("budget", [True, 2.0, "2"])
+def test_select_budget_must_be_an_integer(server, budget):
+    """Row 21: `"budget": true` ran with budget 1; every integer of a job is a JSON integer now."""
+    with server.client() as client:
+        response = client.post("/v1/jobs", json={"kind": "select", "texts": TEXTS, "budget": budget})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "select", "budget"] and error["msg"] == "Input should be a valid integer"
+
+
+@pytest.mark.parametrize(("field", "value"), [("seed", True), ("bootstrap", "100"), ("sample", True)])
+def test_option_integers_are_strict(server, field, value):
+    with server.client() as client:
+        response = client.post("/v1/jobs", json=score_job(**{field: value}))
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert all(e["loc"][:4] == ["body", "score", "options", field] for e in detail), detail
+    assert "Input should be a valid integer" in {e["msg"] for e in detail}
+
+
+@pytest.mark.parametrize(("batches", "options", "loc", "msg"), [
+    ({"": TEXTS[:1], "b": TEXTS[1:3]}, {}, ["body", "compare", "batches", "", "[key]"],
+     "Value error, a batch name must not be blank"),
+    ({"  ": TEXTS[:2], "b": TEXTS[2:4]}, {}, ["body", "compare", "batches", "  ", "[key]"],
+     "Value error, a batch name must not be blank"),
+    ({"a": TEXTS[:1], "b": TEXTS[1:3]}, {}, ["body", "compare", "batches", "a"],
+     "List should have at least 2 items after validation, not 1"),
+    ({"reference": TEXTS[:2], "b": TEXTS[2:4]}, {}, ["body", "compare", "batches", "reference", "[key]"],
+     "Value error, 'reference' is reserved for the reference; name the batch differently"),
+    ({"a": TEXTS[:2], "b": TEXTS[2:5]}, {"sample": 3}, ["body", "compare"],
+     "Value error, options.sample 3 exceeds the smallest batch ('a' has 2)"),
+    ({"a": TEXTS[:2], "b": TEXTS[2:5]}, {"sample": 1}, ["body", "compare"],
+     "Value error, options.sample 1: compare needs at least 2 examples per batch"),
+])
+def test_compare_batches_are_checked_at_submit(server, batches, options, loc, msg):
+    """Row 22: what `compare` refuses after queueing (blank or reserved names, one-example batches, a sample
+    the smallest batch cannot give) is a 422 at submit naming the field."""
+    with server.client() as client:
+        response = client.post("/v1/jobs", json={"kind": "compare", "batches": batches, "options": options})
+    assert response.status_code == 422, response.text
+    errors = [(e["loc"], e["msg"]) for e in response.json()["detail"]]
+    assert (loc, msg) in errors, errors

@@ -1,6 +1,8 @@
 """Request and response bodies of the HTTP API (pydantic: validated on the way in and out).
 
 Requests carry texts, never paths: the server reads nothing from disk that a request names.
+Integers are strict (`true` is not 1, `"5"` is not 5): the schema says integer, and a client that
+sends anything else has a bug it should hear about.
 """
 
 from __future__ import annotations
@@ -8,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 # Imported here, not in the validator: a lazy import from a request thread while a job thread imports
 # the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
 from clusterdiv.metrics.registry import validate_selection
+from clusterdiv.modes.modespace import REFERENCE
 
 JobKind = Literal["score", "compare", "audit-tail", "select", "seeds"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -39,12 +42,12 @@ class JobOptions(BaseModel):
     model: str | None = Field(default=None, description="LLM; must be one the server allows")
     representation: Literal["text", "criteria", "hybrid"] | None = Field(
         default=None, description="what the modes are built from (default: the validated one, raw text)")
-    sample: Annotated[int, Field(ge=1)] | Literal["auto", "all"] | None = Field(
+    sample: Annotated[StrictInt, Field(ge=1)] | Literal["auto", "all"] | None = Field(
         default=None, description="N examples, 'auto' (grown to the interval width), 'all'; "
                                   "default: all up to 20,000, auto above")
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
-    bootstrap: int = Field(default=200, ge=0, le=2000)
+    bootstrap: StrictInt = Field(default=200, ge=0, le=2000)
     name_clusters: bool = Field(default=True, description="LLM-written cluster names for the explorer")
     engine: Literal["local", "ray"] | None = Field(
         default=None, description="where extraction and embedding run; always the server's engine (ray when it "
@@ -75,15 +78,41 @@ class ScoreJob(_JobBase):
         return len(self.texts) + len(self.reference or [])
 
 
+def _batch_name(name: str) -> str:
+    if not name.strip():
+        raise ValueError("a batch name must not be blank")
+    if name == REFERENCE:
+        raise ValueError(f"'{REFERENCE}' is reserved for the reference; name the batch differently")
+    return name
+
+
+BatchName = Annotated[str, Field(max_length=255), AfterValidator(_batch_name)]
+
+
 class CompareJob(_JobBase):
     kind: Literal["compare"]
-    batches: dict[str, Texts] = Field(min_length=2)
+    batches: dict[BatchName, Annotated[Texts, Field(min_length=2)]] = Field(
+        min_length=2, description="two or more named batches of at least 2 texts each (all compared at one size)")
     reference: list[NonEmptyText | InputExample] | None = Field(default=None, min_length=1)
-    permutations: int = Field(default=1000, ge=99, le=10000,
-                              description="per pairwise test; as in the CLI, at least 99 (fewer cannot reach p < 0.01)")
+    permutations: StrictInt = Field(
+        default=1000, ge=99, le=10000,
+        description="per pairwise test; as in the CLI, at least 99 (fewer cannot reach p < 0.01)")
 
     def n_examples(self) -> int:
         return sum(len(t) for t in self.batches.values()) + len(self.reference or [])
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> CompareJob:
+        """compare scores every batch at one size: a fixed sample must fit the smallest batch (and be 2 or more)."""
+        sample = self.options.sample
+        if isinstance(sample, int):
+            smallest = min(self.batches, key=lambda name: len(self.batches[name]))
+            if sample < 2:
+                raise ValueError(f"options.sample {sample}: compare needs at least 2 examples per batch")
+            if sample > len(self.batches[smallest]):
+                raise ValueError(f"options.sample {sample} exceeds the smallest batch "
+                                 f"({smallest!r} has {len(self.batches[smallest])})")
+        return self
 
 
 class AuditTailJob(_JobBase):
@@ -91,7 +120,7 @@ class AuditTailJob(_JobBase):
     texts: Texts
     tail: list[Any] | dict[str, Any] = Field(description="a tail spec: entries with name and description")
     judge: Literal["both", "either", "embedding", "llm"] = "both"
-    min_count: int = Field(default=1, ge=1)
+    min_count: StrictInt = Field(default=1, ge=1)
 
     def n_examples(self) -> int:
         return len(self.texts)
@@ -113,7 +142,7 @@ class SelectJob(_JobBase):
 
     kind: Literal["select"]
     texts: Texts
-    budget: int = Field(ge=1)
+    budget: StrictInt = Field(ge=1)
     reference: list[NonEmptyText | InputExample] | None = Field(default=None, min_length=1)
     max_share: float | None = Field(default=None, gt=0.0, le=1.0)
 
@@ -127,7 +156,7 @@ class SeedsJob(_JobBase):
     kind: Literal["seeds"]
     texts: Texts
     reference: list[NonEmptyText | InputExample] = Field(min_length=1)
-    per_mode: int = Field(default=5, ge=1, le=100)
+    per_mode: StrictInt = Field(default=5, ge=1, le=100)
     missing_only: bool = False
 
     def n_examples(self) -> int:

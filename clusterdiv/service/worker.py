@@ -15,10 +15,10 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from clusterdiv.core.cache import ModelCache
-from clusterdiv.core.errors import ClusterdivError
+from clusterdiv.core.errors import ClusterdivError, InputError
 from clusterdiv.service.execute import JobCancelled, StoreProgress, execute_job
 from clusterdiv.service.jobs import JobRecord, JobStore, new_worker_name
 from clusterdiv.service.schemas import JobRequest
@@ -27,6 +27,16 @@ from clusterdiv.service.settings import ServiceSettings
 log = logging.getLogger("clusterdiv.service")
 _REQUEST = TypeAdapter(JobRequest)
 HEARTBEAT_S = 5.0
+
+
+def stored_request(data: dict[str, Any]) -> Any:
+    """A queued job's request; one queued before a check this server now makes at submit fails alone."""
+    try:
+        return _REQUEST.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) or repr(part) for part in first["loc"])  # a blank key shows as ''
+        raise InputError(f"the job is no longer valid: {where}: {first['msg']}") from None
 
 
 class JobRunner:
@@ -134,7 +144,7 @@ class JobRunner:
         threading.Thread(target=beat, name=f"heartbeat {job.id}", daemon=True).start()
         progress = StoreProgress(lambda p: self.store.heartbeat(job.id, worker, p), cancelled=cancelled)
         try:
-            request: Any = _REQUEST.validate_python(self.store.request(job.id))
+            request: Any = stored_request(self.store.request(job.id))
             with ModelCache(self.settings.cache_dir) as cache:
                 result = execute_job(request, job_id=job.id, settings=self.settings, cache=cache,
                                      progress=progress)
