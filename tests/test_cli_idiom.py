@@ -1,4 +1,5 @@
-"""One CLI idiom: one output-format enum, one error wrapper, no cli <-> cli_common cycle, and `demo`."""
+"""One CLI idiom: one output-format enum, one error wrapper, the shared options on every command, no
+cli <-> cli_common cycle, and `demo`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,42 @@ def test_cli_common_never_imports_cli_and_commands_use_the_shared_wrapper():
     enums = [p.name for p in PACKAGE.rglob("*.py")
              if "class OutputFormat(" in p.read_text(encoding="utf-8")]
     assert enums == ["common.py"]
+
+
+def _commands() -> dict[str, set[str]]:
+    """Every leaf command of the CLI (`cache info` included) and the flags it takes."""
+    import click
+
+    from clusterdiv.cli import app
+
+    def walk(group: click.Group, prefix: str):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group) or hasattr(command, "commands"):  # typer's own group class
+                yield from walk(command, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", {flag for p in command.params for flag in (*p.opts, *p.secondary_opts)}
+
+    return dict(walk(typer.main.get_command(app), ""))
+
+
+BATCH_OPTIONS = {"--text-field", "--skip-invalid", "--cache-dir", "--progress", "--no-progress", "--debug"}
+"""What every command that reads a batch takes, meaning the same on each (issue 30 row 29: `audit-tail`,
+`mix`, `lineage` and `drift` once refused `--no-progress`)."""
+
+
+def test_every_command_takes_the_shared_options():
+    commands = _commands()
+    readers = {name for name, flags in commands.items() if "--text-field" in flags}
+    assert readers >= {"score", "metrics", "check", "compare", "explore", "select", "seeds", "audit-tail", "mix",
+                       "lineage", "drift"}, sorted(readers)
+    lacking = {name: sorted(BATCH_OPTIONS - commands[name]) for name in sorted(readers)
+               if BATCH_OPTIONS - commands[name]}
+    assert not lacking, lacking
+    # `version` prints a constant and cannot fail; everything else shows its traceback on --debug
+    no_debug = sorted(name for name, flags in commands.items() if "--debug" not in flags and name != "version")
+    assert not no_debug, no_debug
+    with_progress = sorted(name for name, flags in commands.items() if "--progress" in flags)
+    assert all("--no-progress" in commands[name] for name in with_progress)
 
 
 def test_error_wrapper_maps_exit_code_and_adds_the_flag(capsys):

@@ -118,20 +118,28 @@ def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @dataclasses.dataclass(frozen=True)
 class InputOptions(OptionGroup):
-    """How a command reads its input and where it keeps model answers: every command that reads a
-    batch and builds modes takes these (through `ScoreOptions`, `ActionOptions` or `AnchoringOptions`)."""
+    """How a command reads its input, where it keeps model answers, whether it draws progress: every
+    command that reads a batch and builds modes takes these (through `ScoreOptions`, `ActionOptions`
+    or `AnchoringOptions`), so `--no-progress` or `--debug` means the same on each."""
 
     text_field: TextField = None
     id_field: IdField = None
     skip_invalid: SkipInvalid = False
     cache_dir: CacheDir = None
     debug: Debug = False
+    progress: Progress = True
 
     def cache(self) -> Any:
         """The model cache at `--cache-dir`, for a `with` block (opened once, closed once)."""
         from clusterdiv.core.cache import ModelCache
 
         return ModelCache(self.cache_dir)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[tuple[Any, Any]]:
+        """The model cache (opened once, closed once) and the progress bars, if wanted."""
+        with self.cache() as cache, progress_bars(self.progress) as bars:
+            yield cache, bars
 
     def load_options(self, **extra: Any) -> dict[str, Any]:
         """`load_corpus` options for the input (and whatever a command adds)."""
@@ -159,7 +167,6 @@ class ScoreOptions(InputOptions):
     reference_size: ReferenceSize = REFERENCE_SIZE
     metrics: Metrics = "all"
     reference: Reference = None
-    progress: Progress = True
     input_format: InputFormatOpt = None
 
     def config(self) -> Any:
@@ -180,9 +187,3 @@ class ScoreOptions(InputOptions):
     def reference_load_options(self) -> dict[str, Any]:
         """`load_corpus` options for the reference: its ids and labels are not the batch's."""
         return {"text_field": self.text_field, "skip_invalid": self.skip_invalid}
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[tuple[Any, Any]]:
-        """The model cache (opened once, closed once) and the progress bars, if wanted."""
-        with self.cache() as cache, progress_bars(self.progress) as bars:
-            yield cache, bars

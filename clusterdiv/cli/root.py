@@ -26,6 +26,7 @@ from clusterdiv.cli.common import (
     Output,
     OutputFormat,
     Owner,
+    Progress,
     ReferenceSize,
     SkipInvalid,
     Tags,
@@ -126,22 +127,30 @@ def warn_cache_damage(cache: Any) -> None:
 
 def _metrics_in_memory(texts: list[str], plan: Any, selected: set[str], reference: Path | None,
                        embedding_model: str, text_field: str | None, skip_invalid: bool, seed: int,
-                       self_bleu_sample: int | None, cache_dir: Path | None, reference_size: int) -> dict[str, Any]:
+                       self_bleu_sample: int | None, cache_dir: Path | None, reference_size: int,
+                       progress: bool = True) -> dict[str, Any]:
     """`metrics` with semantic, reference or plugin metrics: these need every text (and embedding) at once."""
     from clusterdiv.io.corpus import load_corpus
     from clusterdiv.metrics.registry import compute_set_metrics
 
     vectors = ref_vectors = None
     if plan.needs_embeddings:
+        from clusterdiv.cli.common import progress_bars
         from clusterdiv.core.cache import ModelCache
         from clusterdiv.modes.embed import Embedder, embed_texts
 
         embedder = Embedder(embedding_model)
-        with ModelCache(cache_dir) as cache:
-            vectors = embed_texts(texts, model=embedder, cache=cache)
+        with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
+            def embed(stage: str, items: list[str]) -> Any:
+                if bars is None:
+                    return embed_texts(items, model=embedder, cache=cache)
+                bars.start(stage, len(items))
+                return embed_texts(items, model=embedder, cache=cache, progress=lambda k: bars.advance(stage, k))
+
+            vectors = embed("embed", texts)
             if reference is not None:
                 ref = load_corpus(reference, text_field=text_field, skip_invalid=skip_invalid)
-                ref_vectors = embed_texts([e.text for e in ref.examples], model=embedder, cache=cache)
+                ref_vectors = embed("ref", [e.text for e in ref.examples])
     return compute_set_metrics(texts, embeddings=vectors, reference_embeddings=ref_vectors,
                                select=selected, seed=seed, self_bleu_sample=self_bleu_sample,
                                reference_size=reference_size)
@@ -161,6 +170,7 @@ def metrics_command(
     output_format: Format = OutputFormat.table,
     cache_dir: CacheDir = None,
     input_format: InputFormatOpt = None,
+    progress: Progress = True,
     debug: Debug = False,
 ) -> None:
     """Only the standard set metrics (no LLM); `--metrics lexical` needs no model at all."""
@@ -186,7 +196,7 @@ def metrics_command(
             corpus = load_corpus(file, text_field=text_field, skip_invalid=skip_invalid, format=fmt)
             texts = [e.text for e in corpus.examples]
             values = _metrics_in_memory(texts, plan, selected, reference, embedding_model, text_field, skip_invalid,
-                                        seed, self_bleu_sample, cache_dir, reference_size)
+                                        seed, self_bleu_sample, cache_dir, reference_size, progress)
             source, n_texts, skipped = corpus.path, len(texts), corpus.skipped
         payload = {"source": source, "n_samples": n_texts, "skipped": len(skipped),
                    "skipped_rows": [s.model_dump() for s in skipped],

@@ -93,7 +93,9 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        model = self._model  # sentence-transformers 6 renamed the method; the old name warns (FutureWarning)
+        method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(method())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += len(texts)

@@ -91,11 +91,11 @@ def register(app: typer.Typer) -> None:
             target = out or default_output(batch, "selected")
             check_outputs({"--out": target}, [batch, reference])
             out_format(target, None)  # a name it cannot write (.parquet.gz) fails before the run
-            with opts.cache() as cache:
+            with opts.session() as (cache, bars):
                 result = select_subset(
                     batch, budget=budget, reference=reference, real_share=real_share, max_share=max_share,
                     source_field=opts.source_field, real_values=opts.real(), config=opts.config(), cache=cache,
-                    load_options=opts.load_options(),
+                    progress=bars, load_options=opts.load_options(),
                     reference_load_options={"text_field": opts.text_field, "skip_invalid": opts.skip_invalid})
             write_examples(result.examples, target, fmt=out_format(target, result.input_format),
                            text_field=result.text_field, id_field=opts.id_field)
@@ -139,11 +139,11 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.tasks.actions.seeds import tail_seeds, write_seeds
 
             check_outputs({"--out": out}, [batch, reference, *(against or [])])
-            with opts.cache() as cache:  # the reference's ids matter too: they are what seeds are
+            with opts.session() as (cache, bars):  # the reference's ids matter too: they are what seeds are
                 result = tail_seeds(
                     batch, reference=reference, per_mode=per_mode, against=list(against or []),
                     source_field=opts.source_field, real_values=opts.real(), include_under=not missing_only,
-                    config=opts.config(), cache=cache,
+                    config=opts.config(), cache=cache, progress=bars,
                     load_options=opts.load_options(), reference_load_options=opts.load_options())
             text = write_seeds(result, out)
             stderr.print(seeds_summary(result), highlight=False, soft_wrap=True)

@@ -111,13 +111,13 @@ def register(app: typer.Typer) -> None:
                 raise InputError("give a tail spec with --tail, or --reference with --label-field to derive one")
             if reference is not None and label_field is None:
                 raise InputError("--reference needs --label-field to find the rarest labels")
-            with opts.cache() as cache:
+            with opts.session() as (cache, bars):
                 report = audit_tail(
                     batch, spec=tail, reference=reference, tail_size=tail_size, max_seeds=max_seeds,
                     judge=judge.value, model=opts.llm(),
                     embedding_model=opts.embedding_model, threshold=threshold,
                     judge_top=judge_top or None, min_count=min_count, min_share=min_share, seed=opts.seed,
-                    cache=cache, load_options=opts.load_options(),
+                    cache=cache, progress=bars, load_options=opts.load_options(),
                     reference_load_options=opts.reference_load_options(label_field=label_field),
                 )
             opts.emit(report)
@@ -145,13 +145,13 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.tasks.anchoring.mix import mix_budget
 
             opts.check_output(dataset)
-            with opts.cache() as cache:
+            with opts.session() as (cache, bars):
                 report = mix_budget(
                     dataset, source_field=source_field,
                     real_values=[v for v in (x.strip() for x in real_values.split(",")) if v],
                     target_real_share=target_real_share, tolerance=tolerance, label_field=label_field,
                     dominance_threshold=dominance, model=opts.llm(),
-                    embedding_model=opts.embedding_model, seed=opts.seed, cache=cache,
+                    embedding_model=opts.embedding_model, seed=opts.seed, cache=cache, progress=bars,
                     load_options=opts.load_options(),
                 )
             opts.emit(report)
@@ -185,12 +185,12 @@ def register(app: typer.Typer) -> None:
             opts.check_output(batch, *(against or []), *(more or []), real)
             if not against:
                 raise InputError("give the earlier synthetic batches with --against")
-            with opts.cache() as cache:
+            with opts.session() as (cache, bars):
                 report = check_lineage(
                     batch, against=[*against, *(more or [])], real=real, embedding_model=opts.embedding_model,
                     threshold=threshold, near_dup_jaccard=near_dup_jaccard,
                     real_percentile=DEFAULT_REAL_PERCENTILE if real_percentile is None else real_percentile,
-                    cache=cache, load_options=opts.load_options(),
+                    cache=cache, progress=bars, load_options=opts.load_options(),
                 )
             opts.emit(report)
 
@@ -216,12 +216,12 @@ def register(app: typer.Typer) -> None:
             from clusterdiv.tasks.anchoring.drift import drift
 
             opts.check_output(batch, reference)
-            with opts.cache() as cache:
+            with opts.session() as (cache, bars):
                 report = drift(
                     batch, reference, expires_after=expires_after, as_of=as_of,
                     cluster_on=None if cluster_on is ClusterOn.none else cluster_on.value,
                     model=opts.llm(), embedding_model=opts.embedding_model, seed=opts.seed,
-                    cache=cache, load_options=opts.load_options(),
+                    cache=cache, progress=bars, load_options=opts.load_options(),
                     reference_load_options=opts.reference_load_options(),
                 )
             opts.emit(report)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clusterdiv.core.cache import ModelCache
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example, Extraction
 
 REF_PREFIX = "ref:"
@@ -41,7 +42,8 @@ class ModeArrays:
 
 
 def build_space(examples: Sequence[Example], reference: Sequence[Example] | None, *, config: object,
-                cache: ModelCache, embedder: object = None) -> ModeArrays:
+                cache: ModelCache, embedder: object = None,
+                progress: ProgressReporter | None = None) -> ModeArrays:
     """The arrays the actions index, read off `modespace.build_mode_space` of the batch (and the reference).
 
     Extraction (only for LLM representations), representation and clustering are the mode space's,
@@ -56,7 +58,7 @@ def build_space(examples: Sequence[Example], reference: Sequence[Example] | None
 
     assert isinstance(config, ScoreConfig)
     groups = {BATCH: examples, **({REFERENCE: reference} if reference is not None else {})}
-    with RunContext(cache=cache) as run:
+    with RunContext(cache=cache, progress=progress) as run:
         if isinstance(embedder, Embedder):
             run.use_embedder(config.embedding_model, embedder)
         modes = build_mode_space(groups, config, run, timed=False)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
 from clusterdiv.tasks.actions._space import REF_PREFIX, build_space, spread_order, top_criteria
 from clusterdiv.tasks.actions.write import open_output
@@ -81,6 +82,7 @@ def _declared_synthetic(e: Example, source_field: str, real: set[str]) -> str | 
 def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequence[Any] = (),
                source_field: str = "source", real_values: Sequence[str] = DEFAULT_REAL_VALUES,
                include_under: bool = True, config: Any = None, cache: ModelCache | None = None,
+               progress: ProgressReporter | None = None,
                load_options: dict[str, Any] | None = None, reference_load_options: dict[str, Any] | None = None,
                **overrides: Any) -> SeedsResult:
     """Seeds for every mode the batch lacks (and, with `include_under`, under-covers); see the module."""
@@ -122,7 +124,7 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
             assert guard.lineage is not None
             for i in guard.lineage.flagged_ids:
                 excluded.setdefault(i, "recursion guard: copy or paraphrase of synthetic data")
-        space = build_space(examples, ref, config=config, cache=run.cache)
+        space = build_space(examples, ref, config=config, cache=run.cache, progress=progress)
 
     flags = ("missing", "under") if include_under else ("missing",)
     lacking = [r for r in space.shares.values() if r["flag"] in flags]

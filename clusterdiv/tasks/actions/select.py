@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
 from clusterdiv.tasks.actions._space import ModeArrays, build_space, spread_order
 
@@ -193,6 +194,7 @@ def _figures(space: ModeArrays, batch_rows: np.ndarray, *, batch_labels: np.ndar
 def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: float | None = None,
                   source_field: str = "source", real_values: Sequence[str] = DEFAULT_REAL_VALUES,
                   max_share: float | None = None, config: Any = None, cache: ModelCache | None = None,
+                  progress: ProgressReporter | None = None,
                   load_options: dict[str, Any] | None = None, reference_load_options: dict[str, Any] | None = None,
                   **overrides: Any) -> SelectResult:
     """Choose at most `budget` examples of `data` by the rule in the module docstring."""
@@ -217,7 +219,7 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
             if not ref_examples:
                 raise InputError("the reference is empty")
         is_real = is_real_flags(examples, source_field, real_values) if real_share is not None else None
-        space = build_space(examples, ref_examples, config=config, cache=run.cache)
+        space = build_space(examples, ref_examples, config=config, cache=run.cache, progress=progress)
 
     where = space.batch_index()
     clustered = [k for k, e in enumerate(examples) if e.id in where]  # failed extractions cannot be placed

@@ -42,6 +42,7 @@ import numpy as np
 
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modes.cluster import ClusterParams
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
@@ -153,6 +154,7 @@ def drift(
     seed: int = 0,
     top_shifts: int = 10,
     cache: ModelCache | None = None,
+    progress: ProgressReporter | None = None,
     load_options: dict[str, Any] | None = None,
     reference_load_options: dict[str, Any] | None = None,
 ) -> Report:
@@ -165,7 +167,7 @@ def drift(
         raise InputError(f"cluster_on must be 'criteria', 'text' or None, got {cluster_on!r}")
     expiry = _parse_date(expires_after, "expires_after")
     today = _parse_date(as_of, "as_of") or dt.date.today()
-    with RunContext(cache=cache) as run:
+    with RunContext(cache=cache, progress=progress) as run:
         with run.stage("load"):
             loaded = load_examples(batch, role="batch", load_options=load_options)
             ref = load_examples(reference, role="reference", load_options=reference_load_options)

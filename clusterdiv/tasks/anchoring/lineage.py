@@ -47,6 +47,7 @@ import numpy as np
 
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example, text_hash
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.modes.run import RunContext
@@ -225,6 +226,7 @@ def check_lineage(
     synthetic_seed_values: Sequence[str] = SYNTHETIC_SEED_VALUES,
     max_listed: int = 100,
     cache: ModelCache | None = None,
+    progress: ProgressReporter | None = None,
     load_options: dict[str, Any] | None = None,
 ) -> Report:
     """Flag batch examples that copy or paraphrase earlier synthetic batches rather than real data.
@@ -239,7 +241,7 @@ def check_lineage(
         raise InputError(f"near-duplicate Jaccard must be within (0, 1], got {near_dup_jaccard}")
     if not 0.0 < real_percentile < 100.0:
         raise InputError(f"real percentile must be within (0, 100), got {real_percentile}")
-    with RunContext(cache=cache) as run:
+    with RunContext(cache=cache, progress=progress) as run:
         with run.stage("load"):
             loaded = load_examples(batch, role="batch", load_options=load_options)
             previous: list[Loaded] = [load_examples(a, role=f"earlier synthetic batch {i + 1}", load_options=load_options)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.metrics.tokenize import tokenize_all
@@ -100,6 +101,7 @@ def mix_budget(
     embedding_model: Any = DEFAULT_EMBEDDING_MODEL,
     seed: int = 0,
     cache: ModelCache | None = None,
+    progress: ProgressReporter | None = None,
     load_options: dict[str, Any] | None = None,
 ) -> Report:
     """Real versus synthetic counts and token shares of a mix, overall and per label or cluster.
@@ -116,7 +118,7 @@ def mix_budget(
     options = dict(load_options or {})
     if label_field is not None:
         options["label_field"] = label_field
-    with RunContext(cache=cache) as run:
+    with RunContext(cache=cache, progress=progress) as run:
         with run.stage("load"):
             loaded = load_examples(data, role="dataset", load_options=options)
             examples = loaded.examples

@@ -79,6 +79,7 @@ import numpy as np
 from clusterdiv.core.aio import run_sync
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
+from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.modes.run import RunContext
@@ -188,6 +189,7 @@ def audit_tail(
     seed: int = 0,
     rule: CoverageRule = "auto",
     cache: ModelCache | None = None,
+    progress: ProgressReporter | None = None,
     load_options: dict[str, Any] | None = None,
     reference_load_options: dict[str, Any] | None = None,
 ) -> Report:
@@ -214,7 +216,7 @@ def audit_tail(
     if tail_size < 1 or max_seeds < 1:
         raise InputError("tail_size and max_seeds must be >= 1")
     settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
-    with RunContext(cache=cache) as run:
+    with RunContext(cache=cache, progress=progress) as run:
         with run.stage("load"):
             loaded = load_examples(batch, role="batch", load_options=load_options)
             contrast_texts: list[str] = []
