@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from clusterdiv.history.models import MetricRecord, RunRecord, Tracking
 from clusterdiv.history.trend import adverse_change, baseline_of, breach_reason
+from clusterdiv.reports.markdown import md_code, md_text
 
 EXIT_BREACH = 3
 
@@ -88,11 +89,11 @@ def render_summary_markdown(result: GateResult, *, source: str | None = None) ->
     status = "passed" if result.passed else f"FAILED ({len(result.breaches)} breached)"
     icon = ":white_check_mark:" if result.passed else ":x:"
     lines = [
-        f"## {icon} clusterdiv check `{result.dataset}`: {status}",
+        f"## {icon} clusterdiv check {md_code(result.dataset)}: {status}",
         "",
-        f"- batch `{result.batch_id}`" + (f" from `{source}`" if source else "")
+        f"- batch {md_code(result.batch_id)}" + (f" from {md_code(source)}" if source else "")
         + (f", recorded as run {result.run_id}" if result.run_id is not None else ", not recorded"),
-        f"- owner: {result.owner or '(none)'}; compared with {result.previous_runs} earlier runs",
+        f"- owner: {md_text(result.owner or '(none)')}; compared with {result.previous_runs} earlier runs",
         "",
         "| metric | value | 95% CI | rule | status |",
         "| --- | ---: | --- | --- | --- |",
@@ -100,10 +101,10 @@ def render_summary_markdown(result: GateResult, *, source: str | None = None) ->
     for c in result.checks:
         value = "n/a" if c.value is None else f"{c.value:.4f}"
         ci = f"{c.ci95[0]:.3f}-{c.ci95[1]:.3f}" if c.ci95 else ""
-        lines.append(f"| {c.metric} | {value} | {ci} | {c.rule} | {'ok' if c.ok else '**breach**'} |")
+        lines.append(f"| {md_text(c.metric)} | {value} | {ci} | {md_text(c.rule)} | {'ok' if c.ok else '**breach**'} |")
     if result.breaches:
         lines += ["", "### Why it failed", ""]
-        lines += [f"- {c.reason}" for c in result.breaches]
+        lines += [f"- {md_text(c.reason)}" for c in result.breaches]
     return "\n".join(lines) + "\n"
 
 

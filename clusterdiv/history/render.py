@@ -9,6 +9,7 @@ from typing import Any
 
 from clusterdiv.history.models import RunRecord, Tracking
 from clusterdiv.history.trend import MetricTrend, sparkline
+from clusterdiv.reports.markdown import md_code, md_text
 
 
 def _fmt(value: float | None) -> str:
@@ -96,22 +97,22 @@ def render_history_table(console: Any, *, dataset: str, tracking: Tracking | Non
 def render_history_markdown(*, dataset: str, tracking: Tracking | None, runs: Sequence[RunRecord],
                             trends: Sequence[MetricTrend], drop_share: float, window: int) -> str:
     owner = tracking.owner if tracking and tracking.owner else "(no owner)"
-    lines = [f"## History of `{dataset}`", "",
-             f"owner {owner}, {len(runs)} runs, drops flagged above {drop_share:.0%} vs the median of the "
+    lines = [f"## History of {md_code(dataset)}", "",
+             f"owner {md_text(owner)}, {len(runs)} runs, drops flagged above {drop_share:.0%} vs the median of the "
              f"previous {window} runs", "",
              "| metric | trend | first | last | median before | less diverse by | rule | breaches | drops |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     for t in trends:
         last = t.points[-1] if t.points else None
-        lines.append(f"| {t.metric} | `{sparkline(t.values)}` | {_fmt(t.points[0].value if t.points else None)} | "
+        lines.append(f"| {md_text(t.metric)} | `{sparkline(t.values)}` | {_fmt(t.points[0].value if t.points else None)} | "
                      f"{_fmt(last.value if last else None)} | {_fmt(last.baseline if last else None)} | "
-                     f"{_last_change(t)} | {_rule_text(t)} | {len(t.breaches)} | {len(t.drops)} |")
+                     f"{_last_change(t)} | {md_text(_rule_text(t))} | {len(t.breaches)} | {len(t.drops)} |")
     lines += ["", "| run | recorded (UTC) | batch | owner | tags | score_normalized | gate | flags |",
               "| ---: | --- | --- | --- | --- | ---: | --- | --- |"]
     for r in runs:
-        lines.append(f"| {r.id} | {r.recorded_at:%Y-%m-%d %H:%M} | {r.batch_id} | {r.owner or ''} | "
-                     f"{','.join(r.tags)} | {_fmt(r.value('score_normalized'))} | {r.gate_status or ''} | "
-                     f"{_flags(r, trends)} |")
+        lines.append(f"| {r.id} | {r.recorded_at:%Y-%m-%d %H:%M} | {md_text(r.batch_id)} | {md_text(r.owner or '')} | "
+                     f"{md_text(','.join(r.tags))} | {_fmt(r.value('score_normalized'))} | {r.gate_status or ''} | "
+                     f"{md_text(_flags(r, trends))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -184,6 +184,7 @@ def _audit_tail(request: AuditTailJob, *, settings: ServiceSettings, cache: Mode
 
 def _act(request: SelectJob | SeedsJob, *, settings: ServiceSettings, cache: ModelCache) -> JobResult:
     """`select` (the subset's texts and ids, before/after figures) or `seeds` (one entry per lacking mode)."""
+    from clusterdiv.reports.markdown import md_text
     from clusterdiv.tasks.actions.render import seeds_summary, select_markdown
 
     examples = to_examples(request.texts, what="texts")
@@ -204,5 +205,5 @@ def _act(request: SelectJob | SeedsJob, *, settings: ServiceSettings, cache: Mod
     markdown = (f"# clusterdiv seeds\n\n{seeds_summary(seeds)}\n\n| mode | flag | real share | batch share | seeds |\n"
                 "| ---: | --- | ---: | ---: | --- |\n" + "".join(
                     f"| {m.mode_id} | {m.flag} | {m.reference_share:.1%} | {m.batch_share:.1%} | "
-                    + " / ".join(s.text.replace("|", "\\|") for s in m.seeds) + " |\n" for m in seeds.modes))
+                    + " / ".join(md_text(s.text) for s in m.seeds) + " |\n" for m in seeds.modes))
     return JobResult(result=seeds.model_dump(mode="json") | {"command": "seeds"}, markdown=markdown)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterdiv.modes.cluster import NOISE
+from clusterdiv.reports.markdown import md_text
 from clusterdiv.tasks.compare import ComparisonReport, PairwiseTest, Representation
 
 FLAGGED_ROWS = 5  # over/under-represented clusters shown per batch
@@ -121,25 +122,25 @@ def render_comparison_markdown(report: ComparisonReport) -> str:
              "| rank | batch | score_normalized | 95% CI | score | 95% CI | modes | clusters | noise | scored | failed |",
              "| ---: | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for b in _ranked(report):
-        lines.append(f"| {b.rank} | {b.name} | {b.score_normalized:.3f} | {_ci(b.ci95_normalized)} | {b.score:.3f} | "
+        lines.append(f"| {b.rank} | {md_text(b.name)} | {b.score_normalized:.3f} | {_ci(b.ci95_normalized)} | {b.score:.3f} | "
                      f"{_ci(b.ci95)} | {b.n_modes} | {b.n_clusters} | {b.n_noise} | {b.n_samples} | {b.n_failed} |")
     names = _metric_names(report)
     if names:
         lines += ["", "## Set metrics (value [95% CI])", "",
-                  "| metric | " + " | ".join(b.name for b in report.batches) + " |",
+                  "| metric | " + " | ".join(md_text(b.name) for b in report.batches) + " |",
                   "| --- |" + " ---: |" * len(report.batches)]
         for name in names:
-            lines.append(f"| {name} | " + " | ".join(_metric_cell(b.metrics.get(name)) for b in report.batches) + " |")
+            lines.append(f"| {md_text(name)} | " + " | ".join(_metric_cell(b.metrics.get(name)) for b in report.batches) + " |")
     for title, method, rows, columns in _test_sections(report):
         lines += ["", f"## {title}", "", f"_{method}_", "", "| " + " | ".join(columns) + " |",
                   "| --- | ---: | ---: | ---: |" + " --- |" * (len(columns) - 4)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += [f"\n> warning: {warning}" for warning in report.warnings]
+        lines += ["| " + " | ".join(md_text(cell) for cell in row) + " |" for row in rows]
+    lines += [f"\n> warning: {md_text(warning)}" for warning in report.warnings]
     for title, rep, rows, other in _flagged_sections(report):
-        lines += ["", f"## {rep.batch}: clusters over/under-represented {title}", "",
-                  f"| cluster | {rep.batch} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
+        lines += ["", f"## {md_text(rep.batch)}: clusters over/under-represented {title}", "",
+                  f"| cluster | {md_text(rep.batch)} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
         lines += [f"| {c.cluster_id} | {c.batch_share:.1%} | {c.reference_share:.1%} | {c.flag} | "
-                  f"{c.criteria_summary} |" for c in rows]
+                  f"{md_text(c.criteria_summary)} |" for c in rows]
     return "\n".join(lines) + "\n"
 
 

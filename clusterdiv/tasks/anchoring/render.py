@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterdiv.reports.markdown import md_code, md_text
 from clusterdiv.reports.report import Report
 from clusterdiv.reports.sections import Drift, Lineage, MixBudget, Neighbour, TailAudit
 
@@ -90,13 +91,10 @@ TITLES = {"tail_audit": "Tail audit", "mix": "Mix budget", "lineage": "Recursion
 
 
 def _md_table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
-    def clean(cell: str) -> str:
-        return str(cell).replace("|", "\\|").replace("\n", " ")
-
     align = align or "-" * len(header)
     sep = ["---:" if a == "r" else "---" for a in align]
     return (["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-            + ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows])
+            + ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows])
 
 
 def _md_tail(s: TailAudit) -> list[str]:
@@ -190,10 +188,11 @@ def render_markdown(report: Report) -> str:
         if section is None:
             continue
         headlines = HEADLINES[name](section)
-        lines += [f"**{text}**" if colour in ("red", "yellow") else text for colour, text in headlines[:1]]
+        lines += [f"**{md_text(text)}**" if colour in ("red", "yellow") else md_text(text)
+                  for colour, text in headlines[:1]]
         lines += ["", f"# clusterdiv {report.command}: {TITLES[name]}", ""]
-        lines.append(f"- input: `{report.source}`" if report.source else "- input: (in memory)")
-        lines += [f"- {text}" for _, text in headlines[1:]]
+        lines.append(f"- input: {md_code(report.source)}" if report.source else "- input: (in memory)")
+        lines += [f"- {md_text(text)}" for _, text in headlines[1:]]
         lines += [""] + _MD[name](section)
     t = report.timings
     lines += ["", f"_timings: total {t.total_s:.1f}s; LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}); "
