@@ -106,17 +106,57 @@ class Embedder:
             )
         return np.asarray(vectors, dtype=np.float32)
 
+    @functools.cached_property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads of a text (sentence-transformers' `max_seq_length`, special
+        tokens included); it embeds only the opening of a longer one.
+
+        Read from the folder's `sentence_bert_config.json` where there is one, so that a run whose
+        embeddings are all cached does not load the model to learn it."""
+        config = Path(self.spec.location) / "sentence_bert_config.json"
+        try:
+            value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+        except (OSError, ValueError, AttributeError):
+            value = None
+        return value if isinstance(value, int) and value > 0 else int(self._model.max_seq_length)
+
+    def truncated(self, texts: Sequence[str]) -> list[bool]:
+        """Which texts are longer than `max_tokens`, counted with the model's own tokenizer.
+
+        A word piece (or a byte-level token) covers at least one UTF-8 byte, so a text of fewer bytes
+        than the limit less its two special tokens fits and is not tokenized; only longer ones load
+        the tokenizer, which stops counting one token past the limit."""
+        limit = self.max_tokens
+        long = [i for i, text in enumerate(texts) if len(text.encode("utf-8")) + 2 > limit]
+        cut = [False] * len(texts)
+        if long:
+            with _ENCODE_LOCK:
+                ids = self._model.tokenizer([texts[i] for i in long], truncation=True, max_length=limit + 1,
+                                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            for i, pieces in zip(long, ids, strict=True):
+                cut[i] = len(pieces) > limit
+        return cut
+
 
 def embedding_cache_key(text: str, *, model: Embedder) -> str:
     return make_key("embedding", model=model.spec.fingerprint, text=text)
 
 
+UNIT_NORM_TOLERANCE = 1e-3
+"""`Embedder.encode` writes unit vectors (float32 rounding leaves them within 1e-6 of norm 1)."""
+
+
 def _decode_vector(blob: object) -> np.ndarray | None:
-    """A cached embedding: non-empty float32 bytes with finite values, else None (corrupt)."""
+    """A cached embedding: non-empty float32 bytes of a finite unit vector, else None (corrupt).
+
+    Unit norm, because every vector written was normalised: a zero vector (or any other rewritten
+    one) would otherwise reach the clustering, where cosine distance to a zero vector is undefined."""
     if not isinstance(blob, bytes) or not blob or len(blob) % 4:
         return None
     vector = np.frombuffer(blob, dtype=np.float32)
-    return vector if np.isfinite(vector).all() else None
+    if not np.isfinite(vector).all():
+        return None
+    return vector if abs(float(np.linalg.norm(vector)) - 1.0) <= UNIT_NORM_TOLERANCE else None
 
 
 class EncodeWorker:
