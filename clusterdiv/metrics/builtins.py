@@ -42,7 +42,7 @@ def _distinct(n: int) -> MetricCompute:
         unique, total = stream.ngram_counts(n)
         details: dict[str, Any] = {"unique_ngrams": unique, "total_ngrams": total}
         if not total:
-            return _undefined(name, f"no text has {n} tokens, so there are no {n}-grams", **details)
+            return _undefined(name, _no_ngrams(n), **details)
         value = stream.distinct(n)
         ci = None
         if inputs.bootstrap > 0 and (few := too_few(stream.n_texts)):
@@ -55,8 +55,19 @@ def _distinct(n: int) -> MetricCompute:
     return compute
 
 
+def _no_ngrams(n: int) -> str:
+    return f"no text has {n} tokens, so there are no {n}-grams"
+
+
+SELF_BLEU_MAX_N = 4
+
+
 def _self_bleu(inputs: MetricInputs) -> MetricValue:
-    result = inputs.lexical.self_bleu(sample=inputs.self_bleu_sample, seed=inputs.seed)
+    """n/a where distinct-4 is: with no 4-gram in the corpus, BLEU-4's top order is nltk's smoothing
+    constant for every text, and the figure (0.56 for two copies of a 3-word text) measures nothing."""
+    if not inputs.lexical.ngram_counts(SELF_BLEU_MAX_N)[1]:
+        return _undefined("self_bleu", _no_ngrams(SELF_BLEU_MAX_N), max_n=SELF_BLEU_MAX_N)
+    result = inputs.lexical.self_bleu(max_n=SELF_BLEU_MAX_N, sample=inputs.self_bleu_sample, seed=inputs.seed)
     return _value("self_bleu", result.value, details={
         "n_hypotheses": result.n_hypotheses,
         "sampled": result.sampled,
