@@ -21,6 +21,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from clusterdiv.core.records import MAX_REFERENCE_SIZE
+
 stderr = Console(stderr=True)
 
 OPTION_FLAGS: dict[str, str] = {"drop_window": "--window"}
@@ -191,7 +193,8 @@ class InputFormat(str, Enum):
 InputFormatOpt = Annotated[InputFormat | None, typer.Option(
     "--input-format", help="Format of FILE when its name does not tell (no extension, a FIFO, `-` for stdin)")]
 Concurrency = Annotated[int, typer.Option(min=1, max=256, help="Concurrent LLM requests")]
-ReferenceSize = Annotated[int, typer.Option(min=2, help="Sample size the normalised score refers to")]
+ReferenceSize = Annotated[int, typer.Option(min=2, max=MAX_REFERENCE_SIZE,
+                                             help="Sample size the normalised score refers to")]
 Metrics = Annotated[str, typer.Option(help="Set metrics: all, none, lexical, semantic, reference or names")]
 Reference = Annotated[Path | None, typer.Option(help="Real data to compare against (MAUVE, recall, shares)")]
 CacheDir = Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")]

@@ -18,6 +18,12 @@ One constant because the two are read together: a report whose two normalised nu
 different sizes would compare a batch with itself at two scales.
 """
 
+MAX_REFERENCE_SIZE = 1_000_000
+"""The largest reference size accepted. The normalised score at a size m past the n scored examples is
+an extrapolation that tends to the estimated total number of modes divided by m, so at sizes no batch
+could have it says nothing (1e12 on 20 texts gave 3.4e-11); the report warns well below this
+(`reports.report.EXTRAPOLATION_LIMIT`)."""
+
 
 def text_hash(text: str) -> str:
     """Content hash used for stable ids and cache keys (sha256 of the UTF-8 text)."""

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clusterdiv.core.records import REFERENCE_SIZE
+from clusterdiv.core.records import MAX_REFERENCE_SIZE, REFERENCE_SIZE
 from clusterdiv.engine import EngineSettings
 from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modes.cluster import ClusterParams
@@ -45,7 +45,7 @@ class ScoreConfig(BaseModel):
     # "all" = every example; None = "all" up to AUTO_SAMPLE_ABOVE examples, "auto" above.
     sample: SampleSetting = None
     sample_width: float = Field(default=DEFAULT_SAMPLE_WIDTH, gt=0, lt=1)
-    reference_size: int = Field(default=REFERENCE_SIZE, ge=2)
+    reference_size: int = Field(default=REFERENCE_SIZE, ge=2, le=MAX_REFERENCE_SIZE)
     bootstrap: int = Field(default=200, ge=0)
     metrics: str | None = "all"  # metric names/groups for the `metrics` section; "none" to skip
     self_bleu_sample: int | None = Field(default=2000, ge=2)

@@ -10,6 +10,7 @@ the weights' hash when the weights are on disk.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence

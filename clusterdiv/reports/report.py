@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from clusterdiv.core.records import RepresentationInfo
+from clusterdiv.reports.markdown import md_code, md_text
 from clusterdiv.reports.sections import CLUSTER_SHARES, ClusterShares, Drift, Lineage, MixBudget, TailAudit
 
 MIN_SAMPLES_FOR_INTERVAL = 3
@@ -52,6 +53,16 @@ class Truncations(BaseModel):
     example_ids: list[str] = Field(default_factory=list, description="the first 20 truncated examples")
 
 
+class EmbeddingTruncations(BaseModel):
+    """Texts longer than the embedding model reads: it embedded their first `limit_tokens` word pieces
+    only (counted with its tokenizer), so texts that share that opening are one point to the modes
+    and the embedding metrics however they go on."""
+
+    count: int = 0
+    limit_tokens: int | None = None
+    example_ids: list[str] = Field(default_factory=list, description="the first 20 truncated examples")
+
+
 class SamplingStep(BaseModel):
     scored: int
     ci95_width: float | None = Field(description="width of score_normalized's 95% interval at this size")
@@ -75,6 +86,12 @@ class Sampling(BaseModel):
 def count_truncations(examples: Any, limit_chars: int) -> Truncations:
     cut = [e.id for e in examples if len(e.text) > limit_chars]
     return Truncations(count=len(cut), limit_chars=limit_chars, example_ids=cut[:20])
+
+
+def count_embedding_truncations(examples: Any, cut: list[bool], limit_tokens: int) -> EmbeddingTruncations:
+    """`cut[i]`: the embedding model read only part of `examples[i]` (`Embedder.truncated`)."""
+    ids = [e.id for e, was_cut in zip(examples, cut, strict=True) if was_cut]
+    return EmbeddingTruncations(count=len(ids), limit_tokens=limit_tokens if ids else None, example_ids=ids[:20])
 
 
 def metric_warnings(metrics: dict[str, Any]) -> list[str]:
@@ -110,6 +127,22 @@ def fidelity_warning(metrics: dict[str, Any]) -> str | None:
     tail = f", and it covers {coverage:.0%} of the reference (coverage)" if coverage is not None else ""
     return (f"only {value:.0%} of the batch lies near the reference data (k-NN precision){tail}: the headline "
             "counts off-reference text as new modes, so here a higher score can mean noise, not coverage")
+
+
+EXTRAPOLATION_LIMIT = 3
+"""Past this many times the scored samples, the reference size is named in a warning. Chao et al. (2014,
+Ecological Monographs 84:45), whose extrapolation the normalised score uses past n, find it reliable
+up to about double or triple the sample; further out it tends to the estimated number of modes / m."""
+
+
+def extrapolation_warning(report: Report) -> str | None:
+    """A warning when score_normalized refers to a size far past the examples it was computed on."""
+    n, m = report.n_samples, report.config.reference_size if report.config is not None else None
+    if report.command != "score" or not n or m is None or m <= EXTRAPOLATION_LIMIT * n:
+        return None
+    return (f"score_normalized extrapolates from {n} scored samples to reference_size {m} ({m / n:.3g} times "
+            f"as many): the extrapolation (Chao et al. 2014) is reliable up to about {EXTRAPOLATION_LIMIT} "
+            "times the sample, so score more examples or compare at a smaller reference_size")
 
 
 def skipped_line(count: int, rows: list[dict[str, Any]]) -> str:
@@ -189,6 +222,7 @@ class Report(BaseModel):
     config: RunConfig | None = None
     sampling: Sampling | None = None
     truncated: Truncations = Field(default_factory=Truncations)
+    embedding_truncated: EmbeddingTruncations = Field(default_factory=EmbeddingTruncations)
     warnings: list[str] = Field(default_factory=list)
     timings: Timings = Field(default_factory=Timings)
 
@@ -208,6 +242,12 @@ class Report(BaseModel):
         if self.truncated.count:
             notes.append(f"{self.truncated.count} text(s) longer than {self.truncated.limit_chars} characters "
                          "were cut for the LLM (criteria come from the first part only)")
+        if self.embedding_truncated.count:
+            notes.append(f"{self.embedding_truncated.count} text(s) longer than the embedding model's "
+                         f"{self.embedding_truncated.limit_tokens} word pieces were cut for it (their vectors, "
+                         "and so their modes and the embedding metrics, come from the first part only)")
+        if (extrapolation := extrapolation_warning(self)) is not None:
+            notes.append(extrapolation)
         self.warnings = list(dict.fromkeys(notes))
         return self
 
@@ -235,7 +275,7 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     lines = [
         "# clusterdiv report",
         "",
-        f"- source: `{report.source}`" if report.source else "- source: (in-memory texts)",
+        f"- source: {md_code(report.source)}" if report.source else "- source: (in-memory texts)",
         f"- samples scored: **{report.n_samples}** of {report.n_input} "
         f"({report.failed.count} failed extraction, {report.skipped.count} skipped on load)",
         f"- distinct modes: **{report.n_modes}** ({report.n_clusters} clusters + {report.n_noise} noise singletons)",
@@ -244,11 +284,13 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         f"{report.normalization}",
         f"- texts cut for the LLM: {report.truncated.count}"
         + (f" (longer than {report.truncated.limit_chars} characters)" if report.truncated.count else ""),
-        f"- model `{report.config.model}`, embeddings `{report.config.embedding_model}`, "
+        *([f"- texts cut for the embedding model: {cut.count} (longer than {cut.limit_tokens} word pieces)"]
+          if (cut := report.embedding_truncated).count else []),
+        f"- model {md_code(report.config.model)}, embeddings {md_code(report.config.embedding_model)}, "
         f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
         f"clustering {report.config.clustering_method}",
-        *([f"- {representation_line(report)}"] if report.modes_from is not None else []),
-        *([f"- **{line}**"] if (line := _coverage(report)) else []),  # issue 17: lead with what is missing
+        *([f"- {md_text(representation_line(report))}"] if report.modes_from is not None else []),
+        *([f"- **{md_text(line)}**"] if (line := _coverage(report)) else []),  # issue 17: lead with what is missing
         "",
         "## Largest clusters",
         "",
@@ -257,7 +299,8 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     ]
     for c in report.clusters[:top]:
         lines.append(
-            f"| {c.cluster_id} | {c.size} | {c.share:.1%} | {c.criteria_summary} | {', '.join(c.example_ids)} |"
+            f"| {c.cluster_id} | {c.size} | {c.share:.1%} | {md_text(c.criteria_summary)} | "
+            f"{md_text(', '.join(c.example_ids))} |"
         )
     if report.metrics:
         lines += ["", "## Set metrics", "", "| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
@@ -266,21 +309,21 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
             ci_text = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else ""
             value = m.get("value")
             value_text = f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
-            lines.append(f"| {name} | {value_text} | {ci_text} | {m.get('meaning', '')} |")
+            lines.append(f"| {md_text(name)} | {value_text} | {ci_text} | {md_text(m.get('meaning', ''))} |")
     shares = report.cluster_shares
     if shares is not None:
         lines += ["", "## Modes versus the reference (shared clustering)", "",
                   "| cluster | batch share | reference share | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
         for row in shares.clusters[:top]:
             lines.append(f"| {row.cluster_id} | {row.batch_share:.1%} | {row.reference_share:.1%} | "
-                         f"{row.flag} | {row.criteria_summary} |")
+                         f"{row.flag} | {md_text(row.criteria_summary)} |")
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
-        lines += [f"- `{f.example_id}`: {f.reason}" for f in report.failed.reasons[:20]]
+        lines += [f"- {md_code(f.example_id)}: {md_text(f.reason)}" for f in report.failed.reasons[:20]]
     if report.skipped.count:
-        lines += ["", f"- {skipped_line(report.skipped.count, report.skipped.rows)}"]
+        lines += ["", f"- {md_text(skipped_line(report.skipped.count, report.skipped.rows))}"]
     if report.warnings:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in report.warnings]
+        lines += ["", "## Warnings", ""] + [f"- {md_text(w)}" for w in report.warnings]
     t = report.timings
     lines += [
         "",
@@ -328,7 +371,9 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     console.print(
         f"{report.n_modes} distinct modes = {report.n_clusters} clusters + {report.n_noise} noise singletons, "
         f"over {report.n_samples} samples ({report.failed.count} failed, {report.skipped.count} skipped, "
-        f"{report.truncated.count} truncated); {report.normalization}"
+        f"{report.truncated.count} truncated"
+        + (f", {report.embedding_truncated.count} cut for the embedding model" if report.embedding_truncated.count
+           else "") + f"); {report.normalization}"
     )
     if report.modes_from is not None:
         console.print(representation_line(report), highlight=False)

@@ -31,6 +31,7 @@ from clusterdiv.modes.modespace import BATCH, REFERENCE, ModeRow, ModeSpace, bui
 from clusterdiv.modes.run import RunContext
 from clusterdiv.modes.scoring import DiversityScore, score_labels
 from clusterdiv.reports.report import (
+    EmbeddingTruncations,
     FailureRecord,
     Failures,
     Report,
@@ -38,8 +39,10 @@ from clusterdiv.reports.report import (
     SamplingStep,
     SkippedInput,
     Truncations,
+    count_embedding_truncations,
     count_truncations,
 )
+from clusterdiv.reports.sections import CLUSTER_SHARES
 
 AUTO_SAMPLE_ABOVE = 20_000
 """`sample=None` scores every example up to this many, and a `sample="auto"` sample above it.
@@ -230,6 +233,7 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         skipped=SkippedInput(count=len(skipped_rows), rows=skipped_rows),
         truncated=(count_truncations(examples, config.llm.max_input_chars) if config.representation.uses_llm
                    else Truncations()),
+        embedding_truncated=embedding_truncations(examples, config=config, run=run, metrics=metrics),
         modes_from=space.representation,
         metrics=metrics,
         config=run.run_config(config, space, sample=config.sample),
@@ -237,6 +241,21 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         timings=run.finish(),
     )
     return ScoreResult(report=report, space=space, shared=shared)
+
+
+def embedding_truncations(examples: Sequence[Example], *, config: ScoreConfig, run: RunContext,
+                          metrics: dict[str, Any]) -> EmbeddingTruncations:
+    """The examples whose own text the embedding model read only the opening of: counted where the
+    texts were embedded, for the modes (text, hybrid) or for the embedding metrics."""
+    from clusterdiv.metrics.registry import metric_spec
+
+    embedded = config.representation.kind != "criteria" or any(
+        metric_spec(name).needs_embeddings for name in metrics if name != CLUSTER_SHARES)
+    if not embedded:
+        return EmbeddingTruncations()
+    embedder = run.embedder(config.embedding_model)
+    cut = embedder.truncated([e.text for e in examples])
+    return count_embedding_truncations(examples, cut, embedder.max_tokens)
 
 
 def _clustered_score(examples: list[Example], *, config: ScoreConfig, run: RunContext
