@@ -85,6 +85,10 @@ def score(
 
         check_outputs({"--output": output, "--assignments": assignments},
                       [file, opts.reference, opts.prompt_file, history_file(history_db)])
+        if record:  # a run that could not be recorded under a usable name costs no work
+            from clusterdiv.history.record import recorded_dataset
+
+            dataset = recorded_dataset(file, dataset)
 
         config = opts.config()
         from clusterdiv.engine import EngineSettings  # issue 16

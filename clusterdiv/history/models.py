@@ -6,13 +6,45 @@ of each step, so editing this file never silently changes what an old migration 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
+from clusterdiv.core.errors import InputError
+
 HEADLINE_METRICS: tuple[str, ...] = ("score", "score_normalized")
+HEADLINE_RANGE = (0.0, 1.0)
+"""Both headline scores are modes per sample: distinct modes / n, expected modes at m samples / m."""
+
+DATASET_NAME_CHARS = ("letters, digits, inner spaces and _ - . : + @ ( ) , = ~, starting with a letter, digit "
+                      "or _, at most 255 characters")
+_DATASET_NAME = re.compile(r"\w(?:[\w .:+@(),=~-]*[\w.:+@(),=~-])?")
+"""Why these: the name is a URL path segment (`/v1/datasets/NAME/history`), where `/` can never be
+reached and `?`, `#`, `%` mean something else unless encoded; the CLI takes it as an argument,
+where a leading `-` is an option; and `history` prints it into tables and markdown."""
+
+
+def dataset_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a dataset in history, or None (one rule for track, score, check, the service)."""
+    if len(name) <= 255 and _DATASET_NAME.fullmatch(name):
+        return None
+    if not name.strip():
+        return f"an empty dataset name is not allowed: use {DATASET_NAME_CHARS}"
+    shown = name if len(name) <= 80 else name[:80] + "..."
+    return f"dataset name {shown!r} is not allowed: use {DATASET_NAME_CHARS}"
+
+
+def check_dataset_name(name: str) -> str:
+    """`name`, or InputError saying which characters a dataset name may hold."""
+    problem = dataset_name_problem(name)
+    if problem:
+        raise InputError(problem)
+    return name
+
 
 def trackable_metrics() -> list[str]:
     """Names a threshold may use: the headline scores plus every registered set metric (plugins too)."""
@@ -31,6 +63,22 @@ def direction(metric: str) -> int:
     from clusterdiv.metrics.registry import direction as registered_direction
 
     return registered_direction(metric)
+
+
+def check_rules(rules: Iterable[Threshold]) -> None:
+    """Refuse a rule naming an unknown metric or a bound outside the metric's range (exit 2): a
+    gate that can never fail passes every batch silently, one that can never pass fails them all."""
+    from clusterdiv.metrics.registry import value_range
+    from clusterdiv.metrics.spec import out_of_range
+
+    known = trackable_metrics()
+    for rule in rules:
+        if rule.metric not in known:
+            raise InputError(f"unknown metric {rule.metric!r}; choose from {', '.join(sorted(known))}")
+        bounds = HEADLINE_RANGE if rule.metric in HEADLINE_METRICS else value_range(rule.metric)
+        problem = out_of_range(rule.metric, bounds, low=rule.min, high=rule.max)
+        if problem:
+            raise InputError(problem)
 
 
 metadata = sa.MetaData()

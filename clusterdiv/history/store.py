@@ -29,12 +29,13 @@ from clusterdiv.history.models import (
     RunRecord,
     Threshold,
     Tracking,
+    check_dataset_name,
+    check_rules,
     datasets,
     run_metrics,
     run_tags,
     runs,
     thresholds,
-    trackable_metrics,
 )
 from clusterdiv.reports.sections import CLUSTER_SHARES
 
@@ -44,6 +45,10 @@ BUSY_TIMEOUT_S = 60.0
 # metrics, so a test can kill the writer mid-transaction. Never set it in real use.
 PAUSE_ENV_VAR = "CLUSTERDIV_HISTORY_TEST_PAUSE"
 PAUSE_MARKER = "clusterdiv-history: paused inside write transaction"
+
+
+class NoHistoryDatabase(InputError):
+    """A command that only reads history found no database (and, reading, made none)."""
 
 
 def default_history_url() -> str:
@@ -71,15 +76,18 @@ def _not_a_database(path: str, exc: BaseException) -> InputError:
                       "point the history database ($CLUSTERDIV_HISTORY_DB) at another file", option="history_db")
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, create: bool = True) -> sa.Engine:
     import sqlite3
 
     from clusterdiv.core.cache_store import private_dir, private_file
 
-    if url.database and url.database != ":memory:":
+    on_disk = Path(url.database) if url.database and url.database != ":memory:" else None
+    if on_disk is not None and not create and not on_disk.is_file():
+        raise NoHistoryDatabase(f"no history database at {on_disk}")
+    if on_disk is not None and create:
         try:
-            private_dir(Path(url.database).parent)  # submitted texts live here: 0700 / 0600
-            private_file(Path(url.database))
+            private_dir(on_disk.parent)  # submitted texts live here: 0700 / 0600
+            private_file(on_disk)
         except OSError as exc:
             raise InputError(f"cannot create the history database {url.database}: {exc}") from exc
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
@@ -115,13 +123,15 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, *, create: bool = True) -> sa.Engine:
+    """An engine for `url`; `create=False` (commands that only read) refuses a SQLite file that is not
+    there instead of creating it and its folders: a typo in the path must not leave an empty store."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise InputError(f"not a database URL or path: {url}") from exc
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, create=create)
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
@@ -154,11 +164,15 @@ def flatten_metrics(report: Any) -> dict[str, MetricRecord]:
 
 
 class HistoryStore:
-    """Open (and migrate) a history database; every write is one transaction."""
+    """Open (and migrate) a history database; every write is one transaction.
 
-    def __init__(self, db: str | Path | None = None, *, migrate: bool = True):
+    `create=False` for a command that only reads: a database that is not there is an error
+    ("no history database at ..."), never a new empty one.
+    """
+
+    def __init__(self, db: str | Path | None = None, *, migrate: bool = True, create: bool = True):
         self.url = resolve_history_url(db)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, create=create)
         try:
             if migrate:
                 migrations.migrate(self.engine)
@@ -208,8 +222,7 @@ class HistoryStore:
                tags: Iterable[str] = (), gate_status: str | None = None,
                recorded_at: datetime | None = None) -> int:
         """Store one scored report with its flattened metrics and tags; returns the run id."""
-        if not dataset:
-            raise InputError("a run needs a dataset name")
+        check_dataset_name(dataset)
         recorded_at = recorded_at or datetime.now(timezone.utc)
         total = getattr(getattr(report, "timings", None), "total_s", 0.0) or 0.0
         config = report.config.model_dump(mode="json") if report.config is not None else {}
@@ -246,11 +259,9 @@ class HistoryStore:
                      drop_window: int | None = None, clear: bool = False,
                      remove: Iterable[str] = ()) -> Tracking:
         """Create or update a dataset's owner and rules; named metrics replace their old rule."""
-        known = set(trackable_metrics())
+        check_dataset_name(dataset)
         remove = list(remove)
-        unknown = sorted(({r.metric for r in rules} | set(remove)) - known)
-        if unknown:
-            raise InputError(f"unknown metric {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+        check_rules([*rules, *(Threshold(metric=m) for m in remove)])
         if drop_share is not None and not 0 < drop_share < 1:
             raise InputError("the drop share must be between 0 and 1 (e.g. 0.2 = a 20% drop)", option="drop_share")
         if drop_window is not None and drop_window < 1:

@@ -58,14 +58,15 @@ class ProviderRegistry:
             self.fingerprinters[name] = fingerprint
 
     def register_metric(self, name: str, compute: Any, *, group: str = "lexical", meaning: str,
-                        direction: int = 1) -> None:
+                        direction: int = 1, value_range: tuple[float, float] | None = None) -> None:
         """Add a set metric: see :func:`clusterdiv.metrics.registry.register_metric`.
 
         This layer sits below the metrics and never imports them: the metric registry reads what
         was registered before it loaded (`metrics.registry.load_plugins`) and installs itself as
         `metric_sink` for what comes after; it checks the name and settings.
         """
-        metric = {"name": name, "compute": compute, "group": group, "meaning": meaning, "direction": direction}
+        metric = {"name": name, "compute": compute, "group": group, "meaning": meaning, "direction": direction,
+                  **({"value_range": value_range} if value_range is not None else {})}
         self.metrics.append(metric)
         if self.metric_sink is not None:
             self.metric_sink(**metric)

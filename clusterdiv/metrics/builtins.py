@@ -1,5 +1,5 @@
 """The built-in set metrics: one compute function each, declared in `BUILTINS` with name, group,
-meaning and direction. The registry (registry.py) lists them first and adds plugin metrics after.
+meaning, direction and value range. The registry (registry.py) lists them first and adds plugin metrics after.
 
 Each returns an undefined value with its reason rather than raising, because one metric that
 cannot be computed should not cost the report the others.
@@ -20,6 +20,7 @@ from clusterdiv.metrics.spec import (
     LESS_DIVERSE,
     MORE_DIVERSE,
     NO_DIRECTION,
+    SHARE,
     MetricCompute,
     MetricInputs,
     MetricSpec,
@@ -185,28 +186,30 @@ def _value(name: str, value: float, **kwargs: Any) -> MetricValue:
 BUILTINS: list[MetricSpec] = [
     *(MetricSpec(f"distinct_{n}", "lexical",
                  f"unique {n}-grams / all {n}-grams over the corpus (higher = more varied wording)",
-                 MORE_DIVERSE, _distinct(n)) for n in DISTINCT_ORDERS),
+                 MORE_DIVERSE, _distinct(n), value_range=SHARE) for n in DISTINCT_ORDERS),
     MetricSpec("self_bleu", "lexical", "mean BLEU-4 of each text against all others (higher = texts repeat each other)",
-               LESS_DIVERSE, _self_bleu),
+               LESS_DIVERSE, _self_bleu, value_range=SHARE),
     MetricSpec("compression_ratio", "lexical", "gzip size / raw size of the joined corpus (lower = more redundant)",
-               MORE_DIVERSE, _compression),
+               MORE_DIVERSE, _compression, value_range=(0.0, math.inf)),  # gzip's header: > 1 when tiny
     MetricSpec("embedding_mean_cosine", "semantic",
-               "mean cosine similarity of all embedding pairs (higher = less diverse)", LESS_DIVERSE, _mean_cosine),
+               "mean cosine similarity of all embedding pairs (higher = less diverse)", LESS_DIVERSE, _mean_cosine,
+               value_range=(-1.0, 1.0)),
     MetricSpec("vendi", "semantic", "effective number of distinct examples, cosine kernel (higher = more diverse)",
-               MORE_DIVERSE, _vendi),
+               MORE_DIVERSE, _vendi, value_range=(1.0, math.inf)),  # 1: all rows alike
     MetricSpec("vendi_normalized", "semantic",
                "Vendi per reference-size examples: the mean over seeded subsets of that size, / the size "
-               "(comparable across batch sizes; higher = more diverse)", MORE_DIVERSE, _vendi_normalized),
+               "(comparable across batch sizes; higher = more diverse)", MORE_DIVERSE, _vendi_normalized,
+               value_range=SHARE),
     MetricSpec("mauve", "reference", "distributional closeness to the reference set, 0..1 (higher = closer)",
-               MORE_DIVERSE, _mauve),
+               MORE_DIVERSE, _mauve, value_range=SHARE),
     MetricSpec("precision", "reference", "share of texts inside the reference manifold, k-NN (higher = more faithful)",
-               MORE_DIVERSE, _knn("precision")),
+               MORE_DIVERSE, _knn("precision"), value_range=SHARE),
     MetricSpec("recall", "reference", "share of the reference manifold reached by the texts, k-NN (higher = more coverage)",
-               MORE_DIVERSE, _knn("recall")),
+               MORE_DIVERSE, _knn("recall"), value_range=SHARE),
     MetricSpec("density", "reference", "how densely texts sit among reference neighbours (~1 = like the reference)",
-               NO_DIRECTION, _knn("density")),
+               NO_DIRECTION, _knn("density"), value_range=(0.0, math.inf)),
     MetricSpec("coverage", "reference", "share of reference examples with a text nearby (higher = more coverage)",
-               MORE_DIVERSE, _knn("coverage")),
+               MORE_DIVERSE, _knn("coverage"), value_range=SHARE),
 ]
 
 

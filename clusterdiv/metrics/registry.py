@@ -37,6 +37,7 @@ from clusterdiv.metrics.spec import (
     LESS_DIVERSE,
     MORE_DIVERSE,
     NO_DIRECTION,
+    UNBOUNDED,
     MetricCompute,
     MetricInputs,
     MetricSpec,
@@ -68,6 +69,7 @@ __all__ = [
     "select_metrics",
     "unregister_metric",
     "validate_selection",
+    "value_range",
 ]
 
 
@@ -102,14 +104,16 @@ def load_plugins() -> None:
 
 
 def register_metric(name: str, compute: MetricCompute, *, group: str = "lexical", meaning: str,
-                    direction: int = MORE_DIVERSE) -> MetricSpec:
+                    direction: int = MORE_DIVERSE,
+                    value_range: tuple[float, float] = UNBOUNDED) -> MetricSpec:
     """Add a metric of your own (normally from a plugin's ``register(registry)``).
 
     ``compute(inputs: MetricInputs)`` returns a float, None (undefined) or a :class:`MetricValue`;
     raising ``ValueError`` makes the value undefined with the message as its reason. ``group``
     says what it needs (``lexical``: texts, ``semantic``: embeddings too, ``reference``: a
     reference set's embeddings too); ``direction`` is +1 when higher means more diverse, -1 when
-    higher means less diverse, 0 when neither. Registering a name again replaces it.
+    higher means less diverse, 0 when neither. ``value_range`` (low, high) holds every value it can
+    take, so a threshold outside it is refused (default: unbounded). Registering a name again replaces it.
     """
     if not _NAME.match(name) or name in RESERVED_NAMES:
         raise ValueError(f"metric name {name!r} must be lower_snake_case, at most 64 characters, and not "
@@ -120,8 +124,11 @@ def register_metric(name: str, compute: MetricCompute, *, group: str = "lexical"
         raise ValueError(f"metric group must be one of {', '.join(GROUPS)}, got {group!r}")
     if direction not in (MORE_DIVERSE, LESS_DIVERSE, NO_DIRECTION):
         raise ValueError(f"direction must be 1, -1 or 0, got {direction!r}")
+    low, high = (float(v) for v in value_range)
+    if math.isnan(low) or math.isnan(high) or low > high:
+        raise ValueError(f"value_range must be (low, high) with low <= high, got {value_range!r}")
     spec = MetricSpec(name=name, group=group, meaning=meaning, direction=direction,  # type: ignore[arg-type]
-                      compute=compute, builtin=False)
+                      compute=compute, builtin=False, value_range=(low, high))
     _SPECS[name] = spec
     return spec
 
@@ -156,6 +163,14 @@ def direction(name: str) -> int:
         return metric_spec(name).direction
     except KeyError:
         return MORE_DIVERSE
+
+
+def value_range(name: str) -> tuple[float, float]:
+    """The (low, high) every value of the metric lies in; unknown names are unbounded."""
+    try:
+        return metric_spec(name).value_range
+    except KeyError:
+        return UNBOUNDED
 
 
 def resolve_selection(spec: str | Iterable[str] | None) -> set[str]:

@@ -33,6 +33,14 @@ NO_DIRECTION = 0
 """Direction: neither way is better (density ~1 means "like the reference"); any move is flagged."""
 
 
+UNBOUNDED: tuple[float, float] = (-float("inf"), float("inf"))
+"""Value range of a metric that declares none (a plugin's, unless it says)."""
+
+
+SHARE: tuple[float, float] = (0.0, 1.0)
+"""Value range of a share or a ratio bounded by 1 (distinct-n, self-BLEU, MAUVE, recall, ...)."""
+
+
 JACKKNIFE_GROUPS = 20
 """Groups of the delete-a-group jackknife used for the compression-ratio interval."""
 
@@ -125,6 +133,9 @@ class MetricSpec:
     """:data:`MORE_DIVERSE` (+1), :data:`LESS_DIVERSE` (-1) or :data:`NO_DIRECTION` (0)."""
     compute: MetricCompute
     builtin: bool = True
+    value_range: tuple[float, float] = UNBOUNDED
+    """Every value the metric can take lies in [low, high]: a threshold outside it is a rule that can
+    never fail (or never pass), so `track` refuses it (:func:`out_of_range`)."""
 
     @property
     def needs_embeddings(self) -> bool:
@@ -140,6 +151,18 @@ class MetricSpec:
 
     def value(self, value: float, **kwargs: Any) -> MetricValue:
         return MetricValue(name=self.name, value=value, meaning=self.meaning, **kwargs)
+
+
+def out_of_range(name: str, value_range: tuple[float, float], *, low: float | None,
+                 high: float | None) -> str | None:
+    """Why a rule `low <= name <= high` is meaningless for a metric of `value_range`, else None."""
+    lo, hi = value_range
+    for kind, bound in (("minimum", low), ("maximum", high)):
+        if bound is not None and not lo <= bound <= hi:
+            never = "fail" if (kind == "minimum") == (bound < lo) else "pass"
+            return (f"{name} {kind} {bound:g} is outside the metric's range [{lo:g}, {hi:g}]: "
+                    f"the rule could never {never}")
+    return None
 
 
 def keep_for_interval(raw_bytes: int, n_texts: int) -> bool:

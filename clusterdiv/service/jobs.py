@@ -107,9 +107,9 @@ def _record(row: Any) -> JobRecord:
 class JobStore:
     """Open (and migrate) the jobs table of a history database."""
 
-    def __init__(self, db: str | None = None):
+    def __init__(self, db: str | None = None, *, create: bool = True):
         self.url = resolve_history_url(db)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, create=create)
         migrations.migrate(self.engine)
 
     def close(self) -> None:

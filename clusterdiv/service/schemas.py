@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, fi
 
 # Imported here, not in the validator: a lazy import from a request thread while a job thread imports
 # the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
+from clusterdiv.history.models import DATASET_NAME_CHARS, dataset_name_problem
 from clusterdiv.metrics.registry import validate_selection
 from clusterdiv.modes.modespace import REFERENCE
 
@@ -63,7 +64,8 @@ class _JobBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str | None = Field(default=None, max_length=255,
-                                description="record the result as a run of this dataset in the history")
+                                description="record the result as a run of this dataset in the history; "
+                                            f"{DATASET_NAME_CHARS}")
     owner: str | None = Field(default=None, max_length=255)
     tags: list[str] = Field(default_factory=list, max_length=32)
     options: JobOptions = Field(default_factory=JobOptions)
@@ -76,6 +78,14 @@ class ScoreJob(_JobBase):
 
     def n_examples(self) -> int:
         return len(self.texts) + len(self.reference or [])
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name(cls, value: str | None) -> str | None:
+        problem = None if value is None else dataset_name_problem(value)
+        if problem:  # the CLI's rule: a name `/v1/datasets/{name}/history` could not reach is a 422 here
+            raise ValueError(problem)
+        return value
 
 
 def _batch_name(name: str) -> str:

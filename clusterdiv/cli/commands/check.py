@@ -53,17 +53,25 @@ def check(
 
         from clusterdiv.core.errors import InputError
         from clusterdiv.history.gate import EXIT_BREACH, evaluate, render_summary_markdown
-        from clusterdiv.history.record import default_batch_id, default_dataset_name
-        from clusterdiv.history.store import HistoryStore, flatten_metrics
+        from clusterdiv.history.record import default_batch_id, recorded_dataset
+        from clusterdiv.history.store import HistoryStore, NoHistoryDatabase, flatten_metrics
         from clusterdiv.tasks.score import score as run_score
 
         check_outputs({"--summary": summary}, [file, opts.reference, opts.prompt_file, history_file(history_db)])
-        name = dataset or default_dataset_name(file)
-        with HistoryStore(history_db) as store:
+        name = recorded_dataset(file, dataset, skippable=False)
+
+        def untracked(why: str = "") -> InputError:
+            return InputError(f"dataset '{name}' has no thresholds to check{why}; set them first, e.g. "
+                              f"clusterdiv track {name} --min score_normalized=0.3")
+
+        try:
+            store = HistoryStore(history_db, create=False)  # no store, no thresholds: nothing to check
+        except NoHistoryDatabase as exc:
+            raise untracked(f" ({exc})") from None
+        with store:
             tracking = store.tracking(name)  # checked first: a misconfigured gate costs no scoring
             if tracking is None or (not tracking.thresholds and tracking.drop_share is None):
-                raise InputError(f"dataset '{name}' has no thresholds to check; set them first, e.g. "
-                                 f"clusterdiv track {name} --min score_normalized=0.3")
+                raise untracked()
             config = opts.config()
             with opts.session() as (cache, bars):
                 report = run_score(file, config=config, cache=cache, progress=bars,

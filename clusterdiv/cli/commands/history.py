@@ -54,7 +54,7 @@ def history(
         if drop_share is not None and not 0 < drop_share < 1:
             raise InputError("--drop-share must be between 0 and 1")
         check_outputs({"--chart": chart}, [history_file(history_db)])
-        with HistoryStore(history_db) as store:
+        with HistoryStore(history_db, create=False) as store:  # a read: never a new empty store
             if dataset is None:
                 _list_datasets(store, Console())
                 return

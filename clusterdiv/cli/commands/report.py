@@ -27,7 +27,7 @@ def report_command(
         from clusterdiv.service.jobs import JobStore
 
         check_outputs({"--html": html}, [history_file(db)])
-        with JobStore(db) as store:
+        with JobStore(db, create=False) as store:  # a read: never a new empty store
             job = store.get(job_id)
             if job is None:
                 raise InputError(f"no job {job_id} in {store.url}")

@@ -53,11 +53,22 @@ def track(
         from rich.table import Table
 
         from clusterdiv.core.errors import InputError
-        from clusterdiv.history.models import Threshold
-        from clusterdiv.history.store import HistoryStore
+        from clusterdiv.history.models import Threshold, check_dataset_name, check_rules
+        from clusterdiv.history.store import HistoryStore, NoHistoryDatabase
 
+        check_dataset_name(dataset)
         mins, maxs = parse_bounds(min_, "--min"), parse_bounds(max_, "--max")
-        with HistoryStore(history_db) as store:
+        check_rules(Threshold(metric=m, min=mins.get(m), max=maxs.get(m)) for m in dict.fromkeys([*mins, *maxs]))
+        changed = bool(owner is not None or mins or maxs or drop_share is not None or window or clear or remove)
+
+        def untracked(why: str = "") -> InputError:
+            return InputError(f"dataset '{dataset}' is not tracked yet{why}; give --owner, --min, --max or --drop-share")
+
+        try:
+            store = HistoryStore(history_db, create=changed)  # only showing: never a new empty store
+        except NoHistoryDatabase as exc:
+            raise untracked(f" ({exc})") from None
+        with store:
             existing = store.tracking(dataset)
             old = {} if clear or existing is None else dict(existing.thresholds)
             rules = []
@@ -67,9 +78,8 @@ def track(
                 if rule.min is not None and rule.max is not None and rule.min > rule.max:
                     raise InputError(f"{metric}: minimum {rule.min:g} is above maximum {rule.max:g}")
                 rules.append(rule)
-            changed = bool(owner is not None or rules or drop_share is not None or window or clear or remove)
             if existing is None and not changed:
-                raise InputError(f"dataset '{dataset}' is not tracked yet; give --owner, --min, --max or --drop-share")
+                raise untracked()
             if changed:
                 tracking = store.set_tracking(dataset, owner=owner, rules=rules, drop_share=drop_share,
                                               drop_window=window, clear=clear, remove=remove or ())
