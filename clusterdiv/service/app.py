@@ -13,17 +13,23 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from clusterdiv import __version__
 from clusterdiv.core.errors import ClusterdivError, CorpusTooLarge
 from clusterdiv.service.jobs import JobRecord, JobStore
 from clusterdiv.service.schemas import (
     ERROR_RESPONSES,
+    HTML_PAGE_ERROR_RESPONSES,
     InputExample,
     JobList,
-    JobOptions,
     JobRequest,
     JobView,
     ScoreJob,
@@ -32,15 +38,50 @@ from clusterdiv.service.security import (
     BodySizeLimit,
     HostOriginGuard,
     SecurityHeaders,
+    StrictJSONError,
     TokenGuard,
+    finite_json,
     is_authorized,
     make_auth_dependency,
     redact_access_log,
+    strict_json_loads,
 )
 from clusterdiv.service.settings import ServiceSettings
 from clusterdiv.service.worker import JobRunner
 
 _REQUEST = TypeAdapter(JobRequest)
+UPLOAD_PARTS = ("file", "reference", "text_field", "id_field", "format", "dataset", "owner", "tags", "options")
+
+
+class _StrictJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = strict_json_loads(await self.body())
+            except StrictJSONError as exc:  # an HTTPException: FastAPI turns anything else into a bare 400
+                raise HTTPException(422, detail=exc.errors) from None
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """A route whose JSON body is read by `strict_json_loads` (FastAPI's is `json.loads`, which
+    takes NaN, Infinity, 1e400 and repeated keys)."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict
+
+
+def _allowed_methods(path: str, routes: list[Route]) -> str:
+    """Every method of the resource `path` names: all routes of the first template it matches, as
+    OpenAPI lists them (Starlette's 405 names only the first route's methods; and `/v1/jobs/upload`
+    is the upload, though `/v1/jobs/{job_id}` would match it too)."""
+    template = next((route.path for route in routes if route.path_regex.match(path)), None)
+    return ", ".join(sorted({method for route in routes if route.path == template for method in route.methods or ()}))
 
 
 def _summary(kind: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -119,12 +160,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def _library_error(_: Request, exc: ClusterdivError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": finite_json(jsonable_encoder(exc.errors()))})
+
+    routes: list[Route] = []  # every route, the /v1 ones included (filled below)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            headers["Allow"] = _allowed_methods(request.scope["path"], routes)
+        return await http_exception_handler(
+            request, StarletteHTTPException(exc.status_code, finite_json(exc.detail), headers=headers))
+
     def store_of(request: Request) -> JobStore:
         return request.app.state.store
 
     def runner_of(request: Request) -> JobRunner:
         return request.app.state.runner
 
+    @app.head("/healthz", include_in_schema=False)  # load balancers and uptime checks probe with HEAD
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -148,7 +204,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                              "models": settings.models()})
 
     api = APIRouter(prefix="/v1", dependencies=[Depends(make_auth_dependency(settings.token))],
-                    responses=ERROR_RESPONSES)
+                    responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
     def _submit(request: Request, job: Any) -> JobView:
         n = job.n_examples()
@@ -183,32 +239,50 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def upload_job(
         request: Request,
         file: Annotated[UploadFile, File(description="JSONL, JSON, CSV/TSV, Parquet or text (.gz ok)")],
-        reference: Annotated[UploadFile | None, File(description="real data to compare with")] = None,
-        text_field: Annotated[str | None, Form()] = None,
-        id_field: Annotated[str | None, Form()] = None,
-        format: Annotated[str | None, Form()] = None,
-        dataset: Annotated[str | None, Form()] = None,
-        owner: Annotated[str | None, Form()] = None,
-        tags: Annotated[str | None, Form(description="comma-separated")] = None,
-        options: Annotated[str | None, Form(description="JobOptions as JSON")] = None,
+        # Optional parts typed without `| None`: the schema would offer null, which a multipart part cannot
+        # be (a client sending the text "null" would read it as allowed, and get a 422).
+        reference: Annotated[UploadFile, File(description="real data to compare with")] = None,
+        text_field: Annotated[str, Form()] = None,
+        id_field: Annotated[str, Form()] = None,
+        format: Annotated[str, Form()] = None,
+        dataset: Annotated[str, Form()] = None,
+        owner: Annotated[str, Form()] = None,
+        tags: Annotated[str, Form(description="comma-separated")] = None,
+        options: Annotated[str, Form(description="JobOptions as JSON")] = None,
     ) -> JobView:
         """Submit a `score` job by uploading the corpus file (parsed in memory, never saved)."""
         from clusterdiv.io.corpus import load_corpus_bytes
 
+        form = await request.form()  # FastAPI keeps the last of repeated parts: the others would be dropped
+        repeated = [{"type": "repeated_part", "loc": ["body", name], "input": None,
+                     "msg": f"form part {name!r} is sent {len(form.getlist(name))} times; send it once"}
+                    for name in UPLOAD_PARTS if len(form.getlist(name)) > 1]
+        if repeated:
+            raise HTTPException(422, detail=repeated)
+        try:
+            job_options = strict_json_loads(options, loc=("body", "options")) if options else {}
+        except StrictJSONError as exc:
+            raise HTTPException(422, detail=exc.errors) from None
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, detail=[{"type": "json_invalid", "loc": ["body", "options"], "input": options,
+                                              "msg": f"options is not JSON: {exc.msg} at character {exc.pos}"}]
+                                ) from None
+
         def parse(upload: UploadFile, data: bytes) -> list[InputExample]:
             # decompression is capped by the body limit too: a small .gz cannot unpack into gigabytes
             corpus = load_corpus_bytes(data, filename=upload.filename or "upload", text_field=text_field,
-                                       id_field=id_field, format=format, max_bytes=settings.max_body_bytes)
+                                       id_field=id_field, format=format, max_bytes=settings.max_body_bytes,
+                                       limit_hint="the server's --max-body-mb")
             return [InputExample(text=e.text, id=e.id, label=e.label) for e in corpus.examples]
 
         texts = parse(file, await file.read())
         ref = parse(reference, await reference.read()) if reference is not None else None
         try:
             job = ScoreJob(texts=texts, reference=ref, dataset=dataset, owner=owner,
-                           tags=[t.strip() for t in (tags or "").split(",") if t.strip()],
-                           options=JobOptions.model_validate_json(options) if options else JobOptions())
+                           tags=[t.strip() for t in (tags or "").split(",") if t.strip()], options=job_options)
         except ValidationError as exc:
-            raise HTTPException(422, detail=json.loads(exc.json(include_url=False))) from exc
+            errors = json.loads(exc.json(include_url=False))
+            raise HTTPException(422, detail=[{**e, "loc": ["body", *e["loc"]]} for e in errors]) from exc
         return await asyncio.to_thread(_submit, request, job)
 
     @api.get("/jobs", response_model=JobList, tags=["jobs"])
@@ -284,7 +358,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             raise HTTPException(404, detail="only score jobs have an explorer")
         return JSONResponse(result.exploration)
 
-    @api.get("/jobs/{job_id}/explorer", response_class=HTMLResponse, tags=["explorer"])
+    @api.get("/jobs/{job_id}/explorer", response_class=HTMLResponse, tags=["explorer"],
+             responses=HTML_PAGE_ERROR_RESPONSES)
     async def get_explorer(request: Request, job_id: str) -> HTMLResponse:
         """The collapsed-mode explorer page (self-contained: the same file `clusterdiv report --html` writes)."""
         _, result = await asyncio.to_thread(_finished, request, job_id)
@@ -322,6 +397,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return JSONResponse(await asyncio.to_thread(load))
 
     app.include_router(api)
+    routes.extend(r for r in [*app.router.routes, *api.routes] if isinstance(r, Route))
     return app
 
 

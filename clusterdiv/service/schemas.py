@@ -10,13 +10,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 # Imported here, not in the validator: a lazy import from a request thread while a job thread imports
 # the metrics package can see it half-initialised (ImportError, a 500). It imports no torch.
 from clusterdiv.history.models import DATASET_NAME_CHARS, dataset_name_problem
 from clusterdiv.metrics.registry import validate_selection
 from clusterdiv.modes.modespace import REFERENCE
+from clusterdiv.tasks.anchoring.tail_spec import TailEntry, TailSpec, parse_tail_spec
 
 JobKind = Literal["score", "compare", "audit-tail", "select", "seeds"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -49,7 +59,7 @@ class JobOptions(BaseModel):
     seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: StrictInt = Field(default=200, ge=0, le=2000)
-    name_clusters: bool = Field(default=True, description="LLM-written cluster names for the explorer")
+    name_clusters: StrictBool = Field(default=True, description="LLM-written cluster names for the explorer")
     engine: Literal["local", "ray"] | None = Field(
         default=None, description="where extraction and embedding run; always the server's engine (ray when it "
                                   "was started with a Ray cluster, else local): any other is refused (422)")
@@ -128,23 +138,25 @@ class CompareJob(_JobBase):
 class AuditTailJob(_JobBase):
     kind: Literal["audit-tail"]
     texts: Texts
-    tail: list[Any] | dict[str, Any] = Field(description="a tail spec: entries with name and description")
+    # The spec's own models, so the schema says what is accepted (one entry or more, each with name and
+    # description); parse_tail_spec validates it first, for its one-line messages naming entry and field.
+    tail: TailSpec | Annotated[list[TailEntry], Field(min_length=1)] = Field(
+        description="a tail spec: entries with name and description (an object with `entries`, or the list)")
     judge: Literal["both", "either", "embedding", "llm"] = "both"
     min_count: StrictInt = Field(default=1, ge=1)
 
     def n_examples(self) -> int:
         return len(self.texts)
 
-    @model_validator(mode="after")
-    def _valid_tail(self) -> AuditTailJob:
+    @field_validator("tail", mode="before")
+    @classmethod
+    def _valid_tail(cls, value: Any) -> TailSpec:
         from clusterdiv.core.errors import ClusterdivError
-        from clusterdiv.tasks.anchoring.tail_spec import parse_tail_spec
 
         try:
-            parse_tail_spec(self.tail, source="tail")
+            return parse_tail_spec(value, source="tail")
         except ClusterdivError as exc:  # pydantic turns ValueError into a 422 naming the field
             raise ValueError(str(exc)) from exc
-        return self
 
 
 class SelectJob(_JobBase):
@@ -167,7 +179,7 @@ class SeedsJob(_JobBase):
     texts: Texts
     reference: list[NonEmptyText | InputExample] = Field(min_length=1)
     per_mode: StrictInt = Field(default=5, ge=1, le=100)
-    missing_only: bool = False
+    missing_only: StrictBool = False  # the schema says boolean: 0 and "yes" are 422
 
     def n_examples(self) -> int:
         return len(self.texts) + len(self.reference)
@@ -231,3 +243,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ApiError, "description": "body, upload (after decompression) or job over the limits"},
     422: {"model": ApiError, "description": "invalid request: the message or the errors name the field"},
 }
+
+HTML_PAGE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": response["description"],
+           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}}
+    for code, response in ERROR_RESPONSES.items()
+}
+"""For routes whose page is HTML: FastAPI would document their errors as text/html too, and they are JSON.
+(`ApiError` is in the document's components: every other route's errors name it.)"""

@@ -15,6 +15,13 @@ without a token is a 401, never a 422; an oversize or stalled body never reaches
 - `SecurityHeaders`: nosniff, no framing, no referrer on every response; HTML responses get a
   Content-Security-Policy that allows exactly their own inline scripts (by sha256), nothing remote
   except the CDN FastAPI's /docs page loads Swagger UI from.
+- `header_timeout_protocol`: uvicorn's HTTP protocol with a deadline on the request line and
+  headers (uvicorn has none: `timeout_keep_alive` only runs between requests, and is reset by each
+  byte), so a connection that sends nothing, or trickles a header every few seconds, is closed.
+- `strict_json_loads`: request JSON as RFC 8259 says it is, each violation a 422 naming its field:
+  no `NaN`/`Infinity`, no number that overflows to infinity or past 64-bit integers, no repeated
+  key, no nesting past `MAX_JSON_DEPTH`. Python's `json` accepts all of these, and a non-finite
+  float in a body made the 422 handler itself fail (a 500: it cannot serialise `inf`).
 
 The token comes from the environment (`CLUSTERDIV_API_TOKEN`) or settings, never from a command
 line where `ps` would show it.
@@ -27,17 +34,19 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from fastapi import HTTPException, Request, status
 
 HTML_PAGE = re.compile(r"^/v1/jobs/[^/]+/(explorer|report)$")
-_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s\"]*", re.IGNORECASE)
+_QUERY_PARAM = re.compile(r"([?&])([^=&\s\"]*)=([^&\s\"]*)")
+TOKEN_PARAM = "access_token"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
 DOCS_CDN = "https://cdn.jsdelivr.net"
@@ -71,7 +80,7 @@ def presented_token(scope: dict[str, Any]) -> str:
         return given.strip()
     query = scope.get("query_string", b"").decode("latin-1")
     if query_token_allowed(scope.get("path", ""), query, scope.get("method", "")):
-        return parse_qs(query).get("access_token", [""])[-1]
+        return parse_qs(query).get(TOKEN_PARAM, [""])[-1]
     return ""
 
 
@@ -307,13 +316,25 @@ class SecurityHeaders:
         await self.app(scope, receive, wrapped_send)
 
 
+def redact_query(text: str) -> str:
+    """`text` with the value of every query parameter that decodes to `access_token` hidden.
+
+    By the decoded name, as `parse_qs` reads it: `access%5Ftoken=` or `%61ccess_token=` is the
+    same parameter to the token check, so it must be to the redaction too."""
+    def hide(match: re.Match[str]) -> str:
+        if unquote_plus(match.group(2)).lower() != TOKEN_PARAM:
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}=[redacted]"
+
+    return _QUERY_PARAM.sub(hide, text) if "=" in text else text
+
+
 class _RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                                for a in record.args)
-        if isinstance(record.msg, str) and "access_token=" in record.msg.lower():
-            record.msg = _TOKEN_IN_QUERY.sub(r"\1[redacted]", record.msg)
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
         return True
 
 
@@ -323,3 +344,175 @@ def redact_access_log() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RedactTokens) for f in logger.filters):
             logger.addFilter(_RedactTokens())
+
+
+# ------------------------------------------------------------------------------ strict JSON
+
+MAX_JSON_DEPTH = 64  # a job body nests 5 levels; a tail spec a few more
+MAX_JSON_ERRORS = 20
+_INT64_DIGITS = 19
+
+
+class _Refused:
+    """A JSON literal Python's parser accepts and RFC 8259 does not; kept to name its field."""
+
+    __slots__ = ("literal", "message")
+
+    def __init__(self, literal: str, message: str):
+        self.literal, self.message = literal, message
+
+
+class _RepeatedKeys(dict):  # type: ignore[type-arg]
+    """A JSON object that gave a key twice (`dict` keeps the last silently)."""
+
+    repeated: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    marked = _RepeatedKeys(obj)
+    marked.repeated = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return marked
+
+
+def _constant(literal: str) -> _Refused:
+    return _Refused(literal, f"{literal} is not valid JSON: send a finite number, or null")
+
+
+def _shown(literal: str) -> str:
+    return literal if len(literal) <= 40 else f"{literal[:20]}...({len(literal)} characters)"
+
+
+def _float(literal: str) -> float | _Refused:
+    value = float(literal)
+    if math.isfinite(value):
+        return value
+    return _Refused(_shown(literal), f"number {_shown(literal)} is out of range: it overflows to infinity")
+
+
+def _int(literal: str) -> int | _Refused:
+    """64-bit integers only: what every consumer of a job (numpy, SQL) holds; a longer literal is
+    never converted (Python refuses past 4,300 digits anyway, with a ValueError that read as a 400)."""
+    if len(literal.lstrip("-")) <= _INT64_DIGITS and -(2**63) <= (value := int(literal)) < 2**63:
+        return value
+    return _Refused(_shown(literal), f"integer {_shown(literal)} is out of range: more than 64 bits")
+
+
+def _error(loc: tuple[Any, ...], message: str, literal: str | None = None) -> dict[str, Any]:
+    return {"type": "json_invalid", "loc": list(loc), "msg": message, "input": literal}
+
+
+def json_problems(value: Any, loc: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Each refused literal, repeated key and over-deep value of a `strict_json_loads` parse, in
+    document order (iterative: a deep document cannot exhaust the stack here)."""
+    problems: list[dict[str, Any]] = []
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, loc)]
+    while stack and len(problems) < MAX_JSON_ERRORS:
+        node, where = stack.pop()
+        if isinstance(node, _Refused):
+            problems.append(_error(where, node.message, node.literal))
+            continue
+        if not isinstance(node, (dict, list)):
+            continue
+        if len(where) - len(loc) >= MAX_JSON_DEPTH:
+            problems.append(_error(where, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"))
+            continue
+        if isinstance(node, _RepeatedKeys):
+            problems.extend(_error((*where, k), f"key {k!r} appears more than once in this JSON object")
+                            for k in dict.fromkeys(node.repeated))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend(reversed([(v, (*where, k)) for k, v in items]))
+    return problems[:MAX_JSON_ERRORS]
+
+
+class StrictJSONError(ValueError):
+    """Input that is not standard JSON; `errors` are FastAPI-shaped (type, loc, msg, input)."""
+
+    def __init__(self, errors: list[dict[str, Any]]):
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
+def strict_json_loads(data: str | bytes, loc: tuple[Any, ...] = ("body",)) -> Any:
+    """`json.loads`, refusing what RFC 8259 refuses (see the module docstring); `StrictJSONError`
+    with each problem located under `loc`. Malformed JSON stays `json.JSONDecodeError`."""
+    try:
+        value = json.loads(data, parse_constant=_constant, parse_float=_float, parse_int=_int,
+                           object_pairs_hook=_object)
+    except RecursionError:
+        raise StrictJSONError([_error(loc, "JSON nested too deeply to parse "
+                                           f"(at most {MAX_JSON_DEPTH} levels)")]) from None
+    except UnicodeDecodeError as exc:
+        raise StrictJSONError([_error(loc, f"JSON is not valid UTF-8 ({exc.reason} at byte offset {exc.start})")]
+                              ) from None
+    problems = json_problems(value, loc)
+    if problems:
+        raise StrictJSONError(problems)
+    return value
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its name, so an error body always serialises
+    (Starlette's JSONResponse refuses nan and inf: the error answer itself became a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------ header deadline
+
+def header_timeout_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (the one its `--http auto` picks) with a deadline on the request line
+    and headers: 408 and the connection closed when they are not complete `seconds` after it opened,
+    or after the previous response on a kept-alive one. Requests whose headers arrived in time are
+    never touched: a body has its own limits (`BodySizeLimit`), a slow job has none.
+
+    A protocol class is the one hook uvicorn gives for this (`uvicorn.run(http=...)`); an ASGI
+    middleware runs only once the headers are in."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    body = json.dumps({"detail": f"request headers timed out: not complete after {seconds:g} s"}).encode()
+    reply = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    class HeaderDeadline(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+        _deadline: asyncio.TimerHandle | None = None
+        _waiting_after: Any = None  # the request cycle current when the deadline was set
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._set_deadline()
+
+        def on_response_complete(self) -> None:
+            self._set_deadline()  # before uvicorn starts a pipelined next request, which then counts as in
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._clear_deadline()
+            super().connection_lost(exc)
+
+        def _set_deadline(self) -> None:
+            self._clear_deadline()
+            self._waiting_after = self.cycle
+            self._deadline = self.loop.call_later(seconds, self._deadline_passed)
+
+        def _clear_deadline(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _deadline_passed(self) -> None:
+            self._deadline = None
+            if self.cycle is not self._waiting_after or self.transport.is_closing():
+                return  # a request's headers were complete in time: it runs as long as it needs
+            self.transport.write(reply)
+            self.transport.close()
+
+    return HeaderDeadline

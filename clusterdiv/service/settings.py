@@ -42,6 +42,7 @@ class ServiceSettings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list)
     body_idle_timeout_s: float = Field(default=30.0, gt=0)  # 408 when a body stalls this long
     body_total_timeout_s: float = Field(default=300.0, gt=0)  # 408 when a body takes longer in all
+    header_timeout_s: float = Field(default=10.0, gt=0)  # 408 when request headers take longer
 
     @field_validator("token")
     @classmethod

@@ -11,7 +11,8 @@ from clusterdiv.cli.common import CacheDir, Debug, RepresentationOpt, handle_err
 
 MB = 1024 * 1024
 SETTING_OPTIONS = {"max_examples_per_job": "max_examples", "max_body_bytes": "max_body_mb",
-                   "body_idle_timeout_s": "body_timeout", "bind_host": "host", "allowed_hosts": "allow_host",
+                   "body_idle_timeout_s": "body_timeout", "header_timeout_s": "header_timeout",
+                   "bind_host": "host", "allowed_hosts": "allow_host",
                    "allowed_models": "allow_model", "default_model": "model",
                    "default_representation": "representation"}
 """ServiceSettings field -> the `serve` option that sets it, where the names differ."""
@@ -53,6 +54,8 @@ def serve_command(
         help="Host names clients may use besides the bound address and loopback (repeatable; "
              "or $CLUSTERDIV_ALLOWED_HOSTS, comma-separated)")] = None,
     body_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a request body may stall before a 408")] = 30.0,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds a connection may take to send its request headers before a 408")] = 10.0,
     ray_address: Annotated[str | None, typer.Option(
         help="Ray cluster every job runs extraction and embedding on (host:port or ray://host:10001); "
              "default: none, jobs run in the workers and a job cannot ask for Ray")] = None,
@@ -77,7 +80,8 @@ def serve_command(
             # nan and inf stay floats, so the setting refuses them instead of int() raising
             "max_body_bytes": int(max_body_mb * MB) if math.isfinite(max_body_mb) else max_body_mb,
             "default_model": model, "allowed_models": allow_model or None, "bind_host": host,
-            "allowed_hosts": allow_host or None, "body_idle_timeout_s": body_timeout, "ray_address": ray_address,
+            "allowed_hosts": allow_host or None, "body_idle_timeout_s": body_timeout,
+            "header_timeout_s": header_timeout, "ray_address": ray_address,
             "default_representation": representation.value if representation else None,
         })
         if settings.token is None and not is_loopback(host):  # a blank token is none (ServiceSettings)
@@ -96,7 +100,10 @@ def serve_command(
         typer.echo(f"clusterdiv service on http://{host}:{port} (docs at /docs); auth "
                    f"{'on' if settings.token else 'off (loopback only)'}; {settings.workers} workers; "
                    f"engine {settings.engine}", err=True)
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        from clusterdiv.service.security import header_timeout_protocol
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+                    http=header_timeout_protocol(settings.header_timeout_s))
 
 
 def register(app: typer.Typer) -> None:

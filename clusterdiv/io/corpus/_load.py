@@ -81,13 +81,14 @@ def load_corpus_bytes(
     skip_invalid: bool = False,
     format: str | None = None,
     max_bytes: int | None = None,
+    limit_hint: str | None = None,
 ) -> LoadedCorpus:
     """Parse an uploaded corpus held in memory; `filename` only names it and picks the format.
 
     The HTTP service uses this so that nothing a request says is ever opened as a path: the
     bytes are the whole input. Errors name `filename` and the line, like `load_corpus`.
     `max_bytes` caps the data after gzip decompression (streamed, so a gzip bomb stops at the
-    cap): `CorpusTooLarge` above it.
+    cap): `CorpusTooLarge` above it, whose message says `limit_hint` sets the cap (the service's option).
     """
     shown = Path(filename).name or "upload"
     name = shown.lower()[:-3] if shown.lower().endswith(".gz") else shown.lower()
@@ -106,7 +107,7 @@ def load_corpus_bytes(
     if fmt == "hf_dataset":
         raise CorpusError("a saved Hugging Face dataset is a directory and cannot be uploaded as one file",
                           path=shown)
-    data = normalize_bytes(data, shown, max_bytes=max_bytes)
+    data = normalize_bytes(data, shown, max_bytes=max_bytes, limit_hint=limit_hint)
     if fmt == "parquet":
         parsed = parse_parquet(io.BytesIO(data), shown)
     else:

@@ -45,8 +45,9 @@ def max_record_bytes() -> int:
     return int(float(os.environ.get(MAX_RECORD_ENV) or 64) * 2**20)
 
 
-def _too_large(what: str, limit: int, env: str, shown: str, line: int | None = None) -> CorpusTooLarge:
-    return CorpusTooLarge(f"{what} exceeds the limit of {limit} bytes (set ${env} in MB to raise it)",
+def _too_large(what: str, limit: int, env: str, shown: str, line: int | None = None, *,
+               hint: str | None = None) -> CorpusTooLarge:
+    return CorpusTooLarge(f"{what} exceeds the limit of {limit} bytes ({hint or f'set ${env} in MB to raise it'})",
                           path=shown, line=line)
 
 
@@ -156,13 +157,15 @@ def check_record_sizes(data: bytes, fmt: str, shown: str) -> None:
         start, number = end + 1, number + 1
 
 
-def normalize_bytes(data: bytes, shown: str, *, max_bytes: int | None = None) -> bytes:
+def normalize_bytes(data: bytes, shown: str, *, max_bytes: int | None = None, limit_hint: str | None = None
+                    ) -> bytes:
     """Undo gzip and a UTF-8 BOM, whether the bytes came from a file or an upload.
 
     Decompression is streamed against `max_bytes` (default `max_input_bytes()`), so a small
-    gzip that unpacks to gigabytes stops at the limit instead of filling memory."""
+    gzip that unpacks to gigabytes stops at the limit instead of filling memory; `limit_hint` says
+    what sets a caller's own `max_bytes` (the error otherwise names $CLUSTERDIV_MAX_INPUT_MB)."""
     if data[:2] == _GZIP_MAGIC:  # by content, so a `--format` override still works on .gz files
-        data = _gunzip(data, shown, max_input_bytes() if max_bytes is None else max_bytes)
+        data = _gunzip(data, shown, max_input_bytes() if max_bytes is None else max_bytes, limit_hint)
     if data.startswith(_BOM):  # spreadsheet exports add one; it would otherwise join the first field
         data = data[len(_BOM) :]
     return data
@@ -192,11 +195,12 @@ def _check_lines(chunk: bytes, line_len: int, lines: int, record_limit: int, sho
         line_len, lines, start = 0, lines + 1, newline + 1
 
 
-def _gunzip(data: bytes, shown: str, limit: int) -> bytes:
-    return b"".join(gunzip_pieces([data], shown, limit))
+def _gunzip(data: bytes, shown: str, limit: int, limit_hint: str | None = None) -> bytes:
+    return b"".join(gunzip_pieces([data], shown, limit, limit_hint))
 
 
-def gunzip_pieces(pieces: Iterable[bytes], shown: str, limit: int) -> Iterator[bytes]:
+def gunzip_pieces(pieces: Iterable[bytes], shown: str, limit: int, limit_hint: str | None = None
+                  ) -> Iterator[bytes]:
     """Decompress gzip data arriving in pieces, yielding at most `_CHUNK` bytes at a time.
 
     Concatenated members are one stream (like `gzip.decompress`) and zero padding after the last
@@ -217,7 +221,7 @@ def gunzip_pieces(pieces: Iterable[bytes], shown: str, limit: int) -> Iterator[b
                 piece = inflater.decompress(pending, max(1, min(_CHUNK, limit - total + 1)))
                 total += len(piece)
                 if total > limit:
-                    raise _too_large("decompressed data", limit, MAX_INPUT_ENV, shown)
+                    raise _too_large("decompressed data", limit, MAX_INPUT_ENV, shown, hint=limit_hint)
                 if piece:
                     yield piece
                 pending = inflater.unconsumed_tail
