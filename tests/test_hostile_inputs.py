@@ -690,7 +690,9 @@ def test_explorer_page_runs_under_its_csp_without_violations(server, browser_pag
 def test_serve_with_a_garbage_database_is_one_line_naming_it(tmp_path, subprocess_env):
     db = tmp_path / "jobs.sqlite"
     db.write_bytes(b"definitely not sqlite\n" * 100)
-    result = run_cli(["serve", "--db", str(db), "--port", "0"], subprocess_env, timeout=60)
+    from service_server import free_port
+
+    result = run_cli(["serve", "--db", str(db), "--port", str(free_port())], subprocess_env, timeout=60)
     err = one_error_line(result)
     assert str(db) in err and "not a usable SQLite database" in err
 
