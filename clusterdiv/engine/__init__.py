@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clusterdiv.core.errors import ClusterdivError
+from clusterdiv.core.errors import ClusterdivError, InputError
 
 EngineName = Literal["local", "ray"]
 
@@ -38,6 +38,10 @@ creates it and exits at once, as a killed process would; how the tests kill a wo
 
 class EngineError(ClusterdivError):
     """The cluster could not be reached or a stage could not complete on it."""
+
+
+class EngineUnreachable(EngineError, InputError):
+    """Nothing answers at the cluster address the user gave: bad input (exit 2), found before any work."""
 
 
 class EngineSettings(BaseModel):
@@ -54,8 +58,6 @@ class EngineSettings(BaseModel):
     @classmethod
     def from_options(cls, name: str, address: str | None = None) -> EngineSettings:
         """The settings of `--engine NAME --ray-address ADDR`: a bad name or a stray address is an InputError."""
-        from clusterdiv.core.errors import InputError
-
         if name not in ("local", "ray"):
             raise InputError(f"unknown engine {name!r}; choose local or ray", option="engine")
         if address is not None and name != "ray":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -11,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from clusterdiv.engine import KILL_ONCE_ENV, ChunkFailure, EngineError, EngineSettings, Worker
+from clusterdiv.engine import (
+    KILL_ONCE_ENV,
+    ChunkFailure,
+    EngineError,
+    EngineSettings,
+    EngineUnreachable,
+    Worker,
+)
 
 # Test and deployment settings a worker needs to see as the driver does (plugins, the cache-free
 # model locations, the fault-injection marker of tests/test_engine_ray.py).
@@ -20,11 +28,55 @@ _FORWARDED_PREFIXES = ("CLUSTERDIV_", "HF_", "TRANSFORMERS_", "LITELLM_")
 _INIT_LOCK = threading.Lock()
 
 
+PROBE_TIMEOUT_S = 5.0
+"""How long a TCP connect to the cluster address may take before the address counts as unreachable."""
+
+RAY_CLIENT_PORT = 10001  # what `ray://host` means without a port
+
+
+def _probe(address: str | None) -> None:
+    """Refuse an address where nothing listens, in at most PROBE_TIMEOUT_S per host.
+
+    `ray.init` does not give up on one: for 127.0.0.1:1 it was still retrying the GCS after 212 s,
+    with a line of C++ log on stderr for each try and no message of its own. A TCP connect to the
+    same host:port tells a closed port at once and a silent host within the timeout. `auto` and no
+    address are Ray's to resolve (its cluster file, or a new cluster here). For a loopback host Ray
+    connects to the node's own address instead, so that one is tried too.
+    """
+    target = address if address is not None else os.environ.get("RAY_ADDRESS")
+    if not target or target in ("auto", "local"):
+        return
+    scheme, _, rest = target.rpartition("://")
+    host, colon, port_text = rest.rstrip("/").rpartition(":")
+    if not colon:
+        host, port_text = rest.rstrip("/"), str(RAY_CLIENT_PORT) if scheme == "ray" else ""
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise EngineUnreachable(f"Ray address {target!r} is not host:port or ray://host:port", option="ray_address")
+    hosts = [host]
+    if scheme != "ray" and host in ("localhost", "127.0.0.1", "::1"):
+        import ray.util
+
+        hosts.append(ray.util.get_node_ip_address())
+    reasons = []
+    for candidate in hosts:
+        try:
+            socket.create_connection((candidate, int(port_text)), timeout=PROBE_TIMEOUT_S).close()
+            return
+        except TimeoutError:
+            reasons.append(f"no answer from {candidate} within {PROBE_TIMEOUT_S:g} s")
+        except OSError as exc:
+            reasons.append(f"{candidate}: {exc.strerror or exc}")
+    raise EngineUnreachable(f"cannot reach Ray at {target} ({'; '.join(reasons)}): is a cluster running there?",
+                            option="ray_address")
+
+
 def _connect(address: str | None) -> Any:
     import ray
 
     with _INIT_LOCK:
         if not ray.is_initialized():
+            _probe(address)
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
