@@ -174,6 +174,22 @@ def representation_settings(representation: RepresentationChoice | None, text_we
         out["clustering"] = {"distance_threshold": threshold}
     return out
 ApiBase = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
+
+
+def _timeout_option(value: str) -> float:
+    """`--timeout SECONDS`, refused at parse time (exit 2, one line) in the words of the other bounds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise typer.BadParameter("Input should be a number of seconds") from None
+    if not 0 < seconds < float("inf"):  # NaN fails both comparisons
+        raise typer.BadParameter("Input should be a finite number greater than 0")
+    return seconds
+
+
+LLMTimeout = Annotated[float | None, typer.Option(
+    "--timeout", parser=_timeout_option, metavar="SECONDS",
+    help="Seconds to wait for one LLM answer before the attempt times out and is retried (default 120)")]
 ApiKey = Annotated[str | None, typer.Option(
     envvar="CLUSTERDIV_API_KEY", show_envvar=True,
     help="LLM API key (default: the provider's own variable, e.g. OPENAI_API_KEY; none needed for a "
@@ -211,7 +227,8 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
                  prompt_file: Path | None, criteria: str | None, api_base: str | None, concurrency: int,
                  reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
                  text_weight: float | None = None, threshold: float | None = None,
-                 api_key: str | None = None, sample_width: float | None = None) -> Any:
+                 api_key: str | None = None, sample_width: float | None = None,
+                 timeout: float | None = None) -> Any:
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.core.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
@@ -223,7 +240,8 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     return ScoreConfig(
-        llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency),
+        llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency,
+                        **({"timeout": timeout} if timeout is not None else {})),
         embedding_model=embedding_model,
         prompt_file=str(prompt_file) if prompt_file else None,
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,

@@ -27,6 +27,7 @@ from clusterdiv.cli.common import (
     IdField,
     InputFormatOpt,
     LabelField,
+    LLMTimeout,
     Metrics,
     Model,
     Progress,
@@ -164,6 +165,7 @@ class ScoreOptions(InputOptions):
     api_base: ApiBase = None
     api_key: ApiKey = None
     concurrency: Concurrency = 4
+    timeout: LLMTimeout = None
     reference_size: ReferenceSize = REFERENCE_SIZE
     metrics: Metrics = "all"
     reference: Reference = None
@@ -174,7 +176,7 @@ class ScoreOptions(InputOptions):
         return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed,
                             sample=self.sample,
                             prompt_file=self.prompt_file, criteria=self.criteria, api_base=self.api_base,
-                            api_key=self.api_key, concurrency=self.concurrency,
+                            api_key=self.api_key, concurrency=self.concurrency, timeout=self.timeout,
                             reference_size=self.reference_size, metrics=self.metrics,
                             representation=self.representation, text_weight=self.text_weight,
                             threshold=self.threshold, sample_width=self.sample_width)

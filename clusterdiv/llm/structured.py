@@ -30,6 +30,11 @@ from clusterdiv.core.prompts import PromptTemplate
 from clusterdiv.llm import DEFAULT_LLM
 from clusterdiv.llm.plugins import get_registry
 
+# litellm makes each request's coroutine in a worker thread (`run_in_executor`); a request cancelled
+# at that moment (the systematic-error stop, Ctrl-C) leaves that coroutine never
+# awaited, and Python said so on stderr below the one error line. The request was never sent.
+warnings.filterwarnings("ignore", message=r"coroutine '\w+\.acompletion' was never awaited", category=RuntimeWarning)
+
 
 class LLMSettings(BaseModel):
     """Which model and how to call it; every field that can change an answer enters the cache key."""
@@ -82,7 +87,7 @@ class CallStats:
     completion_tokens: int = 0
     cache_hits: int = 0
     errors: list[str] = field(default_factory=list)
-    last_error: str | None = None  # the previous example's final error, to spot systematic ones
+    last_error: str | None = None  # the signature of the previous example's final error, to spot systematic ones
     error_streak: int = 0  # examples in a row that ended with that same error
 
 
@@ -148,8 +153,26 @@ def _request_format(mode: str, schema: type[BaseModel], messages: list[dict[str,
     return None, [{"role": "system", "content": instruction}, *messages]
 
 
-def _note_error(stats: CallStats, error: str) -> None:
-    signature = error.split(" after ", 1)[0] + ":" + error.split(":", 1)[-1][:160]
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _error_signature(exc: BaseException) -> str:
+    """What makes two examples' failures the same error, for the systematic-error stop.
+
+    A transient error (timeout, refused connection, rate limit, 5xx) that outlived every retry is
+    about the endpoint, never the example: its class alone is the signature (a timeout's message
+    holds the seconds it waited, a new number each time, so comparing messages never stopped a run
+    against a server that does not answer). Any other error may be about the example (a 400 for
+    one text), so its message counts too, with numbers masked.
+    """
+    if _is_transient(exc):
+        return type(exc).__name__
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {_NUMBER.sub('#', first)[:160]}"
+
+
+def _note_error(stats: CallStats, error: str, exc: BaseException) -> None:
+    signature = _error_signature(exc)
     stats.error_streak = stats.error_streak + 1 if signature == stats.last_error else 1
     stats.last_error = signature
     if stats.error_streak >= SYSTEMATIC_ERROR_STREAK:
@@ -388,7 +411,7 @@ async def agenerate_structured(
             attempts=attempts,
         )
         stats.failures += 1
-        _note_error(stats, outcome.error or "")
+        _note_error(stats, outcome.error or "", exc)
     return outcome
 
 

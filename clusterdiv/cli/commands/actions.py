@@ -19,6 +19,7 @@ from clusterdiv.cli.common import (
     EmbeddingModel,
     Format,
     InputFormatOpt,
+    LLMTimeout,
     Model,
     OutputFormat,
     RepresentationOpt,
@@ -46,6 +47,7 @@ class ActionOptions(InputOptions):
     representation: RepresentationOpt = None
     threshold: Threshold = None
     model: Model = "local/smollm2"
+    timeout: LLMTimeout = None
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
     output_format: Format = OutputFormat.table
     input_format: InputFormatOpt = None
@@ -57,7 +59,8 @@ class ActionOptions(InputOptions):
         """score's config with these options and score's defaults for the rest; no set metrics needed."""
         return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed, sample=None,
                             prompt_file=None, criteria=None, api_base=None, concurrency=4, reference_size=REFERENCE_SIZE,
-                            metrics="none", representation=self.representation, threshold=self.threshold)
+                            metrics="none", representation=self.representation, threshold=self.threshold,
+                            timeout=self.timeout)
 
     def load_options(self) -> dict[str, Any]:
         return super().load_options(format=self.input_format.value if self.input_format else None)

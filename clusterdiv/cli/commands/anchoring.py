@@ -18,6 +18,7 @@ from clusterdiv.cli.common import (
     Concurrency,
     EmbeddingModel,
     Format,
+    LLMTimeout,
     Model,
     Output,
     OutputFormat,
@@ -49,6 +50,7 @@ class AnchoringOptions(InputOptions):
     model: Model = "local/smollm2"
     api_base: ApiBase = None
     concurrency: Concurrency = 4
+    timeout: LLMTimeout = None
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
     seed: Seed = 0
     output_format: Format = OutputFormat.table
@@ -57,7 +59,8 @@ class AnchoringOptions(InputOptions):
     def llm(self) -> Any:
         from clusterdiv.llm.structured import LLMSettings
 
-        return LLMSettings(model=self.model, seed=self.seed, api_base=self.api_base, concurrency=self.concurrency)
+        return LLMSettings(model=self.model, seed=self.seed, api_base=self.api_base, concurrency=self.concurrency,
+                           **({"timeout": self.timeout} if self.timeout is not None else {}))
 
     def reference_load_options(self, **extra: Any) -> dict[str, Any]:
         """The batch's ids are not the reference's: `--id-field` applies to the batch only."""
@@ -174,7 +177,7 @@ def register(app: typer.Typer) -> None:
                                                             "is the share of fresh real data falsely flagged; "
                                                             "default 97)")] = None,
         near_dup_jaccard: Annotated[float, typer.Option(help="Shingle Jaccard of a near duplicate")] = 0.8,
-        opts: Annotated[AnchoringOptions, vary("model", "api_base", "concurrency", "seed")],
+        opts: Annotated[AnchoringOptions, vary("model", "api_base", "concurrency", "timeout", "seed")],
     ) -> None:
         """Flag batch examples copied or paraphrased from earlier synthetic batches rather than real data."""
 
