@@ -7,7 +7,8 @@ Model names choose a behaviour:
   fake/ratelimit   raises RateLimitError on the first attempt for each input, then answers
   fake/auth        raises AuthenticationError (a fatal configuration error)
   fake/picky       valid, except for texts containing "#junk", which always get invalid JSON
-  fake/slow        like echo but sleeps FAKE_LLM_DELAY seconds per call (for kill/resume tests)
+  fake/slow        like echo but takes FAKE_LLM_DELAY seconds per call (for kill/resume tests); on the
+                   async path it waits without blocking the event loop, as a remote server's answer does
   fake/noformat    like echo, but refuses any request that carries a response_format (400), as some
                    OpenAI-compatible servers do: the caller must fall back to the schema in the prompt
   fake/judge       tail-membership judge: member = "yes" when a keyword of the category description
@@ -26,6 +27,7 @@ Every call appends one line to $FAKE_LLM_CALL_LOG when set, so subprocess tests 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -84,6 +86,10 @@ def echo_criteria(text: str) -> dict[str, str]:
     return {"intent": " ".join(words[:2]), "topic": words[-1], "task": "question", "style": "casual"}
 
 
+def delay() -> float:
+    return float(os.environ.get("FAKE_LLM_DELAY", "0.05"))
+
+
 class FakeLLM:
     """The answers. Mixed into litellm's CustomLLM by `handler()` only when a call needs it, as the
     local model is: a subprocess that never calls the LLM (a cache hit, `--representation text`,
@@ -110,13 +116,13 @@ class FakeLLM:
         import litellm
 
         text = _message_text(messages)
-        attempt = self._log(model, text, api_key)
+        attempt = self.calls[(model, text)] if kwargs.pop("logged", False) else self._log(model, text, api_key)
         if model == "auth":
             raise litellm.AuthenticationError(message="bad key", llm_provider="fake", model=model)
         if model == "ratelimit" and attempt == 1:
             raise litellm.RateLimitError(message="slow down", llm_provider="fake", model=model)
-        if model == "slow":
-            time.sleep(float(os.environ.get("FAKE_LLM_DELAY", "0.05")))
+        if model == "slow" and not kwargs.pop("waited", False):
+            time.sleep(delay())
         if model == "noformat" and optional_params.get("response_format"):
             raise litellm.BadRequestError(message="response_format is not supported by this server",
                                           llm_provider="fake", model=model)
@@ -138,6 +144,12 @@ class FakeLLM:
         return model_response
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("model") == "slow":
+            # Logged as sent, then answered after the delay: what a Ctrl-C in between must not lose.
+            text = _message_text(kwargs["messages"])
+            self._log("slow", text, kwargs.get("api_key"))
+            await asyncio.sleep(delay())
+            return self.completion(*args, **kwargs, waited=True, logged=True)
         return self.completion(*args, **kwargs)
 
 

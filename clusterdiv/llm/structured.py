@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
+from clusterdiv.core.aio import start_call, unless_interrupted
 from clusterdiv.core.cache import ModelCache, make_key, stable_hash
 from clusterdiv.core.errors import ClusterdivError
 from clusterdiv.core.prompts import PromptTemplate
@@ -31,7 +32,7 @@ from clusterdiv.llm import DEFAULT_LLM
 from clusterdiv.llm.plugins import get_registry
 
 # litellm makes each request's coroutine in a worker thread (`run_in_executor`); a request cancelled
-# at that moment (the systematic-error stop, Ctrl-C) leaves that coroutine never
+# at that moment (the systematic-error stop, Ctrl-C past its grace) leaves that coroutine never
 # awaited, and Python said so on stderr below the one error line. The request was never sent.
 warnings.filterwarnings("ignore", message=r"coroutine '\w+\.acompletion' was never awaited", category=RuntimeWarning)
 
@@ -360,11 +361,13 @@ async def agenerate_structured(
                         kwargs.pop("response_format", None)
                     else:
                         kwargs["response_format"] = response_format
+                    if not start_call():  # Ctrl-C: nothing new is sent; answers already asked for still arrive
+                        raise asyncio.CancelledError
                     stats.calls += 1
                     try:
                         if executor is not None:
-                            response = await asyncio.wrap_future(
-                                executor.submit(functools.partial(litellm.completion, **kwargs)))
+                            response = await asyncio.wrap_future(executor.submit(
+                                unless_interrupted(functools.partial(litellm.completion, **kwargs))))
                         else:
                             response = await litellm.acompletion(**kwargs)
                         break
