@@ -80,6 +80,14 @@ class _JobBase(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=32)
     options: JobOptions = Field(default_factory=JobOptions)
 
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name(cls, value: str | None) -> str | None:
+        problem = None if value is None else dataset_name_problem(value)
+        if problem:  # the CLI's rule: a name `/v1/datasets/{name}/history` could not reach is a 422 here
+            raise ValueError(problem)
+        return value
+
 
 class ScoreJob(_JobBase):
     kind: Literal["score"] = "score"
@@ -88,14 +96,6 @@ class ScoreJob(_JobBase):
 
     def n_examples(self) -> int:
         return len(self.texts) + len(self.reference or [])
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset_name(cls, value: str | None) -> str | None:
-        problem = None if value is None else dataset_name_problem(value)
-        if problem:  # the CLI's rule: a name `/v1/datasets/{name}/history` could not reach is a 422 here
-            raise ValueError(problem)
-        return value
 
 
 def _batch_name(name: str) -> str:
