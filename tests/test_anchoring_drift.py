@@ -49,14 +49,18 @@ def test_drift_grows_as_the_batch_moves_away(reference, cache, embedder):
 
 
 def test_llm_criteria_shares_name_the_modes_the_batch_lost(reference, cache, fake_llm, embedder):
-    # The fresh data has intents the batch never had: those modes must show up as missing.
-    batch = [t for t, _ in intent_corpus(IN[:4], 48, seed=2)]
-    report = drift(batch, reference[:48], cluster_on="criteria", model="fake/echo", embedding_model=embedder,
+    # The fresh data has intents the batch never had: those modes must show up as missing. (The fake LLM's
+    # criteria split an intent into its template openings, so 40 real examples an intent give modes of ~10:
+    # enough to be significantly absent from 160 batch examples; 6 an intent gave untestable modes.)
+    batch = [t for t, _ in intent_corpus(IN[:4], 160, seed=2)]
+    fresh = [t for t, _ in intent_corpus(IN, 320, seed=1)]
+    report = drift(batch, fresh, cluster_on="criteria", model="fake/echo", embedding_model=embedder,
                    cluster_params=ClusterParams(method="agglomerative"), cache=cache, as_of="2026-01-01")
     section = report.drift
     assert section["missing_modes"] and section["verdict"] != "fresh"
     assert "LLM criteria (fake/echo)" in section["clustering"]
     assert any(s["flag"] == "missing" and s["reference_share"] > 0 for s in section["shifts"])
+    assert "false discovery rate 0.05" in section["flag_test"]
     assert report.command == "drift" and report.timings.llm_calls > 0
 
 

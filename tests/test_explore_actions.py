@@ -68,7 +68,8 @@ def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache,
     result = explore(batch, reference=reference, config=config(), cache=cache)
     line = coverage_line(result.report.cluster_shares)  # as the CLI table and the markdown open with
     # the translate mode (6 of 18 real examples) is missing; the music mode is batch-only
-    assert line is not None and "lacks 1 of 3 real modes (1 missing, 0 under-covered)" in line
+    assert line is not None
+    assert "lacks 1 of 3 real modes (1 missing, 0 under-covered, false discovery rate 0.05)" in line
     assert "holding 33.3% of the real data" in line and "most over-produced" in line
     html = render_explorer_html(result)
     header = html.split("<header>", 1)[1].split("</header>", 1)[0]

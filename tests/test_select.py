@@ -75,11 +75,14 @@ def test_assignments_one_row_per_input_row_in_every_format(data, cache, tmp_path
     space = build_space(load_corpus(bad, skip_invalid=True, id_field="id").examples,
                         load_corpus(data["reference"], id_field="id").examples, config=ScoreConfig(), cache=cache)
     rows = sorted(space.shares.values(), key=lambda r: -abs(r["batch_share"] - r["reference_share"]))
-    with_ref = report.model_copy(update={"metrics": {"cluster_shares": {"clusters": rows}}})
+    assert space.section is not None and sorted(r.cluster_id for r in space.section.clusters) == sorted(space.shares)
+    with_ref = report.model_copy(update={"metrics": {"cluster_shares": space.section.model_dump(mode="json")}})
     header = render_markdown(with_ref).split("## Largest clusters")[0]
     assert "coverage vs the reference: the batch lacks" in header and "most over-produced: mode" in header
     lacking = [r for r in rows if r["flag"] in ("missing", "under")]
-    assert f"lacks {len(lacking)} of" in header and len(lacking) >= 4
+    untestable = [r for r in rows if r["flag"] == "untestable"]  # 8 real examples an intent: some modes are tiny
+    assert f"lacks {len(lacking)} of" in header and len(lacking) >= 2
+    assert f"{len(untestable)} real modes too small to test" in header and untestable
     assert "coverage vs the reference" not in render_markdown(report)
     # the head intents are over-represented against the balanced reference
     head = scored[scored.id.isin([f"b{i}" for i in range(60)])]
@@ -202,10 +205,12 @@ def test_seeds_cover_the_lost_modes_and_never_emit_synthetic(data, cache, tmp_pa
     assert all(i in ref_by_id and ref_by_id[i]["text"] not in batch_texts for i in emitted)
     assert all(len(m.seeds) <= 3 for m in res.modes)
     # the missing intents are what the seeds are about; the over-produced head never is
+    # (8 real examples an intent: an intent the clustering splits in two, or mixes with a head intent, is too
+    # small to be significantly missing, and is counted untestable, never seeded by chance; modes.shares)
     seeded = Counter(ref_by_id[i]["intent"] for i in emitted)
-    assert set(seeded) >= {"music", "translate", "flight", "joke"}
+    assert set(seeded) >= {"music", "joke"} and set(seeded) <= {"music", "translate", "flight", "joke"}
     assert not set(seeded) & set(HEAD)
-    assert res.n_missing >= 4 and 0.4 < res.reference_share_lacking < 1.0
+    assert res.n_missing >= 2 and 0.2 < res.reference_share_lacking < 1.0 and res.n_untestable >= 1
     again = tail_seeds(data["batch"], reference=ref_path, per_mode=3, cache=cache, load_options=IDS,
                        reference_load_options=IDS)
     assert again.jsonl() == res.jsonl()

@@ -19,7 +19,8 @@ def test_select_and_seeds_jobs(cache):
 
     settings = ServiceSettings()
     batch = [t for t, _ in intent_corpus(["weather", "alarm"], 30, seed=1) + intent_corpus(["joke"], 3, seed=2)]
-    reference = [t for t, _ in intent_corpus(["weather", "alarm", "joke", "music", "flight"], 25, seed=3)]
+    # 20 real examples an intent: with 5 (25 in all) no absence is significant across the modes (modes.shares)
+    reference = [t for t, _ in intent_corpus(["weather", "alarm", "joke", "music", "flight"], 100, seed=3)]
     sel = execute_job(_request({"kind": "select", "texts": batch, "budget": 8, "reference": reference}),
                       job_id="j1", settings=settings, cache=cache, progress=None)
     assert sel.result["n_selected"] <= 8 and len(sel.result["selected"]) == sel.result["n_selected"]
@@ -29,7 +30,7 @@ def test_select_and_seeds_jobs(cache):
                         job_id="j2", settings=settings, cache=cache, progress=None)
     emitted = [s["text"] for m in seeds.result["modes"] for s in m["seeds"]]
     assert emitted and set(emitted) <= set(reference) and not set(emitted) & set(batch)
-    assert seeds.result["n_missing"] >= 1 and seeds.result["reference_share_lacking"] > 0.2
+    assert seeds.result["n_missing"] >= 1 and seeds.result["reference_share_lacking"] > 0.15
 
 
 def test_job_validation():

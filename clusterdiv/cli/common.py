@@ -176,6 +176,26 @@ def representation_settings(representation: RepresentationChoice | None, text_we
 ApiBase = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL for the LLM")]
 
 
+def _alpha_option(value: str) -> float:
+    """`--alpha LEVEL`, refused at parse time (exit 2, one line) in the words of the other bounds."""
+    from clusterdiv.modes.shares import MAX_ALPHA
+
+    try:
+        level = float(value)
+    except ValueError:
+        raise typer.BadParameter("Input should be a number") from None
+    if not 0 < level <= MAX_ALPHA:  # NaN fails both comparisons
+        raise typer.BadParameter(f"Input should be greater than 0 and at most {MAX_ALPHA:g}")
+    return level
+
+
+Alpha = Annotated[float, typer.Option(
+    parser=_alpha_option, metavar="LEVEL",
+    help="False discovery rate of the test that flags a real mode missing or under-covered (one-sided Fisher "
+         "exact test per mode, Benjamini-Hochberg across modes; default 0.05); modes too small to reach it "
+         "are reported as untestable, never as missing. In compare also the level of the pairwise tests")]
+
+
 def _timeout_option(value: str) -> float:
     """`--timeout SECONDS`, refused at parse time (exit 2, one line) in the words of the other bounds."""
     try:
@@ -228,7 +248,7 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
                  reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
                  text_weight: float | None = None, threshold: float | None = None,
                  api_key: str | None = None, sample_width: float | None = None,
-                 timeout: float | None = None) -> Any:
+                 timeout: float | None = None, alpha: float | None = None) -> Any:
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.core.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
@@ -247,6 +267,7 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,
         seed=seed, sample=sample, reference_size=reference_size, metrics=metrics,
         **({"sample_width": sample_width} if sample_width is not None else {}),
+        **({"alpha": alpha} if alpha is not None else {}),
         **representation_settings(representation, text_weight, threshold),
     )
 

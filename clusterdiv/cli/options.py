@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from clusterdiv.cli.common import (
+    Alpha,
     ApiBase,
     ApiKey,
     CacheDir,
@@ -46,6 +47,7 @@ from clusterdiv.cli.common import (
     progress_bars,
 )
 from clusterdiv.core.records import REFERENCE_SIZE
+from clusterdiv.modes.shares import DEFAULT_ALPHA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +171,7 @@ class ScoreOptions(InputOptions):
     reference_size: ReferenceSize = REFERENCE_SIZE
     metrics: Metrics = "all"
     reference: Reference = None
+    alpha: Alpha = DEFAULT_ALPHA
     input_format: InputFormatOpt = None
 
     def config(self) -> Any:
@@ -179,7 +182,7 @@ class ScoreOptions(InputOptions):
                             api_key=self.api_key, concurrency=self.concurrency, timeout=self.timeout,
                             reference_size=self.reference_size, metrics=self.metrics,
                             representation=self.representation, text_weight=self.text_weight,
-                            threshold=self.threshold, sample_width=self.sample_width)
+                            threshold=self.threshold, sample_width=self.sample_width, alpha=self.alpha)
 
     def load_options(self) -> dict[str, Any]:
         """`load_corpus` options for the input."""

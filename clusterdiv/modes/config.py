@@ -17,6 +17,7 @@ from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modes.cluster import ClusterParams
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL
 from clusterdiv.modes.represent import Representation
+from clusterdiv.modes.shares import DEFAULT_ALPHA, MAX_ALPHA
 
 DEFAULT_SAMPLE_WIDTH = 0.02
 """Auto grows the sample until score_normalized's 95% interval is at most this wide: finer than
@@ -51,6 +52,11 @@ class ScoreConfig(BaseModel):
     self_bleu_sample: int | None = Field(default=2000, ge=2)
     top_clusters: int = Field(default=10, ge=1)
     examples_per_cluster: int = Field(default=5, ge=1)
+    # The false discovery rate of the test that flags a real mode missing / under (modes.shares). Here
+    # because every task that flags modes (score, compare, explore, seeds, select) takes this config, so
+    # they flag alike; it changes no mode and no score, so the report's `config` (RunConfig) omits it and
+    # the `cluster_shares` section states it instead.
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, le=MAX_ALPHA)
     engine: EngineSettings = Field(default_factory=EngineSettings)  # where extraction/embedding misses run
 
 

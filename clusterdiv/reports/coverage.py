@@ -1,9 +1,12 @@
 """Lead with what is missing: one line on coverage against the reference, for the report's header.
 
 A batch explored against real data is first of all a question of what it lacks. The line counts the
-shared modes the batch has no example of (`missing`) or under-covers (`under`), the share of the real
-data they hold, and then names the largest over-produced modes, so the answer is on the first screen
-instead of far down a table sorted by discrepancy.
+shared modes the batch has no example of (`missing`) or under-covers (`under`), the share of the
+real data they hold, the level they were tested at and how many real modes were too small to test
+(a mode of one or two real examples is absent by chance: it is not counted as lacking, and saying how
+many there are tells the reader how much of the real data the flags could not speak for), and then
+names the largest over-produced modes, so the answer is on the first screen instead of far down a
+table sorted by discrepancy. The flags are `modes.shares`'s, the ones `seeds` and the explorer use.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ def coverage_line(shares: ClusterShares | None, *, top_over: int = 3) -> str | N
     real_modes = [r for r in rows if r.reference_count > 0]
     missing = [r for r in real_modes if r.flag == "missing"]
     under = [r for r in real_modes if r.flag == "under"]
+    untestable = [r for r in real_modes if r.flag == "untestable"]
     lacking_share = sum(r.reference_share for r in missing + under)
     over = sorted((r for r in rows if r.flag in ("over", "batch_only")),
                   key=lambda r: -(r.batch_share - r.reference_share))[:top_over]
+    tested = f", false discovery rate {shares.alpha:g}" if shares.alpha is not None else ""
     line = (f"coverage vs the reference: the batch lacks {len(missing) + len(under)} of {len(real_modes)} real modes "
-            f"({len(missing)} missing, {len(under)} under-covered), holding {lacking_share:.1%} of the real data")
+            f"({len(missing)} missing, {len(under)} under-covered{tested}), holding {lacking_share:.1%} of the real data")
+    if shares.alpha is not None and untestable:
+        line += (f"; {len(untestable)} real modes too small to test "
+                 f"({sum(r.reference_share for r in untestable):.1%} of the real data)")
+    elif shares.alpha is not None:
+        line += "; no real mode too small to test"
     if over:
         line += "; most over-produced: " + ", ".join(
             f"mode {r.cluster_id} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)"

@@ -313,10 +313,12 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     shares = report.cluster_shares
     if shares is not None:
         lines += ["", "## Modes versus the reference (shared clustering)", "",
-                  "| cluster | batch share | reference share | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
+                  *([f"_flags: {md_text(shares.flag_test)}_", ""] if shares.flag_test else []),
+                  "| cluster | batch share | reference share | flag | q (lacking) | criteria |",
+                  "| ---: | ---: | ---: | --- | ---: | --- |"]
         for row in shares.clusters[:top]:
             lines.append(f"| {row.cluster_id} | {row.batch_share:.1%} | {row.reference_share:.1%} | "
-                         f"{row.flag} | {md_text(row.criteria_summary)} |")
+                         f"{row.flag} | {_q_text(row.q_value)} | {md_text(row.criteria_summary)} |")
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- {md_code(f.example_id)}: {md_text(f.reason)}" for f in report.failed.reasons[:20]]
@@ -332,6 +334,11 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         f"embeddings computed {t.embedding_calls}, embedding cache hits {t.embedding_cache_hits}_",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _q_text(q: float | None) -> str:
+    """A q-value for a table: 3 significant digits; '-' where the mode was not tested."""
+    return "-" if q is None else f"{q:.3g}"
 
 
 def _coverage(report: Report) -> str | None:
@@ -399,12 +406,12 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         console.print(mt)
     shares = report.cluster_shares
     if shares is not None:
-        st = Table(title="Modes versus the reference (most discrepant first)")
-        for col in ("cluster", "batch", "reference", "flag", "mode"):
+        st = Table(title="Modes versus the reference (most discrepant first)", caption=shares.flag_test or None)
+        for col in ("cluster", "batch", "reference", "flag", "q (lacking)", "mode"):
             st.add_column(col)
         for row in shares.clusters[:top]:
             st.add_row(str(row.cluster_id), f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
-                       row.flag, row.criteria_summary)
+                       row.flag, _q_text(row.q_value), row.criteria_summary)
         console.print(st)
     if report.failed.count:
         console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "

@@ -211,8 +211,9 @@ class Drift(Section):
     share_tv_null: float | None = Field(default=None, description="mean TV of random splits of the pooled set")
     clustering: str | None
     shifts: list[ShareShift] = Field(default_factory=list, description="modes by |shift|, largest first")
-    missing_modes: list[int] = Field(default_factory=list)
+    missing_modes: list[int] = Field(default_factory=list, description="modes flagged missing or under (modes.shares)")
     over_produced_modes: list[int] = Field(default_factory=list)
+    flag_test: str = Field(default="", description="how the modes' flags were decided; empty without clustering")
     expires_after: str | None = None
     as_of: str
     expired: bool = False
@@ -231,7 +232,20 @@ class ClusterShare(Section):
     batch_share: float
     reference_share: float
     ratio: float | None  # batch share / reference share; None when the reference has none
-    flag: Literal["over", "under", "missing", "batch_only", "balanced"]
+    flag: Literal["over", "under", "missing", "untestable", "batch_only", "balanced"] = Field(
+        description="missing / under: significantly fewer batch examples than the reference share predicts "
+                    "(none / some, the latter at <= 0.5x); untestable: below its real share but too few real "
+                    "examples for any batch count to be significant; over: >= 2x the real share; batch_only: no "
+                    "real example (modes.shares)")
+    p_value: float | None = Field(
+        default=None, description="one-sided p that the batch holds this few under equal shares (Fisher exact, "
+                                  "lower tail); None for batch_only modes and in reports written before the test")
+    q_value: float | None = Field(
+        default=None, description="p_value adjusted by Benjamini-Hochberg across the tested modes; None where untestable")
+    p_over: float | None = Field(default=None, description="the same test's upper tail: this many or more (the "
+                                                           "evidence beside `over`, which stays a ratio rule)")
+    q_over: float | None = Field(
+        default=None, description="p_over adjusted across the modes that could reach the level; None where none could")
     criteria_summary: str = ""
     batch_example_ids: list[str] = []
     reference_example_ids: list[str] = []
@@ -243,12 +257,17 @@ CLUSTER_SHARES = "cluster_shares"
 
 class ClusterShares(Section):
     """Each shared mode's share of the batch and of the reference (`score --reference`), batch and
-    reference clustered together. Not a metric: `Report.cluster_shares` reads it, typed."""
+    reference clustered together, and its flag (`modes.shares`). Not a metric: `Report.cluster_shares`
+    reads it, typed."""
 
     method: str = ""
     n_batch: int = 0
     n_reference: int = 0
     n_shared_clusters: int = 0
+    alpha: float | None = Field(default=None, description="false discovery rate of the flags' test; None in "
+                                                          "reports written before it (ratio flags)")
+    flag_test: str = Field(default="", description="how the flags were decided")
     under_covered: list[int] = Field(default_factory=list, description="modes flagged missing or under")
     over_produced: list[int] = Field(default_factory=list, description="modes flagged over or batch_only")
+    untestable: list[int] = Field(default_factory=list, description="real modes too small to test")
     clusters: list[ClusterShare] = Field(default_factory=list, description="most discrepant first")

@@ -67,7 +67,7 @@ def score_config(options: JobOptions, settings: ServiceSettings) -> Any:
     return ScoreConfig(
         llm=LLMSettings(model=resolve_model(options, settings), concurrency=settings.llm_concurrency),
         seed=options.seed, sample=options.sample, metrics=options.metrics, bootstrap=options.bootstrap,
-        engine=resolve_engine(options, settings),
+        alpha=options.alpha, engine=resolve_engine(options, settings),
         **({"representation": {"kind": kind}}
            if (kind := options.representation or settings.default_representation) else {}),
     )

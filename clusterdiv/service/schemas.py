@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     field_validator,
     model_validator,
@@ -26,6 +27,7 @@ from pydantic import (
 from clusterdiv.history.models import DATASET_NAME_CHARS, dataset_name_problem
 from clusterdiv.metrics.registry import validate_selection
 from clusterdiv.modes.modespace import REFERENCE
+from clusterdiv.modes.shares import DEFAULT_ALPHA, MAX_ALPHA
 from clusterdiv.tasks.anchoring.tail_spec import TailEntry, TailSpec, parse_tail_spec
 
 JobKind = Literal["score", "compare", "audit-tail", "select", "seeds"]
@@ -60,6 +62,12 @@ class JobOptions(BaseModel):
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: StrictInt = Field(default=200, ge=0, le=2000)
     name_clusters: StrictBool = Field(default=True, description="LLM-written cluster names for the explorer")
+    alpha: StrictFloat = Field(
+        default=DEFAULT_ALPHA, gt=0, le=MAX_ALPHA,
+        description="false discovery rate of the test that flags a real mode missing or under-covered (score with a "
+                    "reference, compare, select with a reference, seeds; as the CLI's --alpha): one-sided Fisher "
+                    "exact test per mode, Benjamini-Hochberg across modes; modes too small to reach it are "
+                    "'untestable'. In compare also the pairwise tests' level. audit-tail flags no modes")
     engine: Literal["local", "ray"] | None = Field(
         default=None, description="where extraction and embedding run; always the server's engine (ray when it "
                                   "was started with a Ray cluster, else local): any other is refused (422)")

@@ -21,6 +21,10 @@ Significance of Vendi (when the `vendi` metric is selected): the same kind of te
 text embeddings, Holm-adjusted across pairs on its own (`vendi_pairwise`). Why beside the modes:
 at equal sizes Vendi ordered within-domain batches of known intent counts more often than the mode
 count (eval/results/compare_within.md), so a user sees whether the two agree, and is told when not.
+
+Over/under-represented modes (`representation`, `versus_reference`) are `modes.shares`'s flags, each
+batch against the others pooled (or the reference): tested, Benjamini-Hochberg across the modes, at
+the same level as the pairwise tests (`config.alpha` unless `alpha` is given).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from clusterdiv.core.records import Example, RepresentationInfo
 from clusterdiv.modes.cluster import NOISE
 from clusterdiv.modes.modespace import REFERENCE, ModeRow
 from clusterdiv.modes.scoring import ModeCount, expected_richness, mode_counts, score_labels
-from clusterdiv.modes.shares import ClusterShare, cluster_shares
+from clusterdiv.modes.shares import ClusterShare, check_alpha, cluster_shares, flag_test_text, shares_section
 from clusterdiv.reports.report import ClusterSummary, RunConfig
 
 STAGE_TIMINGS = ("load_s", "extract_s", "embed_s", "cluster_s", "score_s", "metrics_s", "total_s")
@@ -82,7 +86,10 @@ class Representation(BaseModel):
     batch: str
     versus: Literal["others", "reference"]
     over: list[int] = Field(description="clusters at >= 2x the comparison share, or only in this batch")
-    under: list[int] = Field(description="clusters at <= 0.5x the comparison share, or absent here")
+    under: list[int] = Field(description="clusters significantly under the comparison share (at <= 0.5x) or "
+                                         "absent here: flagged missing or under by the test of modes.shares")
+    untestable: list[int] = Field(default_factory=list,
+                                  description="clusters too small in the comparison set for a lack to be significant")
     clusters: list[ClusterShare]
 
 
@@ -103,6 +110,7 @@ class ComparisonReport(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="what a reader must know before choosing a batch")
     representation: list[Representation]
     versus_reference: list[Representation] = Field(default_factory=list)
+    flag_test: str = Field(default="", description="how the representation flags were decided (modes.shares)")
     modes_from: RepresentationInfo | None = Field(
         default=None, description="the representation the shared modes were built from")
     reference: dict[str, Any] | None = None
@@ -176,25 +184,25 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 def _representation(batch: str, versus: Literal["others", "reference"], labels: list[int],
                     groups: list[str], ids: list[str], summaries: dict[int, str],
-                    include: set[str]) -> Representation:
+                    include: set[str], alpha: float) -> Representation:
     keep = [i for i, g in enumerate(groups) if g in include]
     rows = cluster_shares([labels[i] for i in keep], [groups[i] == batch for i in keep],
-                          [ids[i] for i in keep], summaries=summaries)
-    return Representation(
-        batch=batch, versus=versus, clusters=rows,
-        over=[r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
-        under=[r.cluster_id for r in rows if r.flag in ("under", "missing")],
-    )
+                          [ids[i] for i in keep], summaries=summaries, alpha=alpha)
+    section = shares_section(rows, method="", n_batch=0, n_reference=0, n_clusters=0, alpha=alpha)
+    return Representation(batch=batch, versus=versus, clusters=rows, over=section.over_produced,
+                          under=section.under_covered, untestable=section.untestable)
 
 
 def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache | None = None,
             reference: Any = None, sample: int | None = None, load_options: dict[str, Any] | None = None,
             reference_load_options: dict[str, Any] | None = None, progress: ProgressReporter | None = None,
-            permutations: int = 1000, alpha: float = 0.05) -> ComparisonReport:
+            permutations: int = 1000, alpha: float | None = None) -> ComparisonReport:
     """Score every batch at one sample size in one shared clustering; see the module docstring.
 
     `batches` maps a display name to anything `score()` accepts (path, texts, Examples, corpus).
     `sample` (or `config.sample`) is the common size; default the smallest batch's size.
+    `alpha` is the level of the pairwise tests; default `config.alpha`, the false discovery rate of the
+    modes' flags, so one `--alpha` is the level of every test in the comparison.
     """
     from clusterdiv.io.corpus import as_examples
     from clusterdiv.metrics.registry import compute_set_metrics, select_metrics
@@ -206,6 +214,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
     from clusterdiv.tasks.score import sample_examples
 
     config = ScoreConfig.model_validate((config or ScoreConfig()).model_dump())
+    alpha = config.alpha if alpha is None else check_alpha(alpha)
     if len(batches) < 2:
         raise InputError("compare needs at least two batches")
     if permutations < 1:
@@ -288,10 +297,10 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
         summaries_list = space.summaries(per_cluster=3, key=batch_key)
         summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
         batch_names = set(names)
-        representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names)
+        representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names, config.alpha)
                           for name in names]
         versus_reference = [_representation(name, "reference", labels, groups, ids, summaries,
-                                            {name, REFERENCE}) for name in names] if ref_examples else []
+                                            {name, REFERENCE}, config.alpha) for name in names] if ref_examples else []
         counts: dict[str, dict[int, int]] = {}
         for lab, g in zip(labels, groups, strict=True):
             counts.setdefault(g, {}).setdefault(lab, 0)
@@ -318,7 +327,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             vendi_significance_method=(VENDI_SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha)
                                        if vendi_pairwise else None),
             vendi_pairwise=vendi_pairwise, warnings=disagreements(pairwise, vendi_pairwise),
-            representation=representation,
+            representation=representation, flag_test=flag_test_text(config.alpha),
             versus_reference=versus_reference, modes_from=space.representation,
             reference=({"source": ref_corpus.path if ref_corpus is not None else None,
                         "n_samples": len(ref_examples), "n_failed": failed.get(REFERENCE, 0)}

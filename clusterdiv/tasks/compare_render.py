@@ -41,8 +41,15 @@ def _ranked(report: ComparisonReport) -> list[Any]:
     return sorted(report.batches, key=lambda b: b.rank)
 
 
+def _flag_caption(report: ComparisonReport, rep: Representation) -> str:
+    """How the flags were decided, and how many modes were too small to test (not flagged, not shown)."""
+    if not report.flag_test:
+        return ""
+    return report.flag_test + f"; {len(rep.untestable)} modes too small to test"
+
+
 def _flagged(rep: Representation) -> Iterator[Any]:
-    return iter([c for c in rep.clusters if c.flag != "balanced"][:FLAGGED_ROWS])
+    return iter([c for c in rep.clusters if c.flag not in ("balanced", "untestable")][:FLAGGED_ROWS])
 
 
 def _flagged_sections(report: ComparisonReport) -> Iterator[tuple[str, Representation, list[Any], str]]:
@@ -105,7 +112,8 @@ def render_comparison_table(report: ComparisonReport, console: Any) -> None:
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for title, rep, rows, other in _flagged_sections(report):
-        rt = Table(title=f"{rep.batch}: clusters over/under-represented {title}")
+        rt = Table(title=f"{rep.batch}: clusters over/under-represented {title}",
+                   caption=_flag_caption(report, rep))
         for col in ("cluster", rep.batch, other, "flag", "criteria"):
             rt.add_column(col)
         for c in rows:
@@ -138,6 +146,7 @@ def render_comparison_markdown(report: ComparisonReport) -> str:
     lines += [f"\n> warning: {md_text(warning)}" for warning in report.warnings]
     for title, rep, rows, other in _flagged_sections(report):
         lines += ["", f"## {md_text(rep.batch)}: clusters over/under-represented {title}", "",
+                  *([f"_{md_text(caption)}_", ""] if (caption := _flag_caption(report, rep)) else []),
                   f"| cluster | {md_text(rep.batch)} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
         lines += [f"| {c.cluster_id} | {c.batch_share:.1%} | {c.reference_share:.1%} | {c.flag} | "
                   f"{md_text(c.criteria_summary)} |" for c in rows]

@@ -113,7 +113,7 @@ def compute_report_metrics(examples: Sequence[Example], reference: Sequence[Exam
     )
     out: dict[str, Any] = {name: v.model_dump(mode="json") for name, v in values.items()}
     if shared is not None:
-        out["cluster_shares"] = cluster_shares_section(shared)
+        out["cluster_shares"] = cluster_shares_section(shared, alpha=config.alpha)
     elif reference is not None:
         out["cluster_shares"] = shared_cluster_shares(
             examples, reference, config=config, embedder=embedder, cache=cache, prompt=prompt,
@@ -127,23 +127,20 @@ def reference_key(row: ModeRow) -> str:
     return row.example.id if row.group == BATCH else f"ref:{row.example.id}"
 
 
-def cluster_shares_section(space: ModeSpace) -> dict[str, Any]:
-    """The `cluster_shares` section of a batch + reference space (each mode's share in both), as
-    `Report.metrics["cluster_shares"]` holds it; `Report.cluster_shares` reads it back typed."""
-    from clusterdiv.modes.shares import ClusterShares, cluster_shares
+def cluster_shares_section(space: ModeSpace, *, alpha: float) -> dict[str, Any]:
+    """The `cluster_shares` section of a batch + reference space (each mode's share in both, flagged
+    by the test of `modes.shares` at false discovery rate `alpha`), as `Report.metrics["cluster_shares"]`
+    holds it; `Report.cluster_shares` reads it back typed."""
+    from clusterdiv.modes.shares import cluster_shares, shares_section
 
     summaries = {c.cluster_id: c.criteria_summary for c in space.summaries(key=reference_key)}
     clustered = space.clustered()
     rows = cluster_shares([int(r.mode) for r in clustered], [r.group == BATCH for r in clustered],  # type: ignore[arg-type]
-                          [reference_key(r) for r in clustered], summaries=summaries)
+                          [reference_key(r) for r in clustered], summaries=summaries, alpha=alpha)
     clustering = space.clustering
-    return ClusterShares(
-        method=clustering.method, n_batch=len(space.clustered(BATCH)), n_reference=len(space.clustered(REFERENCE)),
-        n_shared_clusters=clustering.n_clusters,
-        under_covered=[r.cluster_id for r in rows if r.flag in ("missing", "under")],
-        over_produced=[r.cluster_id for r in rows if r.flag in ("over", "batch_only")],
-        clusters=rows,
-    ).model_dump(mode="json")
+    return shares_section(rows, method=clustering.method, n_batch=len(space.clustered(BATCH)),
+                          n_reference=len(space.clustered(REFERENCE)), n_clusters=clustering.n_clusters,
+                          alpha=alpha).model_dump(mode="json")
 
 
 def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Example], *,
@@ -154,7 +151,7 @@ def shared_cluster_shares(examples: Sequence[Example], reference: Sequence[Examp
     run = RunContext(cache=cache, progress=progress, stats=stats)
     run.use_embedder(config.embedding_model, embedder)
     return cluster_shares_section(build_mode_space({BATCH: examples, REFERENCE: reference}, config, run,
-                                                   timed=False, prompt=prompt, fields=fields))
+                                                   timed=False, prompt=prompt, fields=fields), alpha=config.alpha)
 
 
 # ---------------------------------------------------------------- composition

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from clusterdiv.cli.common import (
+    Alpha,
     EmbeddingModel,
     Format,
     InputFormatOpt,
@@ -31,6 +32,7 @@ from clusterdiv.cli.common import (
 )
 from clusterdiv.cli.options import InputOptions, shared_options, vary
 from clusterdiv.core.records import REFERENCE_SIZE
+from clusterdiv.modes.shares import DEFAULT_ALPHA
 from clusterdiv.tasks.actions.render import pct, seeds_summary, select_markdown
 
 SourceField = Annotated[str, typer.Option(help="Field saying where an example came from (real or synthetic)")]
@@ -51,6 +53,7 @@ class ActionOptions(InputOptions):
     embedding_model: EmbeddingModel = "all-MiniLM-L6-v2"
     output_format: Format = OutputFormat.table
     input_format: InputFormatOpt = None
+    alpha: Alpha = DEFAULT_ALPHA
 
     def real(self) -> list[str]:
         return [v.strip() for v in self.real_values.split(",") if v.strip()]
@@ -60,7 +63,7 @@ class ActionOptions(InputOptions):
         return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed, sample=None,
                             prompt_file=None, criteria=None, api_base=None, concurrency=4, reference_size=REFERENCE_SIZE,
                             metrics="none", representation=self.representation, threshold=self.threshold,
-                            timeout=self.timeout)
+                            timeout=self.timeout, alpha=self.alpha)
 
     def load_options(self) -> dict[str, Any]:
         return super().load_options(format=self.input_format.value if self.input_format else None)
@@ -120,6 +123,8 @@ def register(app: typer.Typer) -> None:
                                   f"{f.score_normalized:.3f}", pct(f.reference_share_missing),
                                   "" if f.share_distance is None else f"{f.share_distance:.3f}")
                 Console().print(table)
+                if result.coverage:
+                    Console().print(result.coverage, highlight=False, soft_wrap=True)
 
 
     @app.command("seeds")

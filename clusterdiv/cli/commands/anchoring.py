@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from clusterdiv.cli.common import (
+    Alpha,
     ApiBase,
     Concurrency,
     EmbeddingModel,
@@ -28,6 +29,7 @@ from clusterdiv.cli.common import (
     handle_errors,
 )
 from clusterdiv.cli.options import InputOptions, shared_options, vary
+from clusterdiv.modes.shares import DEFAULT_ALPHA
 
 
 class Judge(str, Enum):
@@ -211,6 +213,7 @@ def register(app: typer.Typer) -> None:
         cluster_on: Annotated[ClusterOn, typer.Option(help="Per-mode shares from raw text embeddings (no LLM; "
                                                            "the validated default), LLM criteria, or none")]
         = ClusterOn.text,
+        alpha: Alpha = DEFAULT_ALPHA,
         opts: AnchoringOptions,
     ) -> None:
         """Shelf life: MAUVE, recall, coverage and per-mode share shifts vs fresh real data; a verdict."""
@@ -223,7 +226,7 @@ def register(app: typer.Typer) -> None:
                 report = drift(
                     batch, reference, expires_after=expires_after, as_of=as_of,
                     cluster_on=None if cluster_on is ClusterOn.none else cluster_on.value,
-                    model=opts.llm(), embedding_model=opts.embedding_model, seed=opts.seed,
+                    model=opts.llm(), embedding_model=opts.embedding_model, seed=opts.seed, alpha=alpha,
                     cache=cache, progress=bars, load_options=opts.load_options(),
                     reference_load_options=opts.reference_load_options(),
                 )

@@ -15,6 +15,7 @@ import numpy as np
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example, Extraction
+from clusterdiv.reports.sections import ClusterShares
 
 REF_PREFIX = "ref:"
 
@@ -33,6 +34,7 @@ class ModeArrays:
     method: str
     n_clusters: int
     shares: dict[int, dict] = field(default_factory=dict)  # mode -> ClusterShare dump (with a reference)
+    section: ClusterShares | None = None  # the report's `cluster_shares` section of these rows (with a reference)
 
     def batch_index(self) -> dict[str, int]:
         return {i: k for k, i in enumerate(self.ids) if self.is_batch[k]}
@@ -47,13 +49,14 @@ def build_space(examples: Sequence[Example], reference: Sequence[Example] | None
     """The arrays the actions index, read off `modespace.build_mode_space` of the batch (and the reference).
 
     Extraction (only for LLM representations), representation and clustering are the mode space's,
-    in a `RunContext` over the caller's cache; shares per mode with a reference.
+    in a `RunContext` over the caller's cache; shares per mode with a reference, flagged by the test of
+    `modes.shares` at `config.alpha` (the report's flags: seeds, select and assignments read these).
     """
     from clusterdiv.modes.config import ScoreConfig
     from clusterdiv.modes.embed import Embedder
     from clusterdiv.modes.modespace import BATCH, REFERENCE, build_mode_space
     from clusterdiv.modes.run import RunContext
-    from clusterdiv.modes.shares import cluster_shares
+    from clusterdiv.modes.shares import cluster_shares, shares_section
     from clusterdiv.tasks.score import reference_key
 
     assert isinstance(config, ScoreConfig)
@@ -71,8 +74,11 @@ def build_space(examples: Sequence[Example], reference: Sequence[Example] | None
                       extractions={e.example_id: e for e in modes.extractions(reference_key)}, summaries=summaries,
                       method=modes.clustering.method, n_clusters=modes.clustering.n_clusters)
     if reference is not None:
-        shares = cluster_shares(labels.tolist(), is_batch.tolist(), ids, summaries=summaries)
+        shares = cluster_shares(labels.tolist(), is_batch.tolist(), ids, summaries=summaries, alpha=config.alpha)
         space.shares = {r.cluster_id: r.model_dump(mode="json") for r in shares}
+        space.section = shares_section(shares, method=space.method, n_batch=int(is_batch.sum()),
+                                       n_reference=int((~is_batch).sum()), n_clusters=space.n_clusters,
+                                       alpha=config.alpha)
     return space
 
 

@@ -5,8 +5,9 @@ whose criteria extraction failed and were left out of the modes (`failed`), and 
 load or left out of a `--sample` (`skipped`, with the reason and the source line). `mode_id` is the
 mode in the batch-alone clustering, the one the report's clusters use (-1 = a noise point, a mode
 of its own). With a reference, the batch is also clustered together with it and `shared_mode_id`,
-`mode_flag` (over / under / balanced / batch_only), `batch_share` and `reference_share` say whether
-the example's mode is over- or under-represented relative to the real data.
+`mode_flag` (over / under / balanced / untestable / batch_only: the tested flags of `modes.shares`, as
+in the report), `batch_share` and `reference_share` say whether the example's mode is over- or
+under-represented relative to the real data.
 
 Modes have no LLM-written names here (naming is the explorer's extra LLM call); `mode_summary` is
 the report's summary of the mode: its most common criteria, or one member's text for `text`.

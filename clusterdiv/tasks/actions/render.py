@@ -19,7 +19,8 @@ def select_markdown(result: SelectResult) -> str:
              f"- modes: {result.n_modes} ({result.method}); {result.weighting}",
              f"- seed {result.seed}" + (f"; real share cap {result.real_share:.0%} = {result.real_cap} examples"
                                        if result.real_share is not None else "")
-             + (f"; at most {result.mode_cap} per mode" if result.mode_cap is not None else ""), "",
+             + (f"; at most {result.mode_cap} per mode" if result.mode_cap is not None else ""),
+             *([f"- {result.coverage}"] if result.coverage else []), "",
              "| | examples | real | modes touched | normalised score | real data in missing modes "
              "| share distance to reference |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, f in (("before", b), ("after", a)):
@@ -32,6 +33,8 @@ def select_markdown(result: SelectResult) -> str:
 def seeds_summary(result: SeedsResult) -> str:
     excluded = ", ".join(f"{k}: {v}" for k, v in sorted(result.excluded.items())) or "none"
     return (f"{result.n_lacking} of {result.n_modes} real modes lacking in the batch ({result.n_missing} missing, "
-            f"{result.n_lacking - result.n_missing} under-covered; {result.reference_share_lacking:.1%} of the real "
-            f"data); {sum(len(m.seeds) for m in result.modes)} seeds; reference rows excluded as possibly "
+            f"{result.n_lacking - result.n_missing} under-covered, false discovery rate {result.alpha:g}; "
+            f"{result.reference_share_lacking:.1%} of the real data); {result.n_untestable} real modes too small "
+            f"to test ({result.reference_share_untestable:.1%} of the real data, no seeds); "
+            f"{sum(len(m.seeds) for m in result.modes)} seeds; reference rows excluded as possibly "
             f"synthetic: {excluded}")

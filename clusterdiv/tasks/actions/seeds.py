@@ -2,7 +2,9 @@
 
 Generating the next round from the last round's output compounds the generator's biases; seeding it
 from real examples of the modes it lost recovers them. For each shared mode (batch and reference
-clustered together, as in the report's `cluster_shares`) flagged `missing` or `under`, the result
+clustered together, as in the report's `cluster_shares`) flagged `missing` or `under` by the test of
+`modes.shares` (significantly fewer batch examples than the real share predicts, Benjamini-Hochberg
+across the modes at `config.alpha`; modes too small to test are counted, never seeded), the result
 gives the mode's shares, its summary and most common criteria (LLM representations), and `per_mode`
 real examples of it in farthest-point order (the most central first, then the most different), as
 one JSONL line per mode, ready to fill a generation prompt.
@@ -29,7 +31,8 @@ from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
 from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
-from clusterdiv.tasks.actions._space import REF_PREFIX, build_space, spread_order, top_criteria
+from clusterdiv.modes.shares import LACKING
+from clusterdiv.tasks.actions._space import REF_PREFIX, ModeArrays, build_space, spread_order, top_criteria
 from clusterdiv.tasks.actions.write import open_output
 
 DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
@@ -62,6 +65,9 @@ class SeedsResult(BaseModel):
     n_lacking: int = Field(description="shared modes the batch lacks (missing) or under-covers (under)")
     n_missing: int
     reference_share_lacking: float = Field(description="share of the reference in those modes")
+    alpha: float = Field(default=0.05, description="false discovery rate of the flags' test (modes.shares)")
+    n_untestable: int = Field(default=0, description="real modes too small for their absence to be significant")
+    reference_share_untestable: float = Field(default=0.0, description="share of the reference in those modes")
     excluded: dict[str, int] = Field(description="reference rows never used as seeds, by reason")
     excluded_ids: list[str]
     modes: list[SeedMode]
@@ -126,16 +132,36 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
                 excluded.setdefault(i, "recursion guard: copy or paraphrase of synthetic data")
         space = build_space(examples, ref, config=config, cache=run.cache, progress=progress)
 
-    flags = ("missing", "under") if include_under else ("missing",)
+    flags = LACKING if include_under else ("missing",)
     lacking = [r for r in space.shares.values() if r["flag"] in flags]
-    lacking.sort(key=lambda r: (-(r["reference_share"] - r["batch_share"]), r["cluster_id"]))
+    untestable = [r for r in space.shares.values() if r["flag"] == "untestable"]
+    text_of = {e.id: e.text for e in ref}
+    modes = seed_modes(space, lacking, excluded=set(excluded), text_of=text_of, per_mode=per_mode)
+    reasons: dict[str, int] = {}
+    for why in excluded.values():
+        key = why.split("=")[0] + "=..." if "=" in why else why
+        reasons[key] = reasons.get(key, 0) + 1
+    return SeedsResult(
+        n_batch=len(examples), n_reference=len(ref), per_mode=per_mode, n_modes=len(space.shares),
+        n_lacking=len(lacking), n_missing=sum(1 for r in lacking if r["flag"] == "missing"),
+        reference_share_lacking=sum(r["reference_share"] for r in lacking), alpha=config.alpha,
+        n_untestable=len(untestable), reference_share_untestable=sum(r["reference_share"] for r in untestable),
+        excluded=reasons,
+        excluded_ids=sorted(excluded), modes=modes)
+
+
+def seed_modes(space: ModeArrays, lacking: Sequence[dict[str, Any]], *, excluded: set[str],
+               text_of: dict[str, str], per_mode: int) -> list[SeedMode]:
+    """One `SeedMode` per lacking mode (`ClusterShare` dumps), most lacking first: `per_mode` real
+    examples of it in farthest-point order, none of `excluded`. `tail_seeds` is this after the flags and
+    the recursion guard; eval/seeds_within_eval.py calls it to compare flag rules on the same space."""
+    order_of = sorted(lacking, key=lambda r: (-(r["reference_share"] - r["batch_share"]), r["cluster_id"]))
     by_mode: dict[int, list[int]] = {}
     for k, lab in enumerate(space.labels.tolist()):
         if not space.is_batch[k] and lab >= 0:  # a batch id may itself start with `ref:`
             by_mode.setdefault(lab, []).append(k)
-    text_of = {e.id: e.text for e in ref}
     modes = []
-    for r in lacking:
+    for r in order_of:
         m = r["cluster_id"]
         rows = [k for k in by_mode.get(m, []) if space.ids[k][len(REF_PREFIX):] not in excluded]
         order = spread_order(space.vectors[rows], limit=per_mode) if rows else []
@@ -146,15 +172,7 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
             mode_id=m, flag=r["flag"], reference_share=r["reference_share"], batch_share=r["batch_share"],
             reference_count=r["reference_count"], batch_count=r["batch_count"], summary=r["criteria_summary"],
             criteria=top_criteria(members), seeds=seeds, note=note))
-    reasons: dict[str, int] = {}
-    for why in excluded.values():
-        key = why.split("=")[0] + "=..." if "=" in why else why
-        reasons[key] = reasons.get(key, 0) + 1
-    return SeedsResult(
-        n_batch=len(examples), n_reference=len(ref), per_mode=per_mode, n_modes=len(space.shares),
-        n_lacking=len(lacking), n_missing=sum(1 for r in lacking if r["flag"] == "missing"),
-        reference_share_lacking=sum(r["reference_share"] for r in lacking), excluded=reasons,
-        excluded_ids=sorted(excluded), modes=modes)
+    return modes
 
 
 def write_seeds(result: SeedsResult, path: str | Path | None) -> str:

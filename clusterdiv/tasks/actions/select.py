@@ -40,6 +40,7 @@ from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
 from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
+from clusterdiv.reports.coverage import coverage_line
 from clusterdiv.tasks.actions._space import ModeArrays, build_space, spread_order
 
 DEFAULT_REAL_VALUES = ("real", "human", "gold", "original")
@@ -53,7 +54,9 @@ class SetFigures(BaseModel):
     score: float
     reference_modes_missing: int | None = None
     reference_share_missing: float | None = Field(
-        default=None, description="share of the reference in modes the set has no example of")
+        default=None, description="share of the reference in modes the set has no example of: counted, not "
+                                  "tested, so a smaller set is not rewarded for the test's lower power; the "
+                                  "tested flags of the batch are in `coverage` and `per_mode`")
     share_distance: float | None = Field(
         default=None, description="total variation distance between the set's and the reference's mode shares")
 
@@ -77,7 +80,10 @@ class SelectResult(BaseModel):
     before: SetFigures
     after: SetFigures
     selected_ids: list[str]
-    per_mode: list[dict[str, Any]] = Field(description="modes by weight: available, selected, weight")
+    per_mode: list[dict[str, Any]] = Field(
+        description="modes by weight: available, selected, weight and, with a reference, the batch's flag")
+    coverage: str | None = Field(default=None, description="with a reference: the report's coverage line of the "
+                                                           "batch (the tested flags of modes.shares)")
     examples: list[Example] = Field(default_factory=list, exclude=True, repr=False)
     source: str | None = None
     input_format: str | None = None
@@ -249,6 +255,8 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
                                    "weight": (weights or {}).get(key, 0.0) if weights is not None else None,
                                    "summary": "(noise points)" if key < 0 else space.summaries.get(key, "")})
         row["available"] += 1
+        if space.shares:
+            row["flag"] = space.shares[key]["flag"] if key in space.shares else None
     for j in picks:
         per[mode_of[j] if mode_of[j] >= 0 else -1]["selected"] += 1
     per_mode = sorted(per.values(), key=lambda r: (-(r["weight"] or 0.0), -r["available"], r["mode_id"]))
@@ -258,6 +266,7 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
         real_cap=real_cap, max_share=max_share, mode_cap=mode_cap, weighting=weighting,
         n_modes=len(set(mode_of)), method=space.method, before=before, after=after,
         selected_ids=[e.id for e in chosen], per_mode=per_mode, examples=chosen,
+        coverage=coverage_line(space.section),
         source=corpus.path if corpus is not None else None,
         input_format=corpus.format if corpus is not None else None,
         text_field=corpus.text_field if corpus is not None else None,

@@ -9,7 +9,7 @@ fresh real sample on three kinds of evidence and gives one verdict:
   `clusterdiv.metrics.registry`, on MiniLM embeddings of the raw texts;
 * per-mode share shifts in one shared clustering of batch + fresh data, summarised as the total
   variation distance between the two share vectors (noise points pooled as one bin), with the
-  modes the batch misses or over-produces. `cluster_on="text"` (default) clusters the raw text
+  modes the batch misses or over-produces (the tested flags of `modes.shares`, at `alpha`). `cluster_on="text"` (default) clusters the raw text
   embeddings (no LLM), the representation the held-out validation chose for `score`;
   `cluster_on="criteria"` clusters LLM criteria; both are one `build_mode_space` of batch + fresh data;
   `cluster_on=None` skips it;
@@ -47,6 +47,7 @@ from clusterdiv.llm.structured import LLMSettings
 from clusterdiv.modes.cluster import ClusterParams
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.modes.run import RunContext
+from clusterdiv.modes.shares import DEFAULT_ALPHA, LACKING, check_alpha, flag_test_text
 from clusterdiv.reports.report import Report
 from clusterdiv.reports.sections import Drift, Indicator, ShareShift, Verdict
 from clusterdiv.tasks.anchoring._common import load_examples
@@ -153,6 +154,7 @@ def drift(
     embedding_model: str | Embedder = DEFAULT_EMBEDDING_MODEL,
     seed: int = 0,
     top_shifts: int = 10,
+    alpha: float = DEFAULT_ALPHA,
     cache: ModelCache | None = None,
     progress: ProgressReporter | None = None,
     load_options: dict[str, Any] | None = None,
@@ -161,8 +163,10 @@ def drift(
     """Compare a batch with fresh real data and say whether it is fresh, drifting or stale.
 
     See the module docstring for the indicators and thresholds. `as_of` (default: today) is the
-    date the expiry is checked against; pass it for a reproducible report.
+    date the expiry is checked against; pass it for a reproducible report. `alpha` is the false
+    discovery rate of the test that lists a mode in `missing_modes` (modes.shares, as `score --reference`).
     """
+    alpha = check_alpha(alpha)
     if cluster_on not in ("criteria", "text", None):
         raise InputError(f"cluster_on must be 'criteria', 'text' or None, got {cluster_on!r}")
     expiry = _parse_date(expires_after, "expires_after")
@@ -204,7 +208,7 @@ def drift(
                 settings = LLMSettings()  # the text representation asks no LLM
                 if cluster_on == "criteria":
                     settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
-                config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
+                config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed, alpha=alpha,
                                      representation={"kind": cluster_on}, clustering=cluster_params or ClusterParams())
                 space = build_mode_space({BATCH: loaded.examples, REFERENCE: ref.examples}, config, run, timed=False)
                 n_clustered = (len(space.clustered(BATCH)), len(space.clustered(REFERENCE)))
@@ -212,11 +216,11 @@ def drift(
                     clustered = space.clustered()
                     rows = [r.model_dump(mode="json") for r in cluster_shares(
                         space.labels(), [r.group == BATCH for r in clustered], [r.example.id for r in clustered],
-                        summaries=_first_texts(space))]
+                        summaries=_first_texts(space), alpha=alpha)]
                     how = (f"raw text embeddings of batch + reference, {space.clustering.method} "
                            f"({space.clustering.n_clusters} shared clusters; no LLM)")
                 else:
-                    rows = cluster_shares_section(space)["clusters"]
+                    rows = cluster_shares_section(space, alpha=alpha)["clusters"]
                     how = (f"shared clustering of LLM criteria ({settings.model}), {space.clustering.method}, "
                            f"{space.clustering.n_clusters} shared clusters")
                     if run.stats.failures:
@@ -229,7 +233,7 @@ def drift(
                                      reference_share=r["reference_share"],
                                      shift=r["batch_share"] - r["reference_share"], flag=r["flag"],
                                      criteria_summary=r.get("criteria_summary", "")))
-            if r["flag"] in ("missing", "under"):
+            if r["flag"] in LACKING:
                 missing.append(r["cluster_id"])
             elif r["flag"] in ("over", "batch_only"):
                 over.append(r["cluster_id"])
@@ -265,6 +269,7 @@ def drift(
             reference=ref.name, embedding_model=embedder.spec.name, seed=seed, indicators=indicators,
             metrics=metrics, share_shift=excess, share_tv=tv, share_tv_null=null_tv, clustering=how, shifts=shifts[:top_shifts],
             missing_modes=missing, over_produced_modes=over,
+            flag_test=flag_test_text(alpha) if rows else "",
             expires_after=expiry.isoformat() if expiry else None, as_of=today.isoformat(), expired=expired,
             days_left=(expiry - today).days if expiry else None,
             thresholds={k: {"fresh": f, "drifting": d, "higher_is_better": higher_is_better(k)}

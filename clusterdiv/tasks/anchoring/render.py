@@ -166,6 +166,7 @@ def _md_drift(s: Drift) -> list[str]:
             f"- clustering: {s.clustering or 'skipped'}"
             + (f"; share TV {s.share_tv:.3f} (null {s.share_tv_null:.3f})" if s.share_tv is not None
                else ""),
+            *([f"- mode flags: {s.flag_test}"] if s.flag_test else []),
             f"- expires after: {s.expires_after or 'not set'}" + (" (EXPIRED)" if s.expired else "")]
     out += [f"- note: {n}" for n in s.notes]
     if s.shifts:
@@ -276,6 +277,8 @@ def _rich_drift(s: Drift, console: Any) -> None:
             "Largest per-mode share shifts", ["mode", "batch", "reference", "shift", "flag", "criteria"],
             [[str(r.cluster_id), _pct(r.batch_share), _pct(r.reference_share),
               f"{r.shift:+.1%}", r.flag, r.criteria_summary[:60]] for r in s.shifts]))
+    if s.flag_test:
+        console.print(f"[dim]mode flags: {escape(s.flag_test)}[/dim]")
     for note in s.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
 

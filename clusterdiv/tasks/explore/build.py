@@ -154,7 +154,7 @@ def explore(
         if ref_examples is not None:
             shares = {r.cluster_id: r for r in cluster_shares(
                 [m.cluster for m in members], [m.source == "batch" for m in members],
-                [m.example_id for m in members])}
+                [m.example_id for m in members], alpha=config.alpha)}
         clusters = _named_clusters(members, vectors, extractions, names, shares)
         offered = None
         if downloads:

@@ -14,7 +14,7 @@ from clusterdiv.reports.report import Failures, Report
 from clusterdiv.tasks.explore.downloads import Downloads
 
 Source = Literal["batch", "reference"]
-ShareFlag = Literal["over", "under", "missing", "batch_only"]
+ShareFlag = Literal["over", "under", "missing", "untestable", "batch_only"]  # modes.shares
 
 
 class MapPoint(BaseModel):
