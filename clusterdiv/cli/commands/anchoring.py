@@ -27,6 +27,7 @@ from clusterdiv.cli.common import (
     check_outputs,
     emit_report,
     handle_errors,
+    stderr,
 )
 from clusterdiv.cli.options import InputOptions, shared_options, vary
 from clusterdiv.modes.shares import DEFAULT_ALPHA
@@ -57,6 +58,10 @@ class AnchoringOptions(InputOptions):
     seed: Seed = 0
     output_format: Format = OutputFormat.table
     output: Output = None
+    gate: Annotated[bool, typer.Option(
+        "--gate/--no-gate", help="Exit 3 (as `check` on a breach) when the verdict is bad: an uncovered tail "
+                                 "entry, synthetic dominating a group or a mix off target, a recursion-seeded "
+                                 "example, a stale batch")] = False
 
     def llm(self) -> Any:
         from clusterdiv.llm.structured import LLMSettings
@@ -74,10 +79,18 @@ class AnchoringOptions(InputOptions):
         check_outputs({"--output": self.output}, inputs)
 
     def emit(self, report: Any) -> None:
+        """The report, then with `--gate` exit 3 and one line per bad verdict (the report is written first)."""
+        from clusterdiv.history.gate import EXIT_BREACH
+        from clusterdiv.tasks.anchoring.gate import breaches
         from clusterdiv.tasks.anchoring.render import render_markdown, render_table
 
         emit_report(report, self.output_format, self.output, markdown=render_markdown,
                     table=lambda console: render_table(report, console))
+        failed = breaches(report) if self.gate else []
+        if failed:
+            for line in failed:
+                stderr.print(f"[red]gate:[/red] {line}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_BREACH)
 
 
 def register(app: typer.Typer) -> None:
