@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from eval.corpora import load_datasets
-from eval.tail_within_eval import IN_SAMPLE, case_size, make_case
+from eval.tail_within_eval import IN_SAMPLE, case_arguments, case_size, make_case
 
 RESULTS = Path(__file__).parent / "results"
 CUTS = (0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35)  # the first is the text representation's shipped default
@@ -328,18 +328,11 @@ def render(doc: dict, name: str) -> str:
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--datasets", default="clinc150:*,hwu64:*,hint3:*")
-    parser.add_argument("--entries", type=int, default=10)
-    parser.add_argument("--removed", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=400)
+    """The tail study's case protocol (`case_arguments`), plus the reference and seeds per mode."""
+    parser = case_arguments(__doc__.splitlines()[0])
     parser.add_argument("--reference-size", type=int, default=300)
     parser.add_argument("--per-mode", type=int, default=5)
-    parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
     parser.add_argument("--name", default="seeds_within")
-    parser.add_argument("--from-json", action="store_true", help="re-render the tables from the saved JSON")
     return parser.parse_args(argv)
 
 

@@ -325,24 +325,31 @@ def render(doc: dict, name: str) -> str:
     return text
 
 
-def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    """The protocol's settings (entries, removals, batch size, seeds...), shared with eval/ceiling.py."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def case_arguments(description: str) -> argparse.ArgumentParser:
+    """The cases' protocol (data, datasets, entries, removals, batch size, seeds, embedding cache), one
+    parser for every study built on `make_case` (this one, eval/seeds_within_eval.py, eval/ceiling.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--datasets", default="clinc150:*,hwu64:*,hint3:*")
     parser.add_argument("--entries", type=int, default=10)
     parser.add_argument("--removed", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=400)
-    parser.add_argument("--n-seeds", type=int, default=3)
     parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
+    parser.add_argument("--from-json", action="store_true", help="re-render the tables from the saved JSON")
+    return parser
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The protocol's settings (entries, removals, batch size, seeds...), shared with eval/ceiling.py."""
+    parser = case_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--n-seeds", type=int, default=3)
     parser.add_argument("--min-count", type=int, default=1)
     parser.add_argument("--judge", default="embedding")
     parser.add_argument("--model", default="local/smollm2")
     parser.add_argument("--judge-top", type=int, default=20)
-    parser.add_argument("--cache-dir", type=Path, default=Path("eval/results/cache"))
     parser.add_argument("--name", default="tail_within")
     parser.add_argument("--tune", action="store_true", help="search the grid on the CLINC150 domains only")
-    parser.add_argument("--from-json", action="store_true", help="re-render the tables from the saved JSON")
     return parser.parse_args(argv)
 
 
