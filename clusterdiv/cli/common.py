@@ -116,6 +116,9 @@ Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for sampling
 TextField = Annotated[str | None, typer.Option(help="Field holding the text (auto-detected)")]
 IdField = Annotated[str | None, typer.Option(help="Field holding a stable id")]
 LabelField = Annotated[str | None, typer.Option(help="Field holding a gold label")]
+ReferenceLabelField = Annotated[str | None, typer.Option(
+    help="Field of --reference holding its labels: coverage by label (a classifier fitted on the reference says "
+         "which real labels the batch lacks, tested as the modes are)")]
 def _sample_option(value: str) -> int | str:
     """`--sample N|auto|all`, refused at parse time (exit 2, one line) in the words of the other bounds."""
     text = str(value).strip().lower()

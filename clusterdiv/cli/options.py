@@ -34,6 +34,7 @@ from clusterdiv.cli.common import (
     Progress,
     PromptFile,
     Reference,
+    ReferenceLabelField,
     ReferenceSize,
     RepresentationOpt,
     Sample,
@@ -171,6 +172,7 @@ class ScoreOptions(InputOptions):
     reference_size: ReferenceSize = REFERENCE_SIZE
     metrics: Metrics = "all"
     reference: Reference = None
+    reference_label_field: ReferenceLabelField = None
     alpha: Alpha = DEFAULT_ALPHA
     input_format: InputFormatOpt = None
 
@@ -191,4 +193,5 @@ class ScoreOptions(InputOptions):
 
     def reference_load_options(self) -> dict[str, Any]:
         """`load_corpus` options for the reference: its ids and labels are not the batch's."""
-        return {"text_field": self.text_field, "skip_invalid": self.skip_invalid}
+        return {"text_field": self.text_field, "skip_invalid": self.skip_invalid,
+                **({"label_field": self.reference_label_field} if self.reference_label_field else {})}

@@ -9,7 +9,15 @@ from pydantic import BaseModel, Field, model_validator
 
 from clusterdiv.core.records import RepresentationInfo
 from clusterdiv.reports.markdown import md_code, md_text
-from clusterdiv.reports.sections import CLUSTER_SHARES, ClusterShares, Drift, Lineage, MixBudget, TailAudit
+from clusterdiv.reports.sections import (
+    CLUSTER_SHARES,
+    ClusterShares,
+    Drift,
+    LabelCoverage,
+    Lineage,
+    MixBudget,
+    TailAudit,
+)
 
 MIN_SAMPLES_FOR_INTERVAL = 3
 """Below this many scored samples the bootstrap intervals of the score are degenerate (a single
@@ -219,6 +227,8 @@ class Report(BaseModel):
     mix: MixBudget | None = None
     lineage: Lineage | None = None
     drift: Drift | None = None
+    label_coverage: LabelCoverage | None = Field(
+        default=None, description="coverage by the reference's labels (--reference-label-field; modes.labels)")
     config: RunConfig | None = None
     sampling: Sampling | None = None
     truncated: Truncations = Field(default_factory=Truncations)
@@ -291,6 +301,7 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         f"clustering {report.config.clustering_method}",
         *([f"- {md_text(representation_line(report))}"] if report.modes_from is not None else []),
         *([f"- **{md_text(line)}**"] if (line := _coverage(report)) else []),  # issue 17: lead with what is missing
+        *([f"- **{md_text(line)}**"] if (line := _label_coverage(report)) else []),  # issue 31 item 3
         "",
         "## Largest clusters",
         "",
@@ -341,6 +352,10 @@ def _q_text(q: float | None) -> str:
     return "-" if q is None else f"{q:.3g}"
 
 
+def _label_coverage(report: Report) -> str | None:
+    return None if report.label_coverage is None else report.label_coverage.line()
+
+
 def _coverage(report: Report) -> str | None:
     from clusterdiv.reports.coverage import coverage_line
 
@@ -386,6 +401,8 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         console.print(representation_line(report), highlight=False)
     if line := _coverage(report):  # issue 17: lead with what is missing
         console.print(f"[bold]{line}[/bold]", highlight=False)
+    if line := _label_coverage(report):  # issue 31 item 3: the same, per real label
+        console.print(f"[bold]{line}[/bold]", highlight=False, soft_wrap=True)
     table = Table(title="Largest clusters", show_lines=False)
     for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
                          ("mode", "left"), ("example ids", "left")):

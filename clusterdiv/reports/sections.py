@@ -271,3 +271,54 @@ class ClusterShares(Section):
     over_produced: list[int] = Field(default_factory=list, description="modes flagged over or batch_only")
     untestable: list[int] = Field(default_factory=list, description="real modes too small to test")
     clusters: list[ClusterShare] = Field(default_factory=list, description="most discrepant first")
+
+class LabelShare(Section):
+    """One reference label: how many batch examples the classifier gives it, against the reference."""
+
+    label: str
+    reference_count: int = Field(description="reference rows with this label (their own labels)")
+    reference_predicted: int = Field(description="reference rows the classifier gives this label out of fold: "
+                                                 "the null the batch is tested against")
+    batch_count: int = Field(description="batch examples the classifier gives this label")
+    expected: float = Field(description="batch count the reference share predicts (n_batch x share, out of fold)")
+    ratio: float | None = None
+    flag: Literal["over", "under", "missing", "untestable", "balanced"] = Field(
+        description="the modes' flags (modes.shares), on labels instead of modes")
+    p_value: float | None = None
+    q_value: float | None = None
+    mean_confidence: float | None = Field(default=None, description="mean top-class probability of the batch "
+                                                                   "examples given this label")
+    batch_example_ids: list[str] = []
+    reference_example_ids: list[str] = []
+
+
+class LabelCoverage(Section):
+    """Coverage by label (`--reference-label-field`): a classifier fitted on the reference's vectors and labels
+    assigns each batch example a real label; labels the batch significantly lacks are flagged with the modes'
+    test (`modes.labels`)."""
+
+    label_field: str
+    classifier: str = Field(description="the classifier chosen by out-of-fold macro F1 on the reference")
+    cv_macro_f1: float = Field(description="its out-of-fold macro F1 on the reference (how far to trust it)")
+    candidates: dict[str, float] = Field(default_factory=dict, description="every candidate's out-of-fold macro F1")
+    n_batch: int
+    n_reference: int
+    n_labels: int
+    alpha: float
+    flag_test: str = ""
+    low_confidence: int = Field(default=0, description="batch examples whose top class has probability < 0.5")
+    lacking: list[str] = Field(default_factory=list, description="labels flagged missing or under")
+    untestable: list[str] = Field(default_factory=list)
+    labels: list[LabelShare] = Field(default_factory=list, description="most lacking first")
+
+    def line(self, *, limit: int = 5) -> str:
+        """The coverage line by label: real labels covered, and the lacking ones with their counts."""
+        n_ok = self.n_labels - len(self.lacking) - len(self.untestable)
+        lacking = [s for s in self.labels if s.flag in ("missing", "under")]
+        shown = ", ".join(f"{s.label} {s.batch_count} of an expected {s.expected:.0f}" for s in lacking[:limit])
+        more = f" and {len(lacking) - limit} more" if len(lacking) > limit else ""
+        head = (f"by label ({self.label_field!r}, {self.classifier}, out-of-fold macro F1 "
+                f"{self.cv_macro_f1:.2f}): {n_ok} of {self.n_labels} real labels covered")
+        tail = f"; lacking {len(lacking)}: {shown}{more}" if lacking else "; none significantly lacking"
+        small = f"; {len(self.untestable)} too small to test" if self.untestable else ""
+        return head + tail + small

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from clusterdiv import engine as engines
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import ClusterdivError, InputError
@@ -42,7 +44,7 @@ from clusterdiv.reports.report import (
     count_embedding_truncations,
     count_truncations,
 )
-from clusterdiv.reports.sections import CLUSTER_SHARES
+from clusterdiv.reports.sections import CLUSTER_SHARES, LabelCoverage
 
 AUTO_SAMPLE_ABOVE = 20_000
 """`sample=None` scores every example up to this many, and a `sample="auto"` sample above it.
@@ -195,6 +197,7 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         clusters = space.summaries(top=config.top_clusters, per_cluster=config.examples_per_cluster)
 
     shared = None
+    reference_label_field = (reference_load_options or {}).get("label_field")
     with run.stage("metrics"):
         metrics: dict[str, Any] = {}
         if (config.metrics or "none") != "none" or reference is not None:
@@ -231,6 +234,8 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         truncated=(count_truncations(examples, config.llm.max_input_chars) if config.representation.uses_llm
                    else Truncations()),
         embedding_truncated=embedding_truncations(examples, config=config, run=run, metrics=metrics),
+        label_coverage=(coverage_by_label(shared, config=config, label_field=reference_label_field)
+                        if shared is not None and reference_label_field else None),
         modes_from=space.representation,
         metrics=metrics,
         config=run.run_config(config, space, sample=config.sample),
@@ -238,6 +243,26 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         timings=run.finish(),
     )
     return ScoreResult(report=report, space=space, shared=shared)
+
+
+def coverage_by_label(shared: ModeSpace, *, config: ScoreConfig, label_field: str) -> LabelCoverage:
+    """Issue 31 item 3: the reference's own labels, a classifier fitted on its vectors (the joint space's,
+    so the modes and the labels read the same vectors), and the modes' test per label (`modes.labels`)."""
+    from clusterdiv.modes.labels import fit_labels, label_coverage
+
+    batch, ref = shared.clustered(BATCH), shared.clustered(REFERENCE)
+    missing = [r.example.id for r in ref if r.example.label is None]
+    if missing:
+        raise InputError(f"{len(missing)} reference rows have no {label_field!r} label (first: {missing[0]}): "
+                         "coverage by label needs every reference row labelled", option="reference-label-field")
+
+    def stack(rows: list[ModeRow]) -> np.ndarray:
+        return np.asarray([r.vector for r in rows], dtype=np.float32).reshape(len(rows), -1)
+
+    fit = fit_labels(stack(batch), stack(ref), [str(r.example.label) for r in ref], label_field=label_field,
+                     seed=config.seed)
+    return label_coverage(fit, batch_ids=[r.example.id for r in batch], reference_ids=[r.example.id for r in ref],
+                          label_field=label_field, alpha=config.alpha)
 
 
 def embedding_truncations(examples: Sequence[Example], *, config: ScoreConfig, run: RunContext,

@@ -23,6 +23,7 @@ from clusterdiv.cli.common import (
     LLMTimeout,
     Model,
     OutputFormat,
+    ReferenceLabelField,
     RepresentationOpt,
     Seed,
     Threshold,
@@ -138,6 +139,7 @@ def register(app: typer.Typer) -> None:
             help="Earlier synthetic batches: reference rows copied or paraphrased from them are never seeds")] = None,
         missing_only: Annotated[bool, typer.Option(help="Only modes the batch has no example of")] = False,
         out: Annotated[Path | None, typer.Option(help="Write the seeds JSONL here (default: stdout)")] = None,
+        reference_label_field: ReferenceLabelField = None,
         opts: Annotated[ActionOptions, vary("output_format", "input_format")],
     ) -> None:
         """Real seeds (JSONL, one line per mode) for every mode the batch lacks or under-covers."""
@@ -152,9 +154,13 @@ def register(app: typer.Typer) -> None:
                     batch, reference=reference, per_mode=per_mode, against=list(against or []),
                     source_field=opts.source_field, real_values=opts.real(), include_under=not missing_only,
                     config=opts.config(), cache=cache, progress=bars,
-                    load_options=opts.load_options(), reference_load_options=opts.load_options())
+                    load_options=opts.load_options(), reference_load_options=opts.load_options(),
+                    reference_label_field=reference_label_field)
             text = write_seeds(result, out)
             stderr.print(seeds_summary(result), highlight=False, soft_wrap=True)
+            if result.by_label is not None:  # issue 31 item 3: the lines written are the lacking labels'
+                stderr.print(f"{result.by_label.line()}; {sum(len(m.seeds) for m in result.label_seeds)} seeds "
+                             f"for {len(result.label_seeds)} labels", highlight=False, soft_wrap=True)
             if out is None:
                 sys.stdout.write(text)
             else:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from clusterdiv.core.cache import ModelCache
@@ -32,6 +33,7 @@ from clusterdiv.core.errors import InputError
 from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
 from clusterdiv.modes.shares import LACKING
+from clusterdiv.reports.sections import LabelCoverage
 from clusterdiv.tasks.actions._space import REF_PREFIX, ModeArrays, build_space, spread_order, top_criteria
 from clusterdiv.tasks.actions.write import open_output
 
@@ -57,6 +59,19 @@ class SeedMode(BaseModel):
     note: str = ""
 
 
+class SeedLabel(BaseModel):
+    """Seeds for one reference label the batch lacks (coverage by label, `modes.labels`)."""
+
+    label: str
+    flag: str
+    reference_count: int
+    batch_count: int
+    expected: float
+    q_value: float | None = None
+    seeds: list[Seed]
+    note: str = ""
+
+
 class SeedsResult(BaseModel):
     n_batch: int
     n_reference: int
@@ -71,9 +86,15 @@ class SeedsResult(BaseModel):
     excluded: dict[str, int] = Field(description="reference rows never used as seeds, by reason")
     excluded_ids: list[str]
     modes: list[SeedMode]
+    by_label: LabelCoverage | None = Field(default=None, description="coverage by the reference's labels "
+                                                                     "(--reference-label-field; modes.labels)")
+    label_seeds: list[SeedLabel] = Field(default_factory=list, description="seeds per lacking label")
 
     def jsonl(self) -> str:
-        return "".join(json.dumps(m.model_dump(mode="json"), ensure_ascii=False) + "\n" for m in self.modes)
+        """One line per lacking label when the reference has labels (the team's own unit, at its grain:
+        eval/results/seeds_within.md), else one per lacking mode."""
+        lines = self.label_seeds if self.by_label is not None else self.modes
+        return "".join(json.dumps(m.model_dump(mode="json"), ensure_ascii=False) + "\n" for m in lines)
 
 
 def _declared_synthetic(e: Example, source_field: str, real: set[str]) -> str | None:
@@ -90,8 +111,9 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
                include_under: bool = True, config: Any = None, cache: ModelCache | None = None,
                progress: ProgressReporter | None = None,
                load_options: dict[str, Any] | None = None, reference_load_options: dict[str, Any] | None = None,
-               **overrides: Any) -> SeedsResult:
-    """Seeds for every mode the batch lacks (and, with `include_under`, under-covers); see the module."""
+               reference_label_field: str | None = None, **overrides: Any) -> SeedsResult:
+    """Seeds for every mode the batch lacks (and, with `include_under`, under-covers); see the module.
+    With `reference_label_field`, the reference's labels too: seeds for every label it lacks (`modes.labels`)."""
     from clusterdiv.io.corpus import as_examples
     from clusterdiv.modes.config import ScoreConfig
     from clusterdiv.modes.run import RunContext
@@ -104,7 +126,8 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
     config = ScoreConfig.model_validate({**(config or ScoreConfig()).model_dump(), **overrides})
     with RunContext(cache=cache) as run:
         examples, _ = as_examples(batch, load_options=load_options or {})
-        ref, _ = as_examples(reference, load_options=reference_load_options or {})
+        ref, _ = as_examples(reference, load_options={**(reference_load_options or {}), **(
+            {"label_field": reference_label_field} if reference_label_field else {})})
         if not examples:
             raise InputError("the batch is empty")
         if not ref:
@@ -137,6 +160,10 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
     untestable = [r for r in space.shares.values() if r["flag"] == "untestable"]
     text_of = {e.id: e.text for e in ref}
     modes = seed_modes(space, lacking, excluded=set(excluded), text_of=text_of, per_mode=per_mode)
+    by_label, label_seeds = None, []
+    if reference_label_field is not None:
+        by_label, label_seeds = _by_label(space, ref, label_field=reference_label_field, excluded=excluded,
+                                          text_of=text_of, per_mode=per_mode, flags=flags, config=config)
     reasons: dict[str, int] = {}
     for why in excluded.values():
         key = why.split("=")[0] + "=..." if "=" in why else why
@@ -147,7 +174,29 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
         reference_share_lacking=sum(r["reference_share"] for r in lacking), alpha=config.alpha,
         n_untestable=len(untestable), reference_share_untestable=sum(r["reference_share"] for r in untestable),
         excluded=reasons,
-        excluded_ids=sorted(excluded), modes=modes)
+        excluded_ids=sorted(excluded), modes=modes, by_label=by_label, label_seeds=label_seeds)
+
+
+def _by_label(space: ModeArrays, ref: Sequence[Example], *, label_field: str, excluded: Sequence[str] | dict[str, str],
+              text_of: dict[str, str], per_mode: int, flags: Sequence[str],
+              config: Any) -> tuple[LabelCoverage, list[SeedLabel]]:
+    """Coverage by the reference's labels on the space's vectors, and seeds for each lacking label."""
+    from clusterdiv.modes.labels import fit_labels, label_coverage
+
+    label_of = {e.id: e.label for e in ref}
+    if any(v is None for v in label_of.values()):
+        raise InputError(f"coverage by label needs every reference row labelled in {label_field!r}",
+                         option="reference-label-field")
+    rows = [k for k in range(len(space.ids)) if not space.is_batch[k]]
+    rids = [space.ids[k][len(REF_PREFIX):] for k in rows]
+    labels = [str(label_of[i]) for i in rids]
+    fit = fit_labels(space.vectors[space.is_batch], space.vectors[rows], labels, label_field=label_field,
+                     seed=config.seed)
+    batch_ids = [i for k, i in enumerate(space.ids) if space.is_batch[k]]
+    section = label_coverage(fit, batch_ids=batch_ids, reference_ids=rids, label_field=label_field,
+                             alpha=config.alpha)
+    return section, seed_labels(section, vectors=space.vectors[rows], ids=rids, labels=labels,
+                                excluded=set(excluded), text_of=text_of, per_mode=per_mode, flags=flags)
 
 
 def seed_modes(space: ModeArrays, lacking: Sequence[dict[str, Any]], *, excluded: set[str],
@@ -181,3 +230,22 @@ def write_seeds(result: SeedsResult, path: str | Path | None) -> str:
         with open_output(Path(path)) as out:
             out.write(text)
     return text
+
+
+def seed_labels(section: Any, *, vectors: np.ndarray, ids: Sequence[str], labels: Sequence[str],
+                excluded: set[str], text_of: dict[str, str], per_mode: int,
+                flags: Sequence[str] = LACKING) -> list[SeedLabel]:
+    """One `SeedLabel` per label of `section` (a `LabelCoverage`) flagged in `flags`, most lacking first:
+    `per_mode` real examples carrying the label (their own label, not the classifier's), in farthest-point
+    order, none of `excluded`. `vectors`, `ids` and `labels` are the reference's rows, aligned."""
+    out = []
+    for row in section.labels:
+        if row.flag not in flags:
+            continue
+        rows = [k for k, (i, lab) in enumerate(zip(ids, labels, strict=True)) if lab == row.label and i not in excluded]
+        order = spread_order(vectors[rows], limit=per_mode) if rows else []
+        seeds = [Seed(id=ids[rows[j]], text=text_of[ids[rows[j]]]) for j in order]
+        out.append(SeedLabel(label=row.label, flag=row.flag, reference_count=row.reference_count,
+                             batch_count=row.batch_count, expected=row.expected, q_value=row.q_value, seeds=seeds,
+                             note="" if seeds else "every real example of this label was excluded as possibly synthetic"))
+    return out
