@@ -63,7 +63,8 @@ def test_without_labels_groups_are_shared_clusters(cache, fake_llm, embedder):
     real = [ex(i, t, "real", y) for i, (t, y) in enumerate(intent_corpus(["weather", "alarm"], 20, seed=1))]
     synth = [ex(100 + i, t, "synthetic", y)
              for i, (t, y) in enumerate(intent_corpus(["weather", "alarm", "music"], 28, seed=2))]
-    mix = mix_budget(real + synth, model="fake/echo", embedding_model=embedder, cache=cache).mix
+    mix = mix_budget(real + synth, model="fake/echo", embedding_model=embedder, cache=cache,
+                     cluster_on="criteria").mix
     assert "semantic clusters" in mix["group_by"] and mix["n_groups"] >= 2
     assert sum(g["n"] for g in mix["groups"]) == 48  # < 50: the deterministic small-set clustering
     # music exists only in the synthetic half: some mode must be synthetic-only

@@ -5,6 +5,7 @@ answers, Ctrl-C during extraction. Through the real CLI (a subprocess) against r
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -24,8 +25,11 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
+_SAID_BEFORE = re.compile(r"^LLM: |^\w+ \d+/\d+ \(\d+%\)")  # the cost line and progress lines (issue 32)
+
+
 def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
+    return [line for line in stderr.splitlines() if line.strip() and not _SAID_BEFORE.match(line)]
 
 
 # ------------------------------------------------------------------------------ row 7: Ray address

@@ -89,6 +89,10 @@ class RichProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
+    def announce(self, message: str) -> None:
+        """Above the bars: what the next step is about to cost (`llm.structured.announce_calls`)."""
+        self._progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
     def start(self, stage: str, total: int) -> None:
         self._cached[stage] = 0
         self._tasks[stage] = self._progress.add_task(stage, total=total, cached=0)
@@ -277,12 +281,16 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
 
 @contextlib.contextmanager
 def progress_bars(enabled: bool) -> Iterator[Any]:
-    """Rich bars on stderr when wanted and stderr is a terminal (or forced), else None."""
+    """Rich bars on stderr when wanted and stderr is a terminal (or forced); plain lines when stderr is
+    a log or a pipe, where bars cannot be drawn and a silent run looks hung. Without progress
+    (`--no-progress`) a step still says what it is about to pay for before its model calls."""
+    from clusterdiv.core.progress import LineProgress
+
     if enabled and (stderr.is_terminal or os.environ.get("CLUSTERDIV_FORCE_PROGRESS")):
         with RichProgress() as bars:
             yield bars
     else:
-        yield None
+        yield LineProgress(lines=enabled)
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

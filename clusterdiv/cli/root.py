@@ -141,15 +141,14 @@ def _metrics_in_memory(texts: list[str], plan: Any, selected: set[str], referenc
     if plan.needs_embeddings:
         from clusterdiv.cli.common import progress_bars
         from clusterdiv.core.cache import ModelCache
+        from clusterdiv.core.progress import stage
         from clusterdiv.modes.embed import Embedder, embed_texts
 
         embedder = Embedder(embedding_model)
         with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
-            def embed(stage: str, items: list[str]) -> Any:
-                if bars is None:
-                    return embed_texts(items, model=embedder, cache=cache)
-                bars.start(stage, len(items))
-                return embed_texts(items, model=embedder, cache=cache, progress=lambda k: bars.advance(stage, k))
+            def embed(name: str, items: list[str]) -> Any:
+                with stage(bars, name, len(items)) as advance:
+                    return embed_texts(items, model=embedder, cache=cache, progress=advance)
 
             vectors = embed("embed", texts)
             if reference is not None:

@@ -240,6 +240,16 @@ class ModelCache:
             out.append(value)
         return out
 
+    def stored(self, keys: list[str], *, batch: int = 500) -> set[str]:
+        """Which of `keys` hold an answer, without counting hits or misses: a look ahead at what a step
+        will cost (`llm.structured.announce_calls`) is not the step's own reads."""
+        unique = list(dict.fromkeys(keys))
+        try:
+            return {key for start in range(0, len(unique), batch)
+                    for key, value in self._rows(unique[start : start + batch]) if not isinstance(value, CorruptEntry)}
+        except sqlite3.Error as exc:
+            raise self._guard(exc) from exc
+
     def _rows(self, keys: list[str]) -> list[tuple[str, Any]]:
         """(key, value or the CorruptEntry raised decoding it) for the stored ones among `keys`."""
         import time

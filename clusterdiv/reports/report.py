@@ -188,6 +188,7 @@ class Timings(BaseModel):
     cluster_s: float = 0.0
     score_s: float = 0.0
     metrics_s: float = 0.0
+    naming_s: float = 0.0  # the explorer's LLM cluster names (0 with extractive names: no call)
     total_s: float = 0.0
     llm_calls: int = 0
     llm_cache_hits: int = 0

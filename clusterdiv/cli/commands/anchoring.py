@@ -46,6 +46,11 @@ class ClusterOn(str, Enum):
     none = "none"
 
 
+class MixClusterOn(str, Enum):  # a mix without labels is always grouped by something
+    text = "text"
+    criteria = "criteria"
+
+
 @dataclasses.dataclass(frozen=True)
 class AnchoringOptions(InputOptions):
     """The options every anchoring command shares (`lineage` calls no LLM: it takes them without those)."""
@@ -152,8 +157,11 @@ def register(app: typer.Typer) -> None:
         = "real,human,gold,original",
         target_real_share: Annotated[float | None, typer.Option(help="Target share of real examples")] = 0.5,
         tolerance: Annotated[float, typer.Option(help="How far from the target still counts as on target")] = 0.05,
-        label_field: Annotated[str | None, typer.Option(help="Group by this label (else by semantic cluster)")]
+        label_field: Annotated[str | None, typer.Option(help="Group by this label (else by the mix's modes)")]
         = None,
+        cluster_on: Annotated[MixClusterOn, typer.Option(help="Without --label-field: modes of the raw text "
+                                                              "embeddings (no LLM), or of LLM criteria (one call "
+                                                              "per distinct text)")] = MixClusterOn.text,
         dominance: Annotated[float, typer.Option(help="Warn when a group's synthetic share exceeds this")] = 0.8,
         opts: AnchoringOptions,
     ) -> None:
@@ -168,7 +176,7 @@ def register(app: typer.Typer) -> None:
                     dataset, source_field=source_field,
                     real_values=[v for v in (x.strip() for x in real_values.split(",")) if v],
                     target_real_share=target_real_share, tolerance=tolerance, label_field=label_field,
-                    dominance_threshold=dominance, model=opts.llm(),
+                    cluster_on=cluster_on.value, dominance_threshold=dominance, model=opts.llm(),
                     embedding_model=opts.embedding_model, seed=opts.seed, cache=cache, progress=bars,
                     load_options=opts.load_options(),
                 )

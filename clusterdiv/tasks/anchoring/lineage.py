@@ -47,7 +47,7 @@ import numpy as np
 
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
-from clusterdiv.core.progress import ProgressReporter
+from clusterdiv.core.progress import ProgressReporter, stage
 from clusterdiv.core.records import Example, text_hash
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.modes.run import RunContext
@@ -290,10 +290,11 @@ def check_lineage(
 
             # 3. paraphrases by embedding nearest neighbour
             embedder = run.embedder(embedding_model)
-            X = embed_texts(texts, model=embedder, cache=run.cache)
-            P = embed_texts([e.text for e in prev_examples], model=embedder, cache=run.cache)
-            R = (embed_texts([e.text for e in real_examples], model=embedder, cache=run.cache) if real_examples
-                 else None)
+            with stage(run.progress, "embed", n + len(prev_examples) + len(real_examples)) as advance:
+                X = embed_texts(texts, model=embedder, cache=run.cache, progress=advance)
+                P = embed_texts([e.text for e in prev_examples], model=embedder, cache=run.cache, progress=advance)
+                R = (embed_texts([e.text for e in real_examples], model=embedder, cache=run.cache, progress=advance)
+                     if real_examples else None)
         syn_sim, syn_arg = nearest(X, P)
         real_sim, real_arg = nearest(X, R) if R is not None else (np.full(n, -np.inf), np.full(n, -1))
         # (a) cosine alone, against a cut calibrated on real-to-real distances (or the fixed default);

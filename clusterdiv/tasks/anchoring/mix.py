@@ -6,10 +6,12 @@ where real data no longer anchors the mix. Shares are given by example count and
 (tokens under the one rule of `clusterdiv.metrics.tokenize`), because synthetic texts are often
 longer and a count ratio then understates how much of the training signal is synthetic.
 
-Groups are the values of a label field when given; otherwise the modes of the whole mix
-(`build_mode_space` under the criteria representation: LLM criteria -> embeddings -> clustering,
-cached like `score`), so that "synthetic dominates this mode" is about a mode real and synthetic
-examples share.
+Groups are the values of a label field when given; otherwise the modes of the whole mix (one
+`build_mode_space`, cached like `score`), so that "synthetic dominates this mode" is about a mode
+real and synthetic examples share. The modes are the text modes by default (`cluster_on="text"`:
+the raw text embeddings, the representation the held-out validation chose for `score`, and no LLM
+call); `cluster_on="criteria"` clusters LLM criteria instead, one call per distinct text, which on a
+mix of thousands of rows is many minutes of a local model: it is asked for, never the default.
 """
 
 from __future__ import annotations
@@ -66,25 +68,28 @@ def _label_value(example: Example, field: str) -> str:
     return str(value)
 
 
-def _cluster_groups(examples: list[Example], *, settings: LLMSettings, embedding_model: Any, seed: int,
-                    run: RunContext) -> tuple[list[str], dict[str, str], str]:
+def _cluster_groups(examples: list[Example], *, cluster_on: str, settings: LLMSettings, embedding_model: Any,
+                    seed: int, run: RunContext) -> tuple[list[str], dict[str, str], str]:
     from clusterdiv.modes.config import ScoreConfig
     from clusterdiv.modes.modespace import BATCH, build_mode_space
     from clusterdiv.modes.represent import criteria_text
 
     embedder = run.embedder(embedding_model)
-    # this grouping clusters criteria vectors, so it uses the criteria representation's threshold
+    # each representation clusters at its own validated threshold (Representation.default_threshold)
     config = ScoreConfig(llm=settings, embedding_model=embedder.spec.name, seed=seed,
-                         representation={"kind": "criteria"})
+                         representation={"kind": cluster_on})
     space = build_mode_space({BATCH: examples}, config, run, timed=False)
     empty = [r.example.id for r in space.rows if r.extraction is not None and r.extraction.ok
              and not criteria_text(r.extraction.criteria or {}, space.fields)]
-    if empty:
+    if empty and cluster_on == "criteria":
         raise InputError(f"criteria {list(space.fields)} are empty for {len(empty)} examples, e.g. {empty[0]}")
     summaries = {f"cluster {c.cluster_id}": c.criteria_summary for c in space.summaries()}
     groups = [FAILED if r.mode is None else UNCLUSTERED if r.mode < 0 else f"cluster {r.mode}" for r in space.rows]
-    how = (f"semantic clusters of the whole mix ({space.clustering.method}, {space.clustering.n_clusters} clusters; "
-           f"criteria by {settings.model}; noise points pooled as {UNCLUSTERED!r})")
+    source = (f"criteria by {settings.model}" if cluster_on == "criteria"
+              else f"raw text embeddings by {embedder.spec.name}, no LLM")
+    kind = "semantic clusters" if cluster_on == "criteria" else "text modes"
+    how = (f"{kind} of the whole mix ({space.clustering.method}, {space.clustering.n_clusters} clusters; {source}; "
+           f"noise points pooled as {UNCLUSTERED!r})")
     return groups, summaries, how
 
 
@@ -96,6 +101,7 @@ def mix_budget(
     target_real_share: float | None = 0.5,
     tolerance: float = DEFAULT_TOLERANCE,
     label_field: str | None = None,
+    cluster_on: Literal["text", "criteria"] = "text",
     dominance_threshold: float = DEFAULT_DOMINANCE,
     model: LLMSettings | str | None = None,
     embedding_model: Any = DEFAULT_EMBEDDING_MODEL,
@@ -109,8 +115,11 @@ def mix_budget(
     An example is real when its `source_field` value (case-insensitive) is one of `real_values`,
     synthetic otherwise; every distinct value is listed with its count so a typo shows. A group
     is flagged `synthetic_dominates` when its synthetic share (by count) exceeds
-    `dominance_threshold`, `synthetic_only` when it has no real example at all.
+    `dominance_threshold`, `synthetic_only` when it has no real example at all. Without a
+    `label_field` the groups are the mix's modes, clustered on `cluster_on` (see the module docstring).
     """
+    if cluster_on not in ("text", "criteria"):
+        raise InputError(f"cluster_on must be 'text' or 'criteria', got {cluster_on!r}")
     if target_real_share is not None and not 0.0 <= target_real_share <= 1.0:
         raise InputError(f"target real share must be within 0..1, got {target_real_share}")
     if not 0.0 < dominance_threshold <= 1.0:
@@ -134,7 +143,7 @@ def mix_budget(
         else:
             settings = model if isinstance(model, LLMSettings) else LLMSettings(**({"model": model} if model else {}))
             with run.stage("cluster"):
-                groups, summaries, group_by = _cluster_groups(examples, settings=settings,
+                groups, summaries, group_by = _cluster_groups(examples, cluster_on=cluster_on, settings=settings,
                                                               embedding_model=embedding_model, seed=seed, run=run)
 
         overall = MixCounts(**_counts(is_real, tokens))

@@ -79,8 +79,8 @@ import numpy as np
 from clusterdiv.core.aio import run_sync
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
-from clusterdiv.core.progress import ProgressReporter
-from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
+from clusterdiv.core.progress import NullProgress, ProgressReporter, stage
+from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured, announce_calls
 from clusterdiv.modes.embed import DEFAULT_EMBEDDING_MODEL, Embedder, embed_texts
 from clusterdiv.modes.run import RunContext
 from clusterdiv.reports.report import Report
@@ -132,7 +132,8 @@ def _load_judge_prompt() -> Any:
 
 
 async def _ajudge(pairs: list[tuple[int, int]], texts: list[str], entries: list[TailEntry], *,
-                  settings: LLMSettings, cache: ModelCache, stats: CallStats) -> dict[tuple[int, int], str | None]:
+                  settings: LLMSettings, cache: ModelCache, stats: CallStats,
+                  progress: ProgressReporter | None = None) -> dict[tuple[int, int], str | None]:
     """'yes'/'no' per (example, entry) pair, None when the judge failed for that pair."""
     prompt = _load_judge_prompt()
     schema = prompt.output_model
@@ -147,16 +148,22 @@ async def _ajudge(pairs: list[tuple[int, int]], texts: list[str], entries: list[
     for i, e in pairs:
         unique.setdefault((clip(texts[i]), e), []).append((i, e))
 
-    async def one(key: tuple[str, int]) -> tuple[tuple[str, int], str | None]:
+    def variables(key: tuple[str, int]) -> dict[str, str]:
         text, e = key
+        return {"name": entries[e].name, "description": entries[e].description, "text": text}
+
+    reporter = progress or NullProgress()
+
+    async def one(key: tuple[str, int]) -> tuple[tuple[str, int], str | None]:
         async with semaphore:
-            outcome = await agenerate_structured(
-                prompt, {"name": entries[e].name, "description": entries[e].description, "text": text},
-                schema, model=settings, cache=cache, stats=stats,
-            )
+            outcome = await agenerate_structured(prompt, variables(key), schema, model=settings, cache=cache,
+                                                 stats=stats)
+        reporter.advance("judge", cached=outcome.cached)
         return key, (str(outcome.value["member"]) if outcome.value else None)
 
-    answers = dict(await asyncio.gather(*(one(k) for k in unique)))
+    announce_calls(progress, "judge", prompt, [variables(k) for k in unique], schema, settings=settings, cache=cache)
+    with stage(progress, "judge", len(unique)):
+        answers = dict(await asyncio.gather(*(one(k) for k in unique)))
     return {pair: answers[key] for key, group in unique.items() for pair in group}
 
 
@@ -238,15 +245,17 @@ def audit_tail(
         n, m = len(texts), len(entries)
         embedder = run.embedder(embedding_model)
         cache = run.cache
-        with run.stage("embed"):
-            X = embed_texts(texts, model=embedder, cache=cache)
-            seed_texts = [s for entry in entries for s in entry.seeds]
+        seed_texts = [s for entry in entries for s in entry.seeds]
+        with run.stage("embed"), stage(run.progress, "embed", n + len(seed_texts) + len(contrast_texts) + m) as advance:
+            X = embed_texts(texts, model=embedder, cache=cache, progress=advance)
             seed_owner = np.array([k for k, entry in enumerate(entries) for _ in entry.seeds], dtype=np.int64)
             dim = X.shape[1]
-            S = embed_texts(seed_texts, model=embedder, cache=cache) if seed_texts else np.zeros((0, dim), np.float32)
-            C = (embed_texts(contrast_texts, model=embedder, cache=cache) if contrast_texts
+            S = (embed_texts(seed_texts, model=embedder, cache=cache, progress=advance) if seed_texts
                  else np.zeros((0, dim), np.float32))
-            D = embed_texts([f"{e.name}: {e.description}" for e in entries], model=embedder, cache=cache)
+            C = (embed_texts(contrast_texts, model=embedder, cache=cache, progress=advance) if contrast_texts
+                 else np.zeros((0, dim), np.float32))
+            D = embed_texts([f"{e.name}: {e.description}" for e in entries], model=embedder, cache=cache,
+                            progress=advance)
 
         with run.stage("extract"):
             chosen_rule = rule if rule != "auto" else ("nearest-seed" if contrast_texts else "margin")
@@ -278,7 +287,7 @@ def audit_tail(
                     chosen = {int(i) for i in top}
                     controls.extend((int(i), k) for i in order[::-1][:CONTROLS_PER_ENTRY] if int(i) not in chosen)
                 answers = run_sync(lambda: _ajudge(pairs + controls, texts, entries, settings=settings, cache=cache,
-                                                   stats=stats))
+                                                   stats=stats, progress=run.progress))
                 control_set = set(controls)
                 for (i, k), answer in answers.items():
                     if (i, k) in control_set:

@@ -139,8 +139,10 @@ def explore(
         naming = _naming_settings(naming_model, config)
         naming_prompt = load_naming_prompt() if name else None
         if naming_prompt is not None:
-            names = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
-                                  prompt=naming_prompt, progress=run.progress, limit=name_limit)
+            with run.stage("naming"):  # in the report's timings, calls and cache hits like extraction's
+                names = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
+                                      prompt=naming_prompt, progress=run.progress, limit=name_limit,
+                                      stats=run.stats)
         else:
             names = criteria_names(members, fields=fields, reason=NAMING_OFF)
 
@@ -166,7 +168,7 @@ def explore(
 
         return Exploration(
             title=title or _default_title(corpus),
-            report=report,
+            report=report.model_copy(update={"timings": run.finish()}),  # the score's, plus naming and the page
             clustering_method=space.clustering.method,
             map_method=map_method,
             points=points,

@@ -38,7 +38,7 @@ from clusterdiv.core.aio import run_sync
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.progress import NullProgress, ProgressReporter
 from clusterdiv.core.prompts import PromptTemplate, prompts_dir
-from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured
+from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured, announce_calls
 from clusterdiv.modes.cluster import NOISE
 from clusterdiv.modes.represent import criteria_text
 from clusterdiv.tasks.explore.model import Source
@@ -209,6 +209,8 @@ async def aname_clusters(
     asked = set(largest if limit is None else largest[:limit])
     grounding = Grounding(members, fields)
     semaphore = asyncio.Semaphore(model.concurrency)
+    announce_calls(progress, "naming", prompt, [inputs[c] for c in sorted(asked)], schema, settings=model,
+                   cache=cache)
     progress.start("name", len(asked))
 
     async def one(cluster: int) -> ClusterName:
