@@ -35,7 +35,8 @@ class Section(BaseModel):
 class TailEntryResult(Section):
     name: str
     description: str
-    flag: Literal["uncovered", "under", "ok"]
+    flag: Literal["uncovered", "undecided", "under", "ok"] = Field(
+        description="undecided: no seeds and the LLM judge is not trusted, so nothing can vouch for it")
     count: int
     share: float
     decided_by: str
@@ -63,6 +64,8 @@ class TailAudit(Section):
     n_under: int
     uncovered: list[str]
     under: list[str]
+    n_undecided: int = 0
+    undecided: list[str] = Field(default_factory=list, description="entries nothing trusted can decide")
     policy: JudgePolicy
     policy_meaning: str
     judge_model: str | None
@@ -79,9 +82,13 @@ class TailAudit(Section):
     llm_cache_hits: int = 0
     llm_failures: int = 0
     judge_control_yes_rate: float | None = Field(
-        default=None, description="share of negative controls (the examples least like each entry) the LLM "
+        default=None, description="share of negative controls (the examples least like each entry: from the "
+                                  "batch, topped up from the reference or the other entries' seeds) the LLM "
                                   "judge called members; above 0.2 its answers are not trusted")
-    judge_trusted: bool | None = Field(default=None, description="None when no LLM judged")
+    judge_trusted: bool | None = Field(default=None, description="None when no LLM judged; False when it said "
+                                       "yes to too many negative controls or had too few to be calibrated")
+    judge_trust_reason: str | None = Field(default=None, description="why the judge is (not) trusted")
+    judge_controls: str | None = Field(default=None, description="where the negative controls came from")
     notes: list[str] = Field(default_factory=list)
     entries: list[TailEntryResult]
 

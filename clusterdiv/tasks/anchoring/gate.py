@@ -2,7 +2,7 @@
 
 Each check already leads its report with the line a reader must not miss (render.py's headlines);
 in CI nobody reads it, so a bad verdict must also be an exit status. One rule per section, the
-same condition its red headline shows: an uncovered tail entry, synthetic data dominating a group
+same condition its red headline shows: an uncovered or undecided tail entry, synthetic data dominating a group
 or a mix off its target, any recursion-seeded example, a stale batch. Warnings in yellow
 (under-covered entries, a drifting batch) do not fail the gate: they are advice, not verdicts.
 """
@@ -17,6 +17,9 @@ def breaches(report: Report) -> list[str]:
     out = []
     if (t := report.tail_audit) is not None and t.n_uncovered:
         out.append(f"{t.n_uncovered} of {t.n_entries} tail entries uncovered: {', '.join(t.uncovered)}")
+    if t is not None and t.n_undecided:  # coverage nobody trusted can vouch for is not a pass
+        out.append(f"{t.n_undecided} of {t.n_entries} tail entries undecided (no seeds, LLM judge not trusted): "
+                   f"{', '.join(t.undecided)}")
     if (m := report.mix) is not None:
         if m.dominated:
             out.append(f"synthetic data dominates {len(m.dominated)} of {m.n_groups} groups")

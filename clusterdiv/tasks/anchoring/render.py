@@ -42,12 +42,19 @@ def _tail_headlines(s: TailAudit) -> list[tuple[str, str]]:
                     else f"fewer than {s.evidence_floor} matching examples (the evidence floor)")
         lines.append(("red", f"UNCOVERED: {s.n_uncovered} of {s.n_entries} tail entries have {evidence} "
                              f"in the batch: {', '.join(s.uncovered)}"))
+    if s.n_undecided:
+        lines.append(("red", f"UNDECIDED: {s.n_undecided} of {s.n_entries} tail entries have no seeds and the "
+                             f"LLM judge is not trusted, so nothing can vouch for them: {', '.join(s.undecided)}"))
     if s.n_under:
         lines.append(("yellow", f"UNDER-COVERED: {s.n_under} entries below min count {s.min_count} or "
                                 f"min share {s.min_share:.1%}: {', '.join(s.under)}"))
     if not lines:
         lines.append(("green", f"all {s.n_entries} tail entries are covered (min count {s.min_count}, "
-                               f"min share {s.min_share:.1%})"))
+                               f"min share {s.min_share:.1%})"
+                      + (" by the embedding rule alone: the LLM judge is not trusted" if s.judge_trusted is False
+                         else "")))
+    if s.judge_trusted is False:
+        lines.append(("yellow", f"LLM judge not trusted: {s.judge_trust_reason}"))
     return lines
 
 
@@ -106,6 +113,8 @@ def _md_tail(s: TailAudit) -> list[str]:
                      "threshold", "example ids"], rows, "llrrrrlrrl")
     out += ["", f"- tail: {s.tail_source}", f"- policy `{s.policy}`: {s.policy_meaning}",
             f"- calibration: {s.calibration}", f"- prefilter: {s.prefilter}",
+            *([f"- judge: {'trusted' if s.judge_trusted else 'NOT trusted'}: {s.judge_trust_reason}; "
+               f"controls: {s.judge_controls}"] if s.judge_trusted is not None else []),
             f"- cost: {s.judgements} LLM judgements of {s.judgements_without_prefilter} possible "
             f"({s.llm_calls} calls, {s.llm_cache_hits} cache hits, {s.llm_failures} failures); "
             f"judge `{s.judge_model}`, embeddings `{s.embedding_model}`"]
@@ -219,7 +228,7 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]], styles: li
 def _rich_tail(s: TailAudit, console: Any) -> None:
     from rich.markup import escape
 
-    flag_style = {"uncovered": "bold red", "under": "yellow", "ok": None}
+    flag_style = {"uncovered": "bold red", "undecided": "bold red", "under": "yellow", "ok": None}
     console.print(_rich_table(
         f"Tail entries ({s.policy} policy)",
         ["entry", "flag", "count", "share", "llm", "emb", "decided by", "seeds", "thr", "example ids"],
@@ -228,6 +237,9 @@ def _rich_tail(s: TailAudit, console: Any) -> None:
           "-" if e.embedding_count is None else str(e.embedding_count), e.decided_by,
           str(e.n_seeds), _num(e.threshold, 2), _ids(e.example_ids, 3)] for e in s.entries],
         [flag_style[e.flag] for e in s.entries]))
+    if s.judge_trusted is not None:
+        console.print(f"[dim]judge {'trusted' if s.judge_trusted else 'NOT trusted'}: "
+                      f"{escape(s.judge_trust_reason or '')}; controls: {escape(s.judge_controls or '')}[/dim]")
     console.print(f"[dim]calibration: {escape(s.calibration)}\nprefilter: {escape(s.prefilter)}\n"
                   f"LLM judgements {s.judgements} of {s.judgements_without_prefilter} possible; "
                   f"calls {s.llm_calls}, cache hits {s.llm_cache_hits}[/dim]")

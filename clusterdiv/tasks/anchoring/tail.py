@@ -63,9 +63,16 @@ counts it when one of them does; `llm` or `embedding` use one signal (`embedding
 The judge is calibrated on every run: beside each entry's candidates it judges the
 `CONTROLS_PER_ENTRY` batch examples least like the entry. A judge that calls more than 20% of those
 members says yes to anything (the bundled 135M model did, for 22-50 of 50 candidates); it is then
-reported (`judge_trusted: false`, with a note) and coverage falls back to the embedding rule.
-Entries without seeds have no embedding signal: under `both`/`either` the LLM alone decides them,
+reported (`judge_trusted: false`, with the reason) and coverage falls back to the embedding rule.
+A batch no larger than the judged top has no example outside it to serve as a control, so the
+controls are topped up from texts known not to be members: the reference's examples of other labels,
+else the seeds of the spec's other entries. With fewer than `MIN_CONTROLS` judged controls the judge
+is uncalibrated, and an uncalibrated judge is never trusted (a yes-to-everything judge once called 5
+absent entries of a 50-example batch covered at 92-98% because nothing could contradict it).
+Entries without seeds have no embedding signal: under `both`/`either` a trusted LLM alone decides them,
 under `embedding` the similarity to the entry's "name: description" text is used instead (weaker).
+With an untrusted judge they are `undecided`, not covered: the description-only similarity is the
+weak signal the user did not choose, and "covered" must not rest on a judge that failed its controls.
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ DEFAULT_TAIL_SIZE = 5
 DEFAULT_MAX_SEEDS = 20
 CONTROLS_PER_ENTRY = 5
 MAX_CONTROL_YES = 0.2  # a judge saying yes to more of the negative controls than this is not trusted
+MIN_CONTROLS = CONTROLS_PER_ENTRY  # fewer judged controls than this and the judge is uncalibrated: not trusted
 
 POLICY_MEANING = {
     "both": "covered = LLM judge says yes AND embedding rule agrees (entries without seeds: LLM alone)",
@@ -165,6 +173,77 @@ async def _ajudge(pairs: list[tuple[int, int]], texts: list[str], entries: list[
     with stage(progress, "judge", len(unique)):
         answers = dict(await asyncio.gather(*(one(k) for k in unique)))
     return {pair: answers[key] for key, group in unique.items() for pair in group}
+
+
+# ---------------------------------------------------------------- calibrating the judge
+
+
+def _pool_controls(k: int, need: int, pool_texts: list[str], pool_owner: np.ndarray, pool_sim: np.ndarray,
+                   own_seeds: list[str]) -> list[int]:
+    """The `need` texts outside the batch least like entry `k` that are known not to be members of it.
+
+    A batch no larger than the judged top leaves no batch example outside it, and a judge that says yes
+    to everything would then go unchallenged. Real examples of other labels (the reference) and the
+    seeds of the spec's other entries are labelled non-members: an example of entry B is a negative
+    control for entry A (as far as the spec's entries are distinct, which the spec asserts by naming them).
+    """
+    if need <= 0 or not pool_texts:
+        return []
+    own, seen, out = set(own_seeds), set(), []
+    for j in np.argsort(pool_sim[:, k], kind="stable"):
+        text = pool_texts[j]
+        if pool_owner[j] == k or text in own or text in seen:
+            continue
+        seen.add(text)
+        out.append(int(j))
+        if len(out) == need:
+            break
+    return out
+
+
+def _controls_text(from_batch: int, from_pool: int, pool_kind: str) -> str:
+    parts = ([f"{from_batch} batch examples outside the judged top"] if from_batch else []) + (
+        [f"{from_pool} drawn from {pool_kind}"] if from_pool else [])
+    if not parts:
+        return ("none: every batch example is among the judged top, and there is no reference and no seeds of "
+                "other entries to draw them from")
+    return f"{from_batch + from_pool} negative controls, the texts least like each entry: {', '.join(parts)}"
+
+
+def _trust(yes: int, judged: int, drawn: int) -> tuple[bool, str]:
+    """Whether the judge's yes may decide coverage, and why: an uncalibrated judge is never trusted."""
+    if judged < MIN_CONTROLS:
+        failed = f" (it failed on {drawn - judged})" if drawn > judged else ""
+        return False, (f"uncalibrated: {judged} negative controls judged{failed}, at least {MIN_CONTROLS} needed "
+                       "(a batch larger than --judge-top, a --reference, or seeds on more entries give them)")
+    rate = yes / judged
+    if rate > MAX_CONTROL_YES:
+        return False, (f"it said yes to {yes} of {judged} negative controls ({rate:.0%} > {MAX_CONTROL_YES:.0%}): "
+                       "it says yes to anything")
+    return True, f"it said yes to {yes} of {judged} negative controls ({rate:.0%} <= {MAX_CONTROL_YES:.0%})"
+
+
+def _decided_by(policy: str, agree: int, llm_alone: int, emb_alone: int, emb_unjudged: int) -> str:
+    """Which signal decided an entry under `both`/`either`, true to the counts: agreement only when they agree."""
+    if not llm_alone and not emb_alone:
+        return f"{policy} (llm and embedding agree)"
+    unjudged = f", {emb_unjudged} of them never judged: outside the judged top" if emb_unjudged else ""
+    if policy == "both":
+        if not emb_alone:
+            how = f"the embedding rule decided (it rejected {llm_alone} llm yes"
+        elif not llm_alone:
+            how = f"the llm decided (it rejected {emb_alone} embedding matches{unjudged}"
+        else:
+            how = (f"each vetoed the other (the embedding rule rejected {llm_alone} llm yes, the llm rejected "
+                   f"{emb_alone} embedding matches{unjudged}")
+    elif not emb_alone:
+        how = f"the llm decided (it added {llm_alone} the embedding rule did not match"
+    elif not llm_alone:
+        how = f"the embedding rule decided (it added {emb_alone} the llm did not say yes to{unjudged}"
+    else:
+        how = (f"each added its own ({llm_alone} llm yes the embedding rule did not match, {emb_alone} embedding "
+               f"matches the llm did not say yes to{unjudged}")
+    return f"{policy}, but llm and embedding disagree: {how}; both say yes to {agree})"
 
 
 # ---------------------------------------------------------------- the audit
@@ -275,19 +354,31 @@ def audit_tail(
             failed = np.zeros((n, m), dtype=bool)
             control_yes, control_judged = 0, 0
             judge_trusted = judge != "embedding"
+            trust_reason: str | None = None
+            controls_text: str | None = None
             if judge != "embedding":
+                pool_texts = contrast_texts + seed_texts
+                pool_owner = np.concatenate([np.full(len(contrast_texts), -1, dtype=np.int64), seed_owner])
+                pool_sim = entry_similarities(np.vstack([C, S]), S, seed_owner, D, has_seeds)[0]
+                pool_kind = "the reference's examples of other labels" if contrast_texts else (
+                    "the seeds of the spec's other entries")
                 pairs: list[tuple[int, int]] = []
                 controls: list[tuple[int, int]] = []
+                from_batch = from_pool = 0
                 for k in range(m):
                     order = np.argsort(-sim[:, k], kind="stable")
                     top = order if judge_top is None else order[:judge_top]
                     pairs.extend((int(i), k) for i in top)
-                    # negative controls: the batch examples least like the entry; a judge that calls
-                    # them members says yes to anything, and its yes must not decide coverage
                     chosen = {int(i) for i in top}
-                    controls.extend((int(i), k) for i in order[::-1][:CONTROLS_PER_ENTRY] if int(i) not in chosen)
-                answers = run_sync(lambda: _ajudge(pairs + controls, texts, entries, settings=settings, cache=cache,
-                                                   stats=stats, progress=run.progress))
+                    batch_controls = [int(i) for i in order[::-1][:CONTROLS_PER_ENTRY] if int(i) not in chosen]
+                    pool_controls = _pool_controls(k, CONTROLS_PER_ENTRY - len(batch_controls), pool_texts,
+                                                   pool_owner, pool_sim, entries[k].seeds)
+                    controls.extend((i, k) for i in batch_controls)
+                    controls.extend((n + j, k) for j in pool_controls)  # indices past the batch: the pool's
+                    from_batch, from_pool = from_batch + len(batch_controls), from_pool + len(pool_controls)
+                controls_text = _controls_text(from_batch, from_pool, pool_kind)
+                answers = run_sync(lambda: _ajudge(pairs + controls, texts + pool_texts, entries, settings=settings,
+                                                   cache=cache, stats=stats, progress=run.progress))
                 control_set = set(controls)
                 for (i, k), answer in answers.items():
                     if (i, k) in control_set:
@@ -299,30 +390,32 @@ def audit_tail(
                         failed[i, k] = True
                     elif answer == "yes":
                         llm_yes[i, k] = True
-                if control_judged and control_yes / control_judged > MAX_CONTROL_YES:
-                    judge_trusted = False
+                judge_trusted, trust_reason = _trust(control_yes, control_judged, from_batch + from_pool)
 
         results: list[TailEntryResult] = []
         notes: list[str] = []
         ids = [e.id for e in loaded.examples]
-        if judge != "embedding":
-            rate = control_yes / control_judged if control_judged else float("nan")
-            if not judge_trusted:
-                notes.append(f"the LLM judge is not calibrated: it said yes to {control_yes} of {control_judged} "
-                             f"negative controls (the examples least like each entry, {rate:.0%} > "
-                             f"{MAX_CONTROL_YES:.0%}); coverage is decided by the embedding rule alone")
+        if judge != "embedding" and not judge_trusted:
+            notes.append(f"the LLM judge is not calibrated: {trust_reason}; coverage is decided by the embedding rule "
+                         "alone, and entries without seeds are undecided")
         effective = judge if judge_trusted or judge == "embedding" else "embedding"
         for k, entry in enumerate(entries):
-            if effective == "embedding":
+            undecided = effective != judge and not has_seeds[k]  # only the untrusted judge could have said
+            if undecided:
+                covered = np.zeros(n, dtype=bool)
+                decided = "undecided: no seeds, and the LLM judge is not trusted"
+            elif effective == "embedding":
                 covered, decided = emb_member[:, k], ("embedding" if has_seeds[k]
                                                       else "embedding (description only: no seeds)")
             elif effective == "llm" or not has_seeds[k]:
                 covered = llm_yes[:, k]
                 decided = "llm" if judge == "llm" else "llm (no seeds: no embedding signal)"
-            elif effective == "both":
-                covered, decided = llm_yes[:, k] & emb_member[:, k], "both (llm and embedding agree)"
             else:
-                covered, decided = llm_yes[:, k] | emb_member[:, k], "either (llm or embedding)"
+                both_yes, llm_alone = llm_yes[:, k] & emb_member[:, k], llm_yes[:, k] & ~emb_member[:, k]
+                emb_alone = emb_member[:, k] & ~llm_yes[:, k]
+                covered = both_yes if effective == "both" else llm_yes[:, k] | emb_member[:, k]
+                decided = _decided_by(effective, int(both_yes.sum()), int(llm_alone.sum()), int(emb_alone.sum()),
+                                      int((emb_alone & ~judged[:, k]).sum()))
             idx = np.flatnonzero(covered)
             idx = idx[np.argsort(-sim[idx, k], kind="stable")]
             count = int(idx.size)
@@ -330,8 +423,9 @@ def audit_tail(
             emb_signal = has_seeds[k] or judge == "embedding"
             # under the margin rule a match or two is what a neighbouring intent leaves behind, not evidence
             floor = MIN_EVIDENCE if (chosen_rule == "margin" and has_seeds[k] and effective != "llm") else 1
-            flag: Literal["uncovered", "under", "ok"] = (
-                "uncovered" if count < floor else "under" if (count < min_count or share < min_share) else "ok")
+            flag: Literal["uncovered", "undecided", "under", "ok"] = (
+                "undecided" if undecided else "uncovered" if count < floor
+                else "under" if (count < min_count or share < min_share) else "ok")
             if 0 < count < floor:
                 notes.append(f"{entry.name}: {count} matching example(s), below the evidence floor of {floor}: "
                              "flagged uncovered (stray matches next to a neighbouring intent look like this)")
@@ -358,7 +452,7 @@ def audit_tail(
             ))
         if int(failed.sum()):
             notes.append(f"the LLM judge failed on {int(failed.sum())} (example, entry) pairs; they count as 'no'")
-        order = {"uncovered": 0, "under": 1, "ok": 2}
+        order = {"uncovered": 0, "undecided": 1, "under": 2, "ok": 3}
         results.sort(key=lambda r: (order[r.flag], r.count, r.name))
 
         if judge == "embedding":
@@ -387,6 +481,8 @@ def audit_tail(
             n_under=sum(r.flag == "under" for r in results),
             uncovered=[r.name for r in results if r.flag == "uncovered"],
             under=[r.name for r in results if r.flag == "under"],
+            n_undecided=sum(r.flag == "undecided" for r in results),
+            undecided=[r.name for r in results if r.flag == "undecided"],
             policy=judge, policy_meaning=POLICY_MEANING[judge],
             judge_model=None if judge == "embedding" else settings.model,
             embedding_model=embedder.spec.name, calibration=calibration, prefilter=prefilter,
@@ -396,6 +492,7 @@ def audit_tail(
             llm_calls=stats.calls, llm_cache_hits=stats.cache_hits, llm_failures=stats.failures,
             judge_control_yes_rate=(control_yes / control_judged) if control_judged else None,
             judge_trusted=judge_trusted if judge != "embedding" else None,
+            judge_trust_reason=trust_reason, judge_controls=controls_text,
             notes=notes, entries=results,
         )
         return Report(command="audit-tail", source=loaded.source, content_hash=loaded.content_hash,
