@@ -8,6 +8,8 @@ row has no direction and no cosine, so it is rejected rather than silently count
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.linalg
@@ -162,8 +164,19 @@ def _vendi_of_masks(U: np.ndarray, G: np.ndarray | None, masks: np.ndarray) -> n
     return np.array([math.exp(_entropy_q(e, 1)) for e in np.linalg.eigvalsh(kernels)])
 
 
+def _split_differences(U: np.ndarray, G: np.ndarray | None, masks: np.ndarray) -> np.ndarray:
+    return _vendi_of_masks(U, G, masks) - _vendi_of_masks(U, G, ~masks)
+
+
+def _test_workers() -> int:
+    from clusterdiv.llm.local import default_threads  # OMP_NUM_THREADS when set, else the CPUs granted
+
+    return default_threads()
+
+
 def vendi_permutation_p_value(A: np.ndarray, B: np.ndarray, *, permutations: int, seed: int,
-                              chunk: int = 32) -> tuple[float, float]:
+                              chunk: int = 32, workers: int | None = None,
+                              progress: Callable[[int], None] | None = None) -> tuple[float, float]:
     """Two-sided permutation test of the Vendi difference of two batches: (Vendi(A) - Vendi(B), p).
 
     Why a test of its own: `compare` ranks batches by the mode count, whose permutation test holds
@@ -172,24 +185,40 @@ def vendi_permutation_p_value(A: np.ndarray, B: np.ndarray, *, permutations: int
     and split at random into groups of the original sizes (seeded); p is the share of splits (counting
     the observed one) whose absolute difference is at least the observed. Compare it at equal sizes
     only: Vendi grows with the number of rows.
+
+    Why one BLAS thread per decomposition, and ``workers`` threads over the splits: each split costs two
+    eigendecompositions of a few hundred rows, too small for OpenBLAS to share out; its threads spin
+    against each other and against torch's (which embedded the texts), and on a busy 2-core machine
+    the same 1000 splits took 7-50x longer than on one thread (eval/results/bench_compare_vendi.md).
+    Splits are drawn in the same seeded order whatever ``workers`` and ``chunk`` are, and every
+    matrix is decomposed on its own, so neither changes the p-value. ``workers`` defaults to
+    OMP_NUM_THREADS, else the CPUs this process may use. ``progress`` is told how many splits each
+    chunk finished.
     """
+    from threadpoolctl import threadpool_limits
+
     UA, UB = unit_rows(A), unit_rows(B)
     if UA.shape[1] != UB.shape[1]:
         raise ValueError(f"embedding dimensions differ: {UA.shape[1]} and {UB.shape[1]}")
     na, nb = UA.shape[0], UB.shape[0]
     if na < 1 or nb < 1 or permutations < 1:
         raise ValueError("both batches need rows and permutations must be positive")
+    workers = max(1, min(workers or _test_workers(), chunk))
     U = np.vstack([UA, UB])
     n, d = U.shape
-    G = U @ U.T if max(na, nb) <= d else None
-    observed = vendi_score(UA) - vendi_score(UB)
     rng = np.random.default_rng(seed)
     extreme = 0
-    for start in range(0, permutations, chunk):
-        k = min(chunk, permutations - start)
-        masks = np.zeros((k, n), dtype=bool)
-        for row in masks:
-            row[rng.permutation(n)[:na]] = True
-        diff = _vendi_of_masks(U, G, masks) - _vendi_of_masks(U, G, ~masks)
-        extreme += int(np.sum(np.abs(diff) >= abs(observed) - 1e-9))
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        G = U @ U.T if max(na, nb) <= d else None
+        observed = vendi_score(UA) - vendi_score(UB)
+        for start in range(0, permutations, chunk):
+            k = min(chunk, permutations - start)
+            masks = np.zeros((k, n), dtype=bool)
+            for row in masks:
+                row[rng.permutation(n)[:na]] = True
+            parts = [part for part in np.array_split(masks, workers) if len(part)]
+            diff = np.concatenate(list(pool.map(lambda part: _split_differences(U, G, part), parts)))
+            extreme += int(np.sum(np.abs(diff) >= abs(observed) - 1e-9))
+            if progress is not None:
+                progress(k)
     return float(observed), (1 + extreme) / (1 + permutations)

@@ -18,7 +18,7 @@ and `ModeSpace.summaries(key=...)` produce those names at the edge, from the gro
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from clusterdiv.modes.cluster import Clustering, ClusterParams
 
 if TYPE_CHECKING:
     from clusterdiv.core.prompts import PromptTemplate
+    from clusterdiv.modes.names import ModeName
     from clusterdiv.modes.run import RunContext
     from clusterdiv.reports.report import ClusterSummary
 
@@ -81,6 +82,7 @@ class ModeSpace:
     params: ClusterParams
     prompt: PromptTemplate
     fields: list[str]
+    _names: dict[int, ModeName] | None = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------ rows
 
@@ -124,7 +126,18 @@ class ModeSpace:
         from clusterdiv.modes.stages import summarize_clusters
 
         return summarize_clusters(self.assignments(key), self.extractions(key), top=top, per_cluster=per_cluster,
-                                  texts=self.texts(key))
+                                  texts=self.texts(key), names={c: n.name for c, n in self.names().items()})
+
+    def names(self) -> dict[int, ModeName]:
+        """Every mode's extractive name (`modes.names`), computed once per space: every report of it
+        calls a mode by the same name."""
+        if self._names is None:
+            from clusterdiv.modes.names import mode_names
+
+            rows = self.clustered()
+            self._names = mode_names([r.example.text for r in rows], self.labels(), self.vectors(),
+                                     [r.example.id for r in rows])
+        return self._names
 
 
 def resolve_prompt(config: Any) -> tuple[PromptTemplate, list[str]]:

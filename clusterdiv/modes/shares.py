@@ -109,7 +109,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
 
 def cluster_shares(labels: Sequence[int], is_batch: Sequence[bool], ids: Sequence[str], *,
                    alpha: float = DEFAULT_ALPHA, summaries: dict[int, str] | None = None,
-                   per_cluster: int = 3) -> list[ClusterShare]:
+                   names: dict[int, str] | None = None, per_cluster: int = 3) -> list[ClusterShare]:
     """Shares per shared cluster (noise excluded), flagged by the test of the module docstring at
     false discovery rate `alpha`; most discrepant first."""
     alpha = check_alpha(alpha)
@@ -159,7 +159,7 @@ def cluster_shares(labels: Sequence[int], is_batch: Sequence[bool], ids: Sequenc
             batch_share=bs, reference_share=rs, ratio=ratio, flag=flag,
             p_value=_finite(p_low.get(cluster)), q_value=_finite(q_low.get(cluster)),
             p_over=_finite(p_high.get(cluster)), q_over=_finite(q_high.get(cluster)),
-            criteria_summary=(summaries or {}).get(cluster, ""),
+            criteria_summary=(summaries or {}).get(cluster, ""), name=(names or {}).get(cluster, ""),
             batch_example_ids=members.get((cluster, True), [])[:per_cluster],
             reference_example_ids=members.get((cluster, False), [])[:per_cluster],
         ))

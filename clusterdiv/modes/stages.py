@@ -87,8 +87,10 @@ def cluster_examples(embedded: Sequence[EmbeddedExample], *, params: ClusterPara
 
 
 def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Sequence[Extraction], *,
-                       top: int, per_cluster: int, texts: dict[str, str] | None = None) -> list[ClusterSummary]:
-    """The largest clusters with their share, a few example ids and their most common criteria.
+                       top: int, per_cluster: int, texts: dict[str, str] | None = None,
+                       names: dict[int, str] | None = None) -> list[ClusterSummary]:
+    """The largest clusters with their share, a few example ids, their most common criteria and
+    their name from `names` (`ModeSpace.names`).
 
     A cluster with no criteria (the `text` representation makes no LLM call) is summarised by one
     member's text instead, from `texts` (id -> text).
@@ -118,7 +120,7 @@ def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Se
             summary = f'"{clipped}"' + (f" and {len(ids) - 1} similar" if len(ids) > 1 else "")
         summaries.append(ClusterSummary(
             cluster_id=cluster_id, size=len(ids), share=len(ids) / n, example_ids=ids[:per_cluster],
-            criteria_summary=summary, top_values=top_values,
+            criteria_summary=summary, top_values=top_values, name=(names or {}).get(cluster_id, ""),
         ))
     return summaries
 

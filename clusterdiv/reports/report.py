@@ -36,6 +36,7 @@ class ClusterSummary(BaseModel):
     example_ids: list[str]
     criteria_summary: str
     top_values: dict[str, list[ValueCount]] = Field(default_factory=dict)
+    name: str = ""  # the mode's extractive name (modes.names): its distinctive words
 
 
 class FailureRecord(BaseModel):

@@ -254,6 +254,7 @@ class ClusterShare(Section):
     q_over: float | None = Field(
         default=None, description="p_over adjusted across the modes that could reach the level; None where none could")
     criteria_summary: str = ""
+    name: str = Field(default="", description="the mode's extractive name: its most distinctive words (modes.names)")
     batch_example_ids: list[str] = []
     reference_example_ids: list[str] = []
 

@@ -30,7 +30,7 @@ the same level as the pairwise tests (`config.alpha` unless `alpha` is given).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +51,7 @@ SIGNIFICANCE_METHOD = (
     "two-sided permutation test on score_normalized ({permutations} seeded relabelings of the pooled "
     "shared-cluster labels per pair), Holm-adjusted across pairs, alpha {alpha}"
 )
+PROGRESS_EVERY = 50
 VENDI_SIGNIFICANCE_METHOD = (
     "two-sided permutation test on Vendi ({permutations} seeded splits of the pooled text embeddings per pair), "
     "Holm-adjusted across pairs, alpha {alpha}"
@@ -136,17 +137,23 @@ def _normalized(labels: Sequence[int], reference_size: int) -> float:
 
 
 def permutation_p_value(a: Sequence[int], b: Sequence[int], *, reference_size: int,
-                        permutations: int, seed: int) -> float:
-    """Two-sided p-value of the score_normalized difference under exchangeable labels."""
+                        permutations: int, seed: int, progress: Callable[[int], None] | None = None) -> float:
+    """Two-sided p-value of the score_normalized difference under exchangeable labels.
+
+    `progress` is told every `PROGRESS_EVERY` permutations done (a pair takes seconds at a few hundred rows)."""
     observed = abs(_normalized(a, reference_size) - _normalized(b, reference_size))
     pooled = np.asarray(list(a) + list(b))
     rng = np.random.default_rng(seed)
     extreme = 0
-    for _ in range(permutations):
+    for done in range(permutations):
         perm = rng.permutation(pooled)
         diff = abs(_normalized(perm[:len(a)].tolist(), reference_size)
                    - _normalized(perm[len(a):].tolist(), reference_size))
         extreme += diff >= observed - 1e-12
+        if progress is not None and (done + 1) % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    if progress is not None and permutations % PROGRESS_EVERY:
+        progress(permutations % PROGRESS_EVERY)
     return (1 + extreme) / (1 + permutations)
 
 
@@ -260,8 +267,12 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             ranked = sorted(scores, key=lambda k: -scores[k].score_normalized)
             names = list(sampled)
             pairs = list(itertools.combinations(names, 2))
+            # The permutation tests are compare's long steps: each has a progress stage, one count per split.
+            run.progress.start("modes test", len(pairs) * permutations)
             p_values = [permutation_p_value(labels_of[a], labels_of[b], reference_size=config.reference_size,
-                                            permutations=permutations, seed=config.seed) for a, b in pairs]
+                                            permutations=permutations, seed=config.seed,
+                                            progress=lambda k: run.progress.advance("modes test", k)) for a, b in pairs]
+            run.progress.finish("modes test")
             overlaps = [scores[a].ci95_normalized[0] <= scores[b].ci95_normalized[1]
                         and scores[b].ci95_normalized[0] <= scores[a].ci95_normalized[1] for a, b in pairs]
             pairwise = _tests(pairs, [scores[a].score_normalized - scores[b].score_normalized for a, b in pairs],
@@ -275,6 +286,7 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             if config.metrics != "none":
                 ref_vectors = (embed_texts([e.text for e in ref_examples], model=embedder, cache=run.cache)
                                if plan.needs_reference_embeddings else None)
+                run.progress.start("metrics", len(names))
                 for name in names:
                     texts = [e.text for e in sampled[name]]
                     vectors = embed_texts(texts, model=embedder, cache=run.cache) if plan.needs_embeddings else None
@@ -285,11 +297,17 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
                                                  self_bleu_sample=config.self_bleu_sample,
                                                  reference_size=config.reference_size)
                     metric_values[name] = {k: v.model_dump(mode="json") for k, v in values.items()}
+                    run.progress.advance("metrics")
+                run.progress.finish("metrics")
             vendi_pairwise: list[PairwiseTest] = []
             vendi_ranks: dict[str, int] = {}
             if "vendi" in plan.selected:  # "none" selects nothing
+                run.progress.start("vendi test", len(pairs) * permutations)
                 tested = [vendi_permutation_p_value(vectors_of[a], vectors_of[b], permutations=permutations,
-                                                    seed=config.seed) for a, b in pairs]
+                                                    seed=config.seed,
+                                                    progress=lambda k: run.progress.advance("vendi test", k))
+                          for a, b in pairs]
+                run.progress.finish("vendi test")
                 vendi_pairwise = _tests(pairs, [d for d, _ in tested], [p for _, p in tested], alpha)
                 by_vendi = sorted(names, key=lambda k: -metric_values[k]["vendi"]["value"])
                 vendi_ranks = {name: by_vendi.index(name) + 1 for name in names}

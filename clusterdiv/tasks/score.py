@@ -138,7 +138,8 @@ def cluster_shares_section(space: ModeSpace, *, alpha: float) -> dict[str, Any]:
     summaries = {c.cluster_id: c.criteria_summary for c in space.summaries(key=reference_key)}
     clustered = space.clustered()
     rows = cluster_shares([int(r.mode) for r in clustered], [r.group == BATCH for r in clustered],  # type: ignore[arg-type]
-                          [reference_key(r) for r in clustered], summaries=summaries, alpha=alpha)
+                          [reference_key(r) for r in clustered], summaries=summaries, alpha=alpha,
+                          names={c: n.name for c, n in space.names().items()})
     clustering = space.clustering
     return shares_section(rows, method=clustering.method, n_batch=len(space.clustered(BATCH)),
                           n_reference=len(space.clustered(REFERENCE)), n_clusters=clustering.n_clusters,

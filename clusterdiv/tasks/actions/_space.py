@@ -33,6 +33,7 @@ class ModeArrays:
     summaries: dict[int, str]
     method: str
     n_clusters: int
+    names: dict[int, str] = field(default_factory=dict)  # mode -> its extractive name (modes.names)
     shares: dict[int, dict] = field(default_factory=dict)  # mode -> ClusterShare dump (with a reference)
     section: ClusterShares | None = None  # the report's `cluster_shares` section of these rows (with a reference)
 
@@ -72,9 +73,11 @@ def build_space(examples: Sequence[Example], reference: Sequence[Example] | None
     labels = np.array(modes.labels(), dtype=np.int64)
     space = ModeArrays(ids=ids, vectors=modes.vectors(), labels=labels, is_batch=is_batch,
                       extractions={e.example_id: e for e in modes.extractions(reference_key)}, summaries=summaries,
-                      method=modes.clustering.method, n_clusters=modes.clustering.n_clusters)
+                      method=modes.clustering.method, n_clusters=modes.clustering.n_clusters,
+                      names={c: n.name for c, n in modes.names().items()})
     if reference is not None:
-        shares = cluster_shares(labels.tolist(), is_batch.tolist(), ids, summaries=summaries, alpha=config.alpha)
+        shares = cluster_shares(labels.tolist(), is_batch.tolist(), ids, summaries=summaries, alpha=config.alpha,
+                                names=space.names)
         space.shares = {r.cluster_id: r.model_dump(mode="json") for r in shares}
         space.section = shares_section(shares, method=space.method, n_batch=int(is_batch.sum()),
                                        n_reference=int((~is_batch).sum()), n_clusters=space.n_clusters,
