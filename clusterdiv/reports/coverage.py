@@ -5,16 +5,23 @@ shared modes the batch has no example of (`missing`) or under-covers (`under`), 
 real data they hold, the level they were tested at and how many real modes were too small to test
 (a mode of one or two real examples is absent by chance: it is not counted as lacking, and saying how
 many there are tells the reader how much of the real data the flags could not speak for), and then
-names the largest over-produced modes, so the answer is on the first screen instead of far down a
-table sorted by discrepancy. The flags are `modes.shares`'s, the ones `seeds` and the explorer use.
+names the largest lacking and over-produced modes, each by its id and extractive name (`modes.names`:
+its most distinctive words, the name every other output gives it), so the answer is on the first
+screen instead of far down a table sorted by discrepancy. The flags are `modes.shares`'s, the ones
+`seeds` and the explorer use.
 """
 
 from __future__ import annotations
 
-from clusterdiv.reports.sections import ClusterShares
+from clusterdiv.reports.sections import ClusterShare, ClusterShares
 
 
-def coverage_line(shares: ClusterShares | None, *, top_over: int = 3) -> str | None:
+def mode_label(row: ClusterShare) -> str:
+    """`mode 7 "alarm, wake, morning"`: the id the tables use and the name that says what it holds."""
+    return f'mode {row.cluster_id} "{row.name}"' if row.name else f"mode {row.cluster_id}"
+
+
+def coverage_line(shares: ClusterShares | None, *, top_over: int = 3, top_lacking: int = 3) -> str | None:
     """None without a reference (no `Report.cluster_shares`)."""
     if not shares or not shares.clusters:
         return None
@@ -34,8 +41,12 @@ def coverage_line(shares: ClusterShares | None, *, top_over: int = 3) -> str | N
                  f"({sum(r.reference_share for r in untestable):.1%} of the real data)")
     elif shares.alpha is not None:
         line += "; no real mode too small to test"
+    lacking = sorted(missing + under, key=lambda r: (-(r.reference_share - r.batch_share), r.cluster_id))[:top_lacking]
+    if lacking:
+        line += "; most lacking: " + ", ".join(
+            f"{mode_label(r)} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)" for r in lacking)
     if over:
         line += "; most over-produced: " + ", ".join(
-            f"mode {r.cluster_id} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)"
+            f"{mode_label(r)} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)"
             for r in over)
     return line

@@ -191,10 +191,10 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 def _representation(batch: str, versus: Literal["others", "reference"], labels: list[int],
                     groups: list[str], ids: list[str], summaries: dict[int, str],
-                    include: set[str], alpha: float) -> Representation:
+                    include: set[str], alpha: float, names: dict[int, str] | None = None) -> Representation:
     keep = [i for i, g in enumerate(groups) if g in include]
     rows = cluster_shares([labels[i] for i in keep], [groups[i] == batch for i in keep],
-                          [ids[i] for i in keep], summaries=summaries, alpha=alpha)
+                          [ids[i] for i in keep], summaries=summaries, alpha=alpha, names=names)
     section = shares_section(rows, method="", n_batch=0, n_reference=0, n_clusters=0, alpha=alpha)
     return Representation(batch=batch, versus=versus, clusters=rows, over=section.over_produced,
                           under=section.under_covered, untestable=section.untestable)
@@ -314,11 +314,13 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
 
         summaries_list = space.summaries(per_cluster=3, key=batch_key)
         summaries = {c.cluster_id: c.criteria_summary for c in summaries_list}
+        mode_names = {c.cluster_id: c.name for c in summaries_list}
         batch_names = set(names)
-        representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names, config.alpha)
-                          for name in names]
+        representation = [_representation(name, "others", labels, groups, ids, summaries, batch_names, config.alpha,
+                                          mode_names) for name in names]
         versus_reference = [_representation(name, "reference", labels, groups, ids, summaries,
-                                            {name, REFERENCE}, config.alpha) for name in names] if ref_examples else []
+                                            {name, REFERENCE}, config.alpha, mode_names)
+                            for name in names] if ref_examples else []
         counts: dict[str, dict[int, int]] = {}
         for lab, g in zip(labels, groups, strict=True):
             counts.setdefault(g, {}).setdefault(lab, 0)
