@@ -17,11 +17,13 @@ Model names choose a behaviour:
                    models emit despite the grammar
   fake/yesman      a judge that says "yes" to every membership question (as the 135M model nearly does)
   fake/ramble      like echo, but its cluster descriptions are a generic ramble about credit card fraud,
-                   about none of the group's messages (as the 135M model writes); names stay "<word> requests"
+                   about none of the group's messages (as the 135M model writes); names stay "<word>"
 Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
 answers the cluster-naming schema (a `name` property in the requested response_format) with
-name = "<most common first word> requests" over the members of the group to name (ties
-alphabetical), so tests can tell an LLM name from a criteria fallback.
+name = "<most common first word>" over the members of the group to name (ties alphabetical; a word
+of its members, so the name passes the explorer's grounding check), so tests can tell an LLM name
+from an extractive one. fake/misname names every group "dumbbell requests" (words of no member, as
+the 135M model called a timezone mode), which the grounding check must refuse.
 Every call appends one line to $FAKE_LLM_CALL_LOG when set, so subprocess tests can count calls.
 """
 
@@ -75,7 +77,7 @@ def name_cluster(content: str) -> dict[str, str]:
     members = _MEMBER.findall(content.split(_GROUP, 1)[-1])
     firsts = Counter((re.findall(r"\w+", m.lower()) or ["empty"])[0] for m in members)
     word = min(firsts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if firsts else "empty"
-    return {"name": f"{word} requests", "description": f"Messages that mostly start with '{word}'."}
+    return {"name": word, "description": f"Messages that mostly start with '{word}'."}
 
 
 RAMBLE = "Credit card fraud is a serious issue that can happen to anyone, anywhere, at any time."
@@ -134,6 +136,8 @@ class FakeLLM:
             content = json.dumps({"member": "yes"})
         elif "name" in _schema_properties(optional_params):
             named = name_cluster(messages[-1]["content"])
+            if model == "misname":
+                named = {**named, "name": "dumbbell requests"}
             content = json.dumps({**named, "description": RAMBLE} if model == "ramble" else named)
         elif model == "rawnewline":
             content = json.dumps(echo_criteria(text)).replace('", "', '\n", "', 1)

@@ -1,7 +1,7 @@
 """The collapsed-mode explorer: clusters, names, shares, map, the self-contained page and the CLI.
 
 The fake LLM (tests/fake_llm.py) extracts intent = first two words and topic = last word, and names
-a cluster "<most common first word> requests", so a corpus whose intents differ in those words has
+a cluster "<most common first word>" (when asked: `names="llm"`), so a corpus whose intents differ in those words has
 known clusters and known LLM names; the embedder is the real MiniLM.
 """
 
@@ -33,8 +33,8 @@ TEMPLATES = {
     "music": "play music from {} on spotify",
     "translate": "translate sentence about {} into language",
 }
-FIRST_WORD_NAMES = {"weather": "weather requests", "alarm": "set requests", "music": "play requests",
-                    "translate": "translate requests"}
+FIRST_WORD_NAMES = {"weather": "weather", "alarm": "set", "music": "play",
+                    "translate": "translate"}
 HOSTILE = "</script><script>alert(1)</script> hostile text"
 
 
@@ -58,7 +58,7 @@ def intent_of(rows: list[tuple[str, str]]) -> dict[str, str]:
 
 def test_finds_planted_intents_names_them_with_the_llm_and_matches_the_report(cache, fake_llm):
     rows = corpus(["weather", "alarm", "music"])
-    result = explore([t for t, _ in rows], config=config(), cache=cache, title="three intents")
+    result = explore([t for t, _ in rows], config=config(), cache=cache, title="three intents", names="llm")
 
     assert result.title == "three intents" and not result.has_reference
     assert len(result.clusters) == 3 and len(result.points) == 24
@@ -92,10 +92,10 @@ def test_finds_planted_intents_names_them_with_the_llm_and_matches_the_report(ca
 
 def test_second_explore_with_the_same_cache_makes_no_llm_calls_and_gives_the_same_document(cache, fake_llm):
     texts = [t for t, _ in corpus(["weather", "alarm", "music"])]
-    first = explore(texts, config=config(), cache=cache)
+    first = explore(texts, config=config(), cache=cache, names="llm")
     calls = total_calls(fake_llm)
     assert calls == 24 + 3  # one extraction per text and one naming call per cluster
-    second = explore(texts, config=config(), cache=cache)
+    second = explore(texts, config=config(), cache=cache, names="llm")
     assert total_calls(fake_llm) == calls
     assert second.report.timings.llm_calls == 0
     strip = {"report": {"timings"}}
@@ -105,16 +105,16 @@ def test_second_explore_with_the_same_cache_makes_no_llm_calls_and_gives_the_sam
 def test_with_a_reference_flags_batch_only_and_missing_modes_like_the_report(cache, fake_llm):
     batch = [t for t, _ in corpus(["weather", "alarm", "music"])]
     reference = [t for t, _ in corpus(["weather", "alarm", "translate"], per_intent=6)]
-    result = explore(batch, reference=reference, config=config(), cache=cache)
+    result = explore(batch, reference=reference, config=config(), cache=cache, names="llm")
 
     assert result.has_reference and result.reference_failed is not None and result.reference_failed.count == 0
     by_name = {c.name: c for c in result.clusters}
     assert set(by_name) == set(FIRST_WORD_NAMES.values())
-    assert by_name["play requests"].flag == "batch_only" and by_name["play requests"].reference_size == 0
-    assert by_name["translate requests"].flag == "missing" and by_name["translate requests"].size == 0
-    assert by_name["translate requests"].reference_share == pytest.approx(6 / 18)
-    assert by_name["weather requests"].flag is None  # balanced
-    assert by_name["weather requests"].share == pytest.approx(8 / 24)
+    assert by_name["play"].flag == "batch_only" and by_name["play"].reference_size == 0
+    assert by_name["translate"].flag == "missing" and by_name["translate"].size == 0
+    assert by_name["translate"].reference_share == pytest.approx(6 / 18)
+    assert by_name["weather"].flag is None  # balanced
+    assert by_name["weather"].share == pytest.approx(8 / 24)
     # The report's shared clustering and the explorer's are the same clustering.
     shares = {r["cluster_id"]: r for r in result.report.metrics["cluster_shares"]["clusters"]}
     for cluster in result.clusters:
@@ -124,8 +124,8 @@ def test_with_a_reference_flags_batch_only_and_missing_modes_like_the_report(cac
     # Reference points are on the map, marked and prefixed; a missing mode shows reference examples.
     ref_points = [p for p in result.points if p.source == "reference"]
     assert len(ref_points) == 18 and all(p.example_id.startswith("ref:") for p in ref_points)
-    assert by_name["translate requests"].example_ids
-    assert all(i.startswith("ref:") for i in by_name["translate requests"].example_ids)
+    assert by_name["translate"].example_ids
+    assert all(i.startswith("ref:") for i in by_name["translate"].example_ids)
 
 
 def test_naming_failure_falls_back_to_criteria_and_extraction_failures_stay_counted(cache, fake_llm):
@@ -137,24 +137,24 @@ def test_naming_failure_falls_back_to_criteria_and_extraction_failures_stay_coun
     assert result.report.failed.count == 2 and result.report.n_input == 26
     failed_ids = {f.example_id for f in result.report.failed.reasons}
     assert not failed_ids & {p.example_id for p in result.points} and len(result.points) == 24
-    # Every naming call returned junk: names come from criteria, and the page is told why.
+    # Every naming call returned junk: clusters keep their extractive names, and the page is told why.
     assert result.naming_model == "fake/junk"
-    assert {c.named_by for c in result.clusters} == {"criteria"}
+    assert {c.named_by for c in result.clusters} == {"terms"}
     assert all("invalid answer after 3 attempts" in (c.naming_error or "") for c in result.clusters)
-    names = {c.name for c in result.clusters}
-    assert names == {"weather forecast / weekend", "set alarm / morning", "play music / spotify"}
+    extractive = explore(texts, config=config("fake/picky"), cache=cache)
+    assert {c.cluster_id: c.name for c in result.clusters} == {c.cluster_id: c.name for c in extractive.clusters}
     assert all(c.description.startswith("Most common criteria: intent:") for c in result.clusters)
 
 
 def test_only_the_largest_clusters_are_named_by_the_llm_and_the_rest_say_why(cache, fake_llm):
     texts = ([t for t, _ in corpus(["weather"], 8)] + [t for t, _ in corpus(["alarm"], 5)]
              + [t for t, _ in corpus(["music"], 3)])
-    result = explore(texts, config=config(), cache=cache, name_limit=1)
+    result = explore(texts, config=config(), cache=cache, name_limit=1, names="llm")
 
     assert [c.size for c in result.clusters] == [8, 5, 3]
     largest, *rest = result.clusters
-    assert largest.named_by == "llm" and largest.name == "weather requests"
-    assert all(c.named_by == "criteria" and "only the 1 largest" in (c.naming_error or "") for c in rest)
+    assert largest.named_by == "llm" and largest.name == "weather"
+    assert all(c.named_by == "terms" and "only the 1 largest" in (c.naming_error or "") for c in rest)
     assert total_calls(fake_llm) == len(texts) + 1  # extraction, plus one naming call
 
 
@@ -214,9 +214,9 @@ def test_html_is_self_contained_and_example_text_cannot_break_out_of_the_data(ca
     from plotly.offline import get_plotlyjs
 
     texts = [t for t, _ in corpus(["weather", "alarm"])] + [HOSTILE]
-    result = explore(texts, config=config(), cache=cache, name=False)
-    assert {c.named_by for c in result.clusters} == {"criteria"}
-    assert all(c.naming_error and "switched off" in c.naming_error for c in result.clusters)
+    result = explore(texts, config=config(), cache=cache, names="terms")
+    assert {c.named_by for c in result.clusters} == {"terms"}
+    assert all(c.naming_error is None for c in result.clusters)
     assert result.naming_model is None and total_calls(fake_llm) == len(texts)  # no naming calls
 
     html = render_explorer_html(result)
@@ -248,7 +248,7 @@ def test_cli_writes_the_page_and_the_json_and_bad_input_exits_2(tmp_path: Path, 
     html, data = tmp_path / "out.html", tmp_path / "out.json"
 
     result = run_cli(["explore", str(batch), "--reference", str(real), "--html", str(html), "--json", str(data),
-                      "--representation", "criteria", "--model", "fake/echo", "--id-field", "id",
+                      "--representation", "criteria", "--model", "fake/echo", "--names", "llm", "--id-field", "id",
                       "--metrics", "none", "--no-progress"],
                      subprocess_env)
     assert result.returncode == 0, result.stderr
@@ -256,7 +256,7 @@ def test_cli_writes_the_page_and_the_json_and_bad_input_exits_2(tmp_path: Path, 
     assert exploration.title == "batch.jsonl" and exploration.has_reference
     assert exploration.report.source and exploration.report.source.endswith("batch.jsonl")
     flags = {c.name: c.flag for c in exploration.clusters}
-    assert flags["translate requests"] == "missing" and flags["set requests"] == "batch_only"
+    assert flags["translate"] == "missing" and flags["set"] == "batch_only"
     assert {p.example_id for p in exploration.points if p.source == "batch"} == {f"b{i}" for i in range(24)}
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and Exploration.model_validate_json(embedded_json(page)) == exploration

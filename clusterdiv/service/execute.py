@@ -148,7 +148,7 @@ def _score(request: ScoreJob, *, job_id: str, settings: ServiceSettings, cache: 
     reference = to_examples(request.reference, what="reference") if request.reference else None
     exploration = explore(examples, reference=reference, config=score_config(request.options, settings),
                           cache=cache, progress=progress, title=request.dataset or f"job {job_id[:8]}",
-                          name=request.options.name_clusters, downloads=True)  # the page's subset / seeds
+                          names="llm" if request.options.name_clusters else "terms", downloads=True)  # the page's subset / seeds
     report = exploration.report
     run_id = None
     if request.dataset:

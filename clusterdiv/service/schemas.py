@@ -61,7 +61,10 @@ class JobOptions(BaseModel):
     seed: StrictInt = Field(default=0, ge=0, le=SEED_MAX)
     metrics: str = Field(default="all", description="metric names/groups, or 'none'")
     bootstrap: StrictInt = Field(default=200, ge=0, le=2000)
-    name_clusters: StrictBool = Field(default=True, description="LLM-written cluster names for the explorer")
+    name_clusters: StrictBool = Field(
+        default=False, description="LLM-written cluster names for the explorer (one LLM call per cluster, grounded "
+                                   "in its members); by default clusters are named by their most distinctive "
+                                   "words, with no LLM call")
     alpha: StrictFloat = Field(
         default=DEFAULT_ALPHA, gt=0, le=MAX_ALPHA,
         description="false discovery rate of the test that flags a real mode missing or under-covered (score with a "

@@ -76,7 +76,7 @@ def build_downloads(examples: Sequence[Example], reference: Sequence[Example] | 
     if reference:
         found = tail_seeds(list(examples), reference=list(reference), per_mode=per_mode, config=config,
                            cache=cache, **overrides)
-        lines = [{"mode_id": m.mode_id, "name": names.get(m.mode_id, ""), **m.model_dump(mode="json")}
+        lines = [{"mode_id": m.mode_id, **m.model_dump(mode="json"), "name": names.get(m.mode_id, m.name)}
                  for m in found.modes]
         n_seeds = sum(len(m.seeds) for m in found.modes)
         seeds = Download(

@@ -40,7 +40,9 @@ class NamedCluster(BaseModel):
     flag: ShareFlag | None = None  # only with a reference
     name: str
     description: str = ""
-    named_by: Literal["llm", "criteria"]  # "criteria" = the LLM failed; `naming_error` says why
+    # "terms": extractive (modes.names; the default, or the LLM's name was refused: `naming_error` says
+    # why); "llm": asked for and grounded; "criteria": documents written before extractive names
+    named_by: Literal["terms", "llm", "criteria"]
     naming_error: str | None = None
     # The LLM's description was not about the cluster's members and was replaced (naming.Grounding);
     # left out of the JSON when None, so documents without a replacement read as before.

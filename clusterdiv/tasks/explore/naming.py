@@ -1,4 +1,8 @@
-"""Stage: give every cluster a short human name, asked contrastively, with an honest fallback.
+"""Stage (on request): LLM names for clusters, asked contrastively, grounded, with an extractive fallback.
+
+The explorer's default names are extractive (`modes.names`: a mode's c-TF-IDF words and its most
+central member), because a small model's names mislead ("book hotel" -> "hotel reviews"). This
+module is the opt-in alternative (`explore(names="llm")`, or a configured `naming_model`).
 
 A cluster id ("mode 7") means nothing to the person deciding what their generator lost, and the
 criteria summary ("intent: set alarm (5), wake up (2); topic: ...") is long. One LLM call per
@@ -7,8 +11,9 @@ to the cluster's centroid and, as contrast, examples of the two nearest clusters
 contrast, neighbouring clusters ("set alarm" / "set timer") tend to get the same generic name.
 
 Calls go through `agenerate_structured`, so they are cached, retried and bounded like extraction.
-When the model still fails for a cluster, the cluster is named from its most common criteria values
-with `named_by="criteria"` and the recorded reason in `naming_error`: a name is never invented
+When the model still fails for a cluster, or names it with a word that occurs in none of its
+members (texts and criteria values: "timezone" -> "dumbbell"), the cluster keeps its extractive name
+with `named_by="terms"` and the recorded reason in `naming_error`: a name is never invented
 silently, and the page shows which names came from where.
 
 A description the model did answer is still checked for being about the cluster (`grounded`): a
@@ -17,7 +22,8 @@ anyone...") that names nothing in the cluster. The check is lexical and contrast
 description's content words must occur among the cluster's members (texts and criteria values),
 and the cluster must be among the `GROUNDING_RANK` clusters whose members share most of them (each
 word weighed by the share of a cluster's members that contain it). A description that fails is
-replaced by the criteria description, the LLM's name is kept, and `description_error` says why.
+replaced by the criteria description (the extractive one without criteria), the LLM's name is kept,
+and `description_error` says why.
 
 Everything that picks examples is deterministic: members are ordered by cosine to the centroid,
 ties by example id then input position, and neighbours by centroid cosine, ties by cluster id.
@@ -40,6 +46,7 @@ from clusterdiv.core.progress import NullProgress, ProgressReporter
 from clusterdiv.core.prompts import PromptTemplate, prompts_dir
 from clusterdiv.llm.structured import CallStats, LLMSettings, agenerate_structured, announce_calls
 from clusterdiv.modes.cluster import NOISE
+from clusterdiv.modes.names import ModeName, central_order, mode_centroids, mode_names
 from clusterdiv.modes.represent import criteria_text
 from clusterdiv.tasks.explore.model import Source
 
@@ -68,7 +75,7 @@ class ClusterName(BaseModel):
     cluster_id: int
     name: str
     description: str
-    named_by: Literal["llm", "criteria"]
+    named_by: Literal["llm", "terms", "criteria"]  # "criteria": documents written before extractive names
     naming_error: str | None = None
     description_error: str | None = None  # the LLM's description was replaced (not grounded)
 
@@ -80,33 +87,27 @@ def load_naming_prompt() -> PromptTemplate:
 # ---------------------------------------------------------------- geometry
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
-
-
 def centroids(members: Sequence[ClusterMember], vectors: np.ndarray) -> dict[int, np.ndarray]:
-    """Unit-norm mean vector per cluster (noise has none: it is not a mode with a centre)."""
-    by_cluster: dict[int, list[int]] = {}
-    for i, m in enumerate(members):
-        if m.cluster != NOISE:
-            by_cluster.setdefault(m.cluster, []).append(i)
-    return {c: _unit(vectors[idx].mean(axis=0)) for c, idx in sorted(by_cluster.items())}
+    """Unit-norm mean vector per cluster (`modes.names.mode_centroids` over the members)."""
+    return mode_centroids([m.cluster for m in members], vectors)
 
 
 def representatives(members: Sequence[ClusterMember], vectors: np.ndarray,
                     centres: dict[int, np.ndarray]) -> dict[int, list[int]]:
-    """Member positions per cluster, most central first (cosine to the centroid; ties by id, position)."""
-    out: dict[int, list[int]] = {}
-    for i, m in enumerate(members):
-        if m.cluster != NOISE:
-            out.setdefault(m.cluster, []).append(i)
-    for c, idx in out.items():
-        sims = vectors[idx] @ centres[c]
-        order = sorted(range(len(idx)), key=lambda k: (-round(float(sims[k]), 6), members[idx[k]].example_id,
-                                                       idx[k]))
-        out[c] = [idx[k] for k in order]
-    return out
+    """Member positions per cluster, most central first (`modes.names.central_order`)."""
+    return central_order([m.cluster for m in members], vectors, [m.example_id for m in members], centres)
+
+
+def member_names(members: Sequence[ClusterMember], vectors: np.ndarray) -> dict[int, ModeName]:
+    """The extractive names of the members' clusters (`modes.names`)."""
+    return mode_names([m.text for m in members], [m.cluster for m in members], vectors,
+                      [m.example_id for m in members])
+
+
+def terms_names(extractive: dict[int, ModeName], *, reason: str | None = None) -> list[ClusterName]:
+    """The extractive names as ClusterNames, in cluster-id order: the explorer's default names."""
+    return [ClusterName(cluster_id=c, name=n.name, description=n.description, named_by="terms", naming_error=reason)
+            for c, n in sorted(extractive.items())]
 
 
 def nearest_clusters(centres: dict[int, np.ndarray], *, k: int = NEIGHBOURS) -> dict[int, list[int]]:
@@ -188,6 +189,7 @@ async def aname_clusters(
     stats: CallStats | None = None,
     progress: ProgressReporter | None = None,
     limit: int | None = NAME_LIMIT,
+    extractive: dict[int, ModeName] | None = None,
 ) -> list[ClusterName]:
     """One ClusterName per cluster (noise excluded), in cluster-id order.
 
@@ -195,7 +197,8 @@ async def aname_clusters(
     product is a cosine). `fields` are the clustered criteria, shown beside each example and used by
     the fallback name. Only the `limit` largest clusters (members, ties by id; None = all) are sent
     to the LLM: naming costs one call per cluster, and a large set can have thousands of tiny ones.
-    The others are named from criteria, and their `naming_error` says so.
+    The others keep their extractive name (`extractive`, by default computed from the members), and
+    their `naming_error` says so; so does a cluster whose LLM name is not grounded in its members.
     """
     prompt = prompt or load_naming_prompt()
     stats = stats if stats is not None else CallStats()
@@ -208,6 +211,17 @@ async def aname_clusters(
     largest = sorted(inputs, key=lambda c: (-len(by_cluster[c]), c))
     asked = set(largest if limit is None else largest[:limit])
     grounding = Grounding(members, fields)
+    extractive = extractive if extractive is not None else member_names(members, vectors)
+
+    def fallback(cluster: int, problem: str) -> ClusterName:
+        named = extractive[cluster]
+        return ClusterName(cluster_id=cluster, name=named.name, description=described(cluster),
+                           named_by="terms", naming_error=problem)
+
+    def described(cluster: int) -> str:
+        """The description that replaces the LLM's: the criteria's, or the extractive one without criteria."""
+        return criteria_name(by_cluster[cluster], fields)[1] or extractive[cluster].description
+
     semaphore = asyncio.Semaphore(model.concurrency)
     announce_calls(progress, "naming", prompt, [inputs[c] for c in sorted(asked)], schema, settings=model,
                    cache=cache)
@@ -215,26 +229,22 @@ async def aname_clusters(
 
     async def one(cluster: int) -> ClusterName:
         if cluster not in asked:
-            name, description = criteria_name(by_cluster[cluster], fields)
-            return ClusterName(cluster_id=cluster, name=name, description=description, named_by="criteria",
-                               naming_error=f"not asked: only the {limit} largest clusters are named by the LLM")
+            return fallback(cluster, f"not asked: only the {limit} largest clusters are named by the LLM")
         async with semaphore:
             outcome = await agenerate_structured(prompt, inputs[cluster], schema, model=model, cache=cache,
                                                  stats=stats)
         progress.advance("name", cached=outcome.cached)
         problem = outcome.error or "unknown naming failure"
         if outcome.value is not None:
-            problem = suspect_answer(outcome.value, prompt)
+            problem = suspect_answer(outcome.value, prompt) or grounding.check_name(cluster, str(outcome.value["name"]))
             if problem is None:
                 description = str(outcome.value["description"])
                 ungrounded = grounding.check(cluster, description)
                 if ungrounded is not None:
-                    description = criteria_name(by_cluster[cluster], fields)[1]
+                    description = described(cluster)
                 return ClusterName(cluster_id=cluster, name=str(outcome.value["name"]),
                                    description=description, named_by="llm", description_error=ungrounded)
-        name, description = criteria_name(by_cluster[cluster], fields)
-        return ClusterName(cluster_id=cluster, name=name, description=description, named_by="criteria",
-                           naming_error=problem)
+        return fallback(cluster, problem)
 
     try:
         return list(await asyncio.gather(*(one(c) for c in inputs)))
@@ -245,10 +255,11 @@ async def aname_clusters(
 def name_clusters(members: Sequence[ClusterMember], vectors: np.ndarray, *, fields: Sequence[str],
                   model: LLMSettings, cache: ModelCache, prompt: PromptTemplate | None = None,
                   stats: CallStats | None = None, progress: ProgressReporter | None = None,
-                  limit: int | None = NAME_LIMIT) -> list[ClusterName]:
+                  limit: int | None = NAME_LIMIT, extractive: dict[int, ModeName] | None = None) -> list[ClusterName]:
     """Synchronous wrapper of `aname_clusters`; works inside a running event loop too (Jupyter)."""
     return run_sync(lambda: aname_clusters(members, vectors, fields=fields, model=model, cache=cache,
-                                           prompt=prompt, stats=stats, progress=progress, limit=limit))
+                                           prompt=prompt, stats=stats, progress=progress, limit=limit,
+                                           extractive=extractive))
 
 
 _WORD = re.compile(r"[^\W_]+")
@@ -294,6 +305,14 @@ class Grounding:
         freq = self.frequency.get(cluster, {})
         return sum(freq.get(w, 0.0) for w in words)
 
+    def check_name(self, cluster: int, name: str) -> str | None:
+        """None when every content word of the name occurs among the cluster's members, else why not."""
+        freq = self.frequency.get(cluster, {})
+        absent = sorted(w for w in content_words(name) if freq.get(w, 0.0) <= 0)
+        if absent:
+            return f"the LLM's name {name!r} has words in none of the cluster's members: {', '.join(absent)}"
+        return None
+
     def check(self, cluster: int, description: str) -> str | None:
         """None when grounded, else why not (the reason shown on the page)."""
         words = content_words(description)
@@ -325,17 +344,3 @@ def suspect_answer(value: dict[str, object], prompt: PromptTemplate) -> str | No
         if _REPEAT.search(str(value.get(field, ""))):
             return f"the model's {field} repeats one word ({str(value.get(field))[:40]!r}...)"
     return None
-
-
-def criteria_names(members: Sequence[ClusterMember], *, fields: Sequence[str], reason: str) -> list[ClusterName]:
-    """Names from criteria only, for every cluster, when the LLM is not asked at all (`name=False`)."""
-    by_cluster: dict[int, list[ClusterMember]] = {}
-    for m in members:
-        if m.cluster != NOISE:
-            by_cluster.setdefault(m.cluster, []).append(m)
-    out = []
-    for cluster, group in sorted(by_cluster.items()):
-        name, description = criteria_name(group, fields)
-        out.append(ClusterName(cluster_id=cluster, name=name, description=description, named_by="criteria",
-                               naming_error=reason))
-    return out
