@@ -185,7 +185,8 @@ def test_json_array_of_strings(tmp_path: Path) -> None:
     corpus = load_corpus(path)
     assert corpus.text_field is None
     assert [e.text for e in corpus.examples] == TEXTS
-    assert corpus.content_hash == load_corpus(make_source("jsonl", tmp_path)).content_hash
+    records = write_jsonl(tmp_path / "texts.jsonl", [{"text": t} for t in TEXTS])  # no `id`: content ids too
+    assert corpus.content_hash == load_corpus(records).content_hash
 
 
 def test_plain_strings_reject_field_options(tmp_path: Path) -> None:
@@ -608,7 +609,10 @@ def test_content_hash_depends_on_ids(tmp_path: Path) -> None:
     a = write_jsonl(tmp_path / "a.jsonl", [{"text": "t", "id": "1"}])
     b = write_jsonl(tmp_path / "b.jsonl", [{"text": "t", "id": "2"}])
     assert load_corpus(a, id_field="id").content_hash != load_corpus(b, id_field="id").content_hash
-    assert load_corpus(a).content_hash == load_corpus(b).content_hash  # content ids: same text, same hash
+    assert load_corpus(a).content_hash != load_corpus(b).content_hash  # a field named `id` is the id by default
+    c = write_jsonl(tmp_path / "c.jsonl", [{"text": "t"}])
+    d = write_jsonl(tmp_path / "d.jsonl", [{"text": "t", "ref": "2"}])
+    assert load_corpus(c).content_hash == load_corpus(d).content_hash  # content ids: same text, same hash
 
 
 # --------------------------------------------------------------------------------------------------

@@ -69,8 +69,8 @@ def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache,
     line = coverage_line(result.report.cluster_shares)  # as the CLI table and the markdown open with
     # the translate mode (6 of 18 real examples) is missing; the music mode is batch-only
     assert line is not None
-    assert "lacks 1 of 3 real modes (1 missing, 0 under-covered, false discovery rate 0.05)" in line
-    assert "holding 33.3% of the real data" in line and "most over-produced" in line
+    assert "1 lacking (1 missing, 0 under-covered, false discovery rate 0.05)" in line and "of 3 real modes" in line
+    assert "the 1 lacking mode holds 33.3% of the real data" in line and "most over-produced" in line
     html = render_explorer_html(result)
     header = html.split("<header>", 1)[1].split("</header>", 1)[0]
     assert header.index('id="title"') < header.index('id="coverage"') < header.index('id="score"')
@@ -103,7 +103,7 @@ def test_the_page_offers_the_subset_and_the_seeds_with_their_row_counts_and_no_e
     assert len(rows) == 9 and set(rows) <= set(batch)  # plain strings in, plain strings out
     # the same subset `select` gives on the same data
     assert rows == [e.text for e in select_subset(batch, budget=9, reference=reference, config=config(),
-                                                  cache=cache).examples]
+                                                  cache=cache, cover_modes=True).examples]
     # seeds: one line per lacking mode, here the translate mode only, named as on the page
     lines = [json.loads(line) for line in seeds.content.splitlines()]
     expected = tail_seeds(batch, reference=reference, config=config(), cache=cache)

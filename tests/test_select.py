@@ -78,11 +78,11 @@ def test_assignments_one_row_per_input_row_in_every_format(data, cache, tmp_path
     assert space.section is not None and sorted(r.cluster_id for r in space.section.clusters) == sorted(space.shares)
     with_ref = report.model_copy(update={"metrics": {"cluster_shares": space.section.model_dump(mode="json")}})
     header = render_markdown(with_ref).split("## Largest clusters")[0]
-    assert "coverage vs the reference: the batch lacks" in header and "most over-produced: mode" in header
+    assert "coverage vs the reference: " in header and "most over-produced: mode M" in header
     lacking = [r for r in rows if r["flag"] in ("missing", "under")]
     untestable = [r for r in rows if r["flag"] == "untestable"]  # 8 real examples an intent: some modes are tiny
-    assert f"lacks {len(lacking)} of" in header and len(lacking) >= 2
-    assert f"{len(untestable)} real modes too small to test" in header and untestable
+    assert f"real modes covered, {len(lacking)} lacking" in header and len(lacking) >= 2
+    assert f"{len(untestable)} too small to test" in header and untestable
     assert "coverage vs the reference" not in render_markdown(report)
     # the head intents are over-represented against the balanced reference
     head = scored[scored.id.isin([f"b{i}" for i in range(60)])]

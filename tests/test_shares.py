@@ -88,8 +88,9 @@ def test_a_tiny_absent_mode_is_untestable_and_a_big_absent_one_missing():
     section = shares_section(list(rows.values()), method="m", n_batch=400, n_reference=300, n_clusters=4, alpha=0.05)
     assert section.untestable == [2] and section.under_covered == [3] and section.alpha == 0.05
     line = coverage_line(section)
-    assert line is not None and "1 of 4 real modes (1 missing, 0 under-covered, false discovery rate 0.05)" in line
-    assert "1 real modes too small to test (0.3% of the real data)" in line
+    assert line is not None and "2 of 4 real modes covered, 1 lacking (1 missing, 0 under-covered, false discovery " \
+        "rate 0.05), 1 too small to test" in line
+    assert "the 1 too small to test 0.3%" in line
 
 
 def test_the_old_ratio_rule_flags_chance_the_test_does_not():

@@ -65,6 +65,9 @@ def score(
     # --- per-example modes (issue 17): see clusterdiv/tasks/actions/assignments.py
     assignments: Annotated[Path | None, typer.Option(
         help="Also write each input row's mode here (.parquet, .jsonl or .csv)")] = None,
+    all_modes: Annotated[bool, typer.Option(
+        "--all-modes", help="With --reference: list every mode versus the reference, not only the most "
+                            "discrepant (the JSON always holds all)")] = False,
     # --- history (issue 6): see clusterdiv/history/record.py
     record: Annotated[bool, typer.Option(help="Record the run in the history database")] = True,
     dataset: Annotated[str | None, typer.Option(help="History: dataset name (default: file stem)")] = None,
@@ -117,8 +120,10 @@ def score(
 
             record_from_cli(report, file=file, dataset=dataset, batch_id=batch_id, owner=owner, tags=tag,
                             db=history_db, console=stderr)
-        emit_report(report, output_format, output, markdown=render_markdown,
-                    table=lambda console: render_table(report, console, top=config.top_clusters))
+        emit_report(report, output_format, output,
+                    markdown=lambda r: render_markdown(r, top=config.top_clusters, all_modes=all_modes),
+                    table=lambda console: render_table(report, console, top=config.top_clusters,
+                                                       all_modes=all_modes))
 
 
 def warn_cache_damage(cache: Any) -> None:

@@ -83,6 +83,11 @@ class ModelCache:
         self.misses: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
         self.corrupt: Counter[str] = Counter()
+        # Hits on answers this cache object wrote itself: a run asking again for what it just computed
+        # (the metrics re-embedding the texts the modes embedded) is no answer saved by an earlier run,
+        # so a cold run must not report it as a cache hit (issue 32). Kept as hashes of the keys.
+        self.reused: Counter[str] = Counter()
+        self._written: set[int] = set()
         self.migrated = 0
         self.read_only = False
         self._ro: ReadOnlyStore | None = None
@@ -166,7 +171,12 @@ class ModelCache:
             self.misses[namespace] += 1
         else:
             self.hits[namespace] += 1
+            self.reused[namespace] += hash(key) in self._written
         return value
+
+    def saved_hits(self, namespace: str) -> int:
+        """Hits answered by what an earlier run saved: `hits` less the ones on this object's own writes."""
+        return self.hits[namespace] - self.reused[namespace]
 
     def _get(self, key: str) -> Any | None:
         if self._store is not None:
@@ -182,6 +192,7 @@ class ModelCache:
         becomes a miss (a second `get` would have missed)."""
         namespace = key.split(":", 1)[0]
         self.hits[namespace] -= 1
+        self.reused[namespace] -= hash(key) in self._written
         self.misses[namespace] += 1
         if again:
             return
@@ -204,6 +215,7 @@ class ModelCache:
                 return
             raise self._guard(exc) from exc
         self.writes[key.split(":", 1)[0]] += 1
+        self._written.add(hash(key))
 
     def _became_read_only(self, exc: BaseException) -> None:
         warnings.warn(f"cache {self.directory} cannot be written ({exc}): new answers are not saved",
@@ -236,7 +248,10 @@ class ModelCache:
         out = []
         for key in keys:
             value = found.get(key)
-            (self.misses if value is None else self.hits)[key.split(":", 1)[0]] += 1
+            namespace = key.split(":", 1)[0]
+            (self.misses if value is None else self.hits)[namespace] += 1
+            if value is not None:
+                self.reused[namespace] += hash(key) in self._written
             out.append(value)
         return out
 

@@ -18,6 +18,11 @@ One constant because the two are read together: a report whose two normalised nu
 different sizes would compare a batch with itself at two scales.
 """
 
+MIN_TO_CLUSTER = 3
+"""The fewest examples the clustering groups (`modes.cluster.cluster_vectors`: below it the clustering is
+`trivial`, each example its own mode, and it is also HDBSCAN's default `min_cluster_size` and the
+score's interval minimum). A report on fewer warns that its score is 1.000 or near it by construction."""
+
 MAX_REFERENCE_SIZE = 1_000_000
 """The largest reference size accepted. The normalised score at a size m past the n scored examples is
 an extrapolation that tends to the estimated total number of modes divided by m, so at sizes no batch

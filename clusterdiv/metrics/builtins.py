@@ -8,6 +8,7 @@ cannot be computed should not cost the report the others.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -147,13 +148,26 @@ def _vendi_normalized(inputs: MetricInputs) -> MetricValue:
     return _value("vendi_normalized", value, details={**details, "subsets": subsets, "subset_sd": spread})
 
 
+FAISS_WARNING = re.compile(r"^WARNING clustering \d+ points to \d+ centroids")
+"""faiss's k-means, which MAUVE quantises with, prints this (C++, to fd 2) whenever it has fewer than 39
+points per centroid; MAUVE's auto rule asks for about 10 by design, so it says so on every small run."""
+
+
 def _mauve(inputs: MetricInputs) -> MetricValue:
+    from clusterdiv.core.capture import native_stderr
+
     try:
-        value = reference.mauve_score(inputs.reference_embeddings, inputs.embeddings, seed=inputs.seed)
+        with native_stderr(FAISS_WARNING) as said:  # into the report's warnings, not onto the terminal
+            value = reference.mauve_score(inputs.reference_embeddings, inputs.embeddings, seed=inputs.seed)
     except ImportError as exc:  # optional dependency: the other reference metrics still count
         return _undefined("mauve", str(exc))
-    return _value("mauve", value,
-                  details={"seed": inputs.seed, "num_buckets": "auto", "p": "reference", "q": "texts"})
+    details: dict[str, Any] = {"seed": inputs.seed, "num_buckets": "auto", "p": "reference", "q": "texts"}
+    if said:
+        details["warnings"] = [f"mauve: faiss k-means said '{line}': MAUVE quantises both sets into about "
+                               "n/10 buckets, fewer points per bucket than faiss asks for, so its value is "
+                               "noisy at this size (compare MAUVE only between runs of similar sizes and seed)"
+                               for line in said]
+    return _value("mauve", value, details=details)
 
 
 def _knn(name: str) -> MetricCompute:

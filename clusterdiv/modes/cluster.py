@@ -40,6 +40,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from clusterdiv.core.records import MIN_TO_CLUSTER
+
 NOISE = -1
 
 
@@ -272,7 +274,7 @@ def cluster_vectors(X: np.ndarray, *, params: ClusterParams | None = None, seed:
     sampled: int | None = None
     if n == 0:
         return Clustering(labels=[], method="trivial", n_clusters=0, n_noise=0)
-    if n < 3:
+    if n < MIN_TO_CLUSTER:
         labels = _agglomerative(X, params) if n == 2 else np.zeros(1, dtype=int)
         method: Literal["umap_hdbscan", "agglomerative", "trivial"] = "trivial"
         reduced = None

@@ -126,7 +126,12 @@ class ModeSpace:
         from clusterdiv.modes.stages import summarize_clusters
 
         return summarize_clusters(self.assignments(key), self.extractions(key), top=top, per_cluster=per_cluster,
-                                  texts=self.texts(key), names={c: n.name for c, n in self.names().items()})
+                                  texts=self.texts(key), names={c: n.name for c, n in self.names().items()},
+                                  labels=self.gold_labels(key))
+
+    def gold_labels(self, key: RowKey = plain_id) -> dict[str, str | None]:
+        """Each row's gold label (`--label-field`), by key: what a mode's label purity is read from."""
+        return {key(r): r.example.label for r in self.rows}
 
     def names(self) -> dict[int, ModeName]:
         """Every mode's extractive name (`modes.names`), computed once per space: every report of it

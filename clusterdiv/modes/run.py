@@ -39,7 +39,7 @@ class RunContext:
                  stats: CallStats | None = None):
         self._cache = cache
         self._own_cache = cache is None
-        self._embedding_hits = cache.hits["embedding"] if cache is not None else 0
+        self._embedding_hits = cache.saved_hits("embedding") if cache is not None else 0
         self.progress: ProgressReporter = progress or NullProgress()
         self.stats = stats if stats is not None else CallStats()
         self.timings = Timings()
@@ -56,7 +56,7 @@ class RunContext:
             from clusterdiv.core.cache import ModelCache
 
             self._cache = ModelCache()
-            self._embedding_hits = self._cache.hits["embedding"]
+            self._embedding_hits = self._cache.saved_hits("embedding")
         return self._cache
 
     def embedder(self, model: str | Embedder) -> Embedder:
@@ -114,7 +114,7 @@ class RunContext:
             t.completion_tokens = self.stats.completion_tokens
         t.embedding_calls = sum(e.calls for e in {id(e): e for e in self._embedders.values()}.values())
         if self._cache is not None:
-            t.embedding_cache_hits = self._cache.hits["embedding"] - self._embedding_hits
+            t.embedding_cache_hits = self._cache.saved_hits("embedding") - self._embedding_hits  # not its own writes
         t.total_s = self.elapsed()
         return t.model_copy()  # later stages of the run never change a report already made
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,15 +89,18 @@ def cluster_examples(embedded: Sequence[EmbeddedExample], *, params: ClusterPara
 
 def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Sequence[Extraction], *,
                        top: int, per_cluster: int, texts: dict[str, str] | None = None,
-                       names: dict[int, str] | None = None) -> list[ClusterSummary]:
+                       names: dict[int, str] | None = None,
+                       labels: dict[str, str | None] | None = None) -> list[ClusterSummary]:
     """The largest clusters with their share, a few example ids, their most common criteria and
     their name from `names` (`ModeSpace.names`).
 
     A cluster with no criteria (the `text` representation makes no LLM call) is summarised by one
-    member's text instead, from `texts` (id -> text).
+    member's text instead, from `texts` (id -> text). With gold `labels` (id -> label, from
+    `--label-field`) each cluster also gets its top labels and purity (`label_mix`).
     """
     by_id = {e.example_id: e for e in extractions if e.ok}
     texts = texts or {}
+    gold = labels if labels and any(v is not None for v in labels.values()) else None
     members: dict[int, list[str]] = {}
     for a in assignments:
         if a.cluster != NOISE:
@@ -121,7 +125,20 @@ def summarize_clusters(assignments: Sequence[ClusterAssignment], extractions: Se
         summaries.append(ClusterSummary(
             cluster_id=cluster_id, size=len(ids), share=len(ids) / n, example_ids=ids[:per_cluster],
             criteria_summary=summary, top_values=top_values, name=(names or {}).get(cluster_id, ""),
+            **(label_mix([gold.get(i) for i in ids]) if gold is not None else {}),
         ))
     return summaries
+
+
+def label_mix(member_labels: Sequence[str | None], *, top: int = 3) -> dict[str, Any]:
+    """A mode's most common gold labels and its purity (the majority label's share of the members
+    that carry a label; None when none does), so a mode that mixes intents shows it at a glance.
+    Members without a label (a reference read without `--label-field`, a row with an empty label)
+    are left out of both: they say nothing about how well the labels agree. The keys are
+    `ClusterSummary`'s."""
+    counts = Counter(v for v in member_labels if v is not None)
+    given = sum(counts.values())
+    return {"labels": [ValueCount(value=v, count=c) for v, c in counts.most_common(top)],
+            "label_purity": round(counts.most_common(1)[0][1] / given, 6) if given else None}
 
 

@@ -13,38 +13,42 @@ screen instead of far down a table sorted by discrepancy. The flags are `modes.s
 
 from __future__ import annotations
 
-from clusterdiv.reports.sections import ClusterShare, ClusterShares
+from clusterdiv.reports.sections import ClusterShare, ClusterShares, mode_ref
 
 
 def mode_label(row: ClusterShare) -> str:
     """`mode 7 "alarm, wake, morning"`: the id the tables use and the name that says what it holds."""
-    return f'mode {row.cluster_id} "{row.name}"' if row.name else f"mode {row.cluster_id}"
+    return f'mode {mode_ref(row.cluster_id)} "{row.name}"' if row.name else f"mode {mode_ref(row.cluster_id)}"
 
 
 def coverage_line(shares: ClusterShares | None, *, top_over: int = 3, top_lacking: int = 3) -> str | None:
-    """None without a reference (no `Report.cluster_shares`)."""
+    """None without a reference (no `Report.cluster_shares`).
+
+    The counts are a partition of the real modes (covered, lacking, too small to test: `ClusterShares.counts`,
+    the counts `seeds` and the explorer print too), and the share of the real data is said to be held
+    by the lacking modes, never by the batch (issue 32: "the batch lacks 22 of 32 real modes ...,
+    holding 63.0% of the real data" read as the batch holding it)."""
     if not shares or not shares.clusters:
         return None
     rows = shares.clusters
-    real_modes = [r for r in rows if r.reference_count > 0]
-    missing = [r for r in real_modes if r.flag == "missing"]
-    under = [r for r in real_modes if r.flag == "under"]
-    untestable = [r for r in real_modes if r.flag == "untestable"]
-    lacking_share = sum(r.reference_share for r in missing + under)
+    n = shares.counts()
     over = sorted((r for r in rows if r.flag in ("over", "batch_only")),
                   key=lambda r: -(r.batch_share - r.reference_share))[:top_over]
     tested = f", false discovery rate {shares.alpha:g}" if shares.alpha is not None else ""
-    line = (f"coverage vs the reference: the batch lacks {len(missing) + len(under)} of {len(real_modes)} real modes "
-            f"({len(missing)} missing, {len(under)} under-covered{tested}), holding {lacking_share:.1%} of the real data")
-    if shares.alpha is not None and untestable:
-        line += (f"; {len(untestable)} real modes too small to test "
-                 f"({sum(r.reference_share for r in untestable):.1%} of the real data)")
-    elif shares.alpha is not None:
-        line += "; no real mode too small to test"
-    lacking = sorted(missing + under, key=lambda r: (-(r.reference_share - r.batch_share), r.cluster_id))[:top_lacking]
+    line = (f"coverage vs the reference: {n.covered} of {n.real} real modes covered, {n.lacking} lacking "
+            f"({n.missing} missing, {n.under} under-covered{tested})"
+            + (f", {n.untestable} too small to test" if shares.alpha is not None else "")
+            + f"; the {n.lacking} lacking {'mode holds' if n.lacking == 1 else 'modes hold'} "
+            f"{n.lacking_share:.1%} of the real data")
+    if shares.alpha is not None and n.untestable:
+        line += f", the {n.untestable} too small to test {n.untestable_share:.1%}"
+    lacking = sorted((r for r in rows if r.reference_count > 0 and r.flag in ("missing", "under")),
+                     key=lambda r: (-(r.reference_share - r.batch_share), r.cluster_id))
     if lacking:
+        more = len(lacking) - top_lacking
         line += "; most lacking: " + ", ".join(
-            f"{mode_label(r)} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)" for r in lacking)
+            f"{mode_label(r)} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)"
+            for r in lacking[:top_lacking]) + (f" and {more} more" if more > 0 else "")
     if over:
         line += "; most over-produced: " + ", ".join(
             f"{mode_label(r)} ({r.batch_share:.1%} of the batch vs {r.reference_share:.1%} real)"

@@ -36,6 +36,10 @@ class ClusterSummary(BaseModel):
     example_ids: list[str]
     criteria_summary: str
     top_values: dict[str, list[ValueCount]] = Field(default_factory=dict)
+    # With --label-field: the mode's most common gold labels and the majority label's share of its
+    # labelled members; left out of the JSON without labels, so unlabelled reports read as before.
+    labels: list[ValueCount] | None = Field(default=None, exclude_if=lambda v: v is None)
+    label_purity: float | None = Field(default=None, exclude_if=lambda v: v is None)
     name: str = ""  # the mode's extractive name (modes.names): its distinctive words
 
 
@@ -209,6 +213,9 @@ class Report(BaseModel):
     command: str = "score"
     source: str | None = None
     content_hash: str | None = None
+    # Where the input's ids came from ("from the 'id' field", or "made up (content hash): ..." and why);
+    # None for in-memory texts, and left out of their JSON.
+    ids: str | None = Field(default=None, exclude_if=lambda v: v is None)
     n_input: int
     n_samples: int | None = None
     n_clusters: int | None = None
@@ -283,11 +290,26 @@ class Report(BaseModel):
         return json.dumps(data, indent=indent, ensure_ascii=False)
 
 
+def labels_text(c: ClusterSummary) -> str:
+    """A mode's top gold labels and purity in one cell: `book_flight 9, book_hotel 1 (purity 90%)`."""
+    if c.labels is None:
+        return ""
+    counts = ", ".join(f"{vc.value} {vc.count}" for vc in c.labels)
+    return counts + (f" (purity {c.label_purity:.0%})" if c.label_purity is not None else "")
+
+
+def made_up_ids(report: Report) -> bool:
+    """Whether the report's ids are content hashes, not the input's own: the table says so."""
+    return bool(report.ids) and "made up" in report.ids  # type: ignore[operator]
+
+
 def render_markdown(report: Report, *, top: int = 10) -> str:
+    labelled = any(c.labels is not None for c in report.clusters)
     lines = [
         "# clusterdiv report",
         "",
         f"- source: {md_code(report.source)}" if report.source else "- source: (in-memory texts)",
+        *([f"- ids: {md_text(report.ids)}"] if report.ids else []),
         f"- samples scored: **{report.n_samples}** of {report.n_input} "
         f"({report.failed.count} failed extraction, {report.skipped.count} skipped on load)",
         f"- distinct modes: **{report.n_modes}** ({report.n_clusters} clusters + {report.n_noise} noise singletons)",
@@ -307,13 +329,13 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         "",
         "## Largest clusters",
         "",
-        "| cluster | size | share | criteria | example ids |",
-        "| ---: | ---: | ---: | --- | --- |",
+        "| cluster | size | share | criteria | example ids |" + (" labels (purity) |" if labelled else ""),
+        "| ---: | ---: | ---: | --- | --- |" + (" --- |" if labelled else ""),
     ]
     for c in report.clusters[:top]:
         lines.append(
             f"| {c.cluster_id} | {c.size} | {c.share:.1%} | {md_text(c.criteria_summary)} | "
-            f"{md_text(', '.join(c.example_ids))} |"
+            f"{md_text(', '.join(c.example_ids))} |" + (f" {md_text(labels_text(c))} |" if labelled else "")
         )
     if report.metrics:
         lines += ["", "## Set metrics", "", "| metric | value | 95% CI | meaning |", "| --- | ---: | --- | --- |"]
@@ -327,12 +349,11 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     if shares is not None:
         lines += ["", "## Modes versus the reference (shared clustering)", "",
                   *([f"_flags: {md_text(shares.flag_test)}_", ""] if shares.flag_test else []),
-                  "| cluster | name | batch share | reference share | flag | q (lacking) | criteria |",
-                  "| ---: | --- | ---: | ---: | --- | ---: | --- |"]
+                  "| cluster | batch share | reference share | flag | q (lacking) | criteria |",
+                  "| ---: | ---: | ---: | --- | ---: | --- |"]
         for row in shares.clusters[:top]:
-            lines.append(f"| {row.cluster_id} | {md_text(row.name)} | {row.batch_share:.1%} | "
-                         f"{row.reference_share:.1%} | {row.flag} | {_q_text(row.q_value)} | "
-                         f"{md_text(row.criteria_summary)} |")
+            lines.append(f"| {row.cluster_id} | {row.batch_share:.1%} | {row.reference_share:.1%} | "
+                         f"{row.flag} | {_q_text(row.q_value)} | {md_text(row.criteria_summary)} |")
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- {md_code(f.example_id)}: {md_text(f.reason)}" for f in report.failed.reasons[:20]]
@@ -406,13 +427,17 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         console.print(f"[bold]{line}[/bold]", highlight=False)
     if line := _label_coverage(report):  # issue 31 item 3: the same, per real label
         console.print(f"[bold]{line}[/bold]", highlight=False, soft_wrap=True)
+    if made_up_ids(report):
+        console.print(f"ids: {report.ids}", highlight=False, soft_wrap=True)
+    labelled = any(c.labels is not None for c in report.clusters)
     table = Table(title="Largest clusters", show_lines=False)
     for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
-                         ("mode", "left"), ("example ids", "left")):
+                         ("mode", "left"), ("example ids", "left"),
+                         *((("labels (purity)", "left"),) if labelled else ())):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for c in report.clusters[:top]:
         table.add_row(str(c.cluster_id), str(c.size), f"{c.share:.1%}", c.criteria_summary,
-                      ", ".join(c.example_ids[:3]))
+                      ", ".join(c.example_ids[:3]), *((labels_text(c),) if labelled else ()))
     console.print(table)
     if report.metrics:
         mt = Table(title="Set metrics")
@@ -427,10 +452,10 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     shares = report.cluster_shares
     if shares is not None:
         st = Table(title="Modes versus the reference (most discrepant first)", caption=shares.flag_test or None)
-        for col in ("cluster", "name", "batch", "reference", "flag", "q (lacking)", "mode"):
+        for col in ("cluster", "batch", "reference", "flag", "q (lacking)", "mode"):
             st.add_column(col)
         for row in shares.clusters[:top]:
-            st.add_row(str(row.cluster_id), row.name, f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
+            st.add_row(str(row.cluster_id), f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
                        row.flag, _q_text(row.q_value), row.criteria_summary)
         console.print(st)
     if report.failed.count:

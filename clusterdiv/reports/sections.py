@@ -232,8 +232,20 @@ class Drift(Section):
 
 # ---------------------------------------------------------------- per-mode shares against a reference
 
+MODE_PREFIX = "M"
+"""Text renderings write a joint mode (batch + reference clustered together) as `M<id>` and a cluster of
+the batch alone as a bare number, because the two clusterings number their groups independently:
+the report's `clusters` and its `cluster_shares` are two id spaces (docs/ARCHITECTURE.md)."""
+
+
+def mode_ref(cluster_id: int) -> str:
+    """`M3`: how every text rendering writes mode 3 of a batch + reference clustering."""
+    return f"{MODE_PREFIX}{cluster_id}"
+
+
 class ClusterShare(Section):
-    cluster_id: int
+    cluster_id: int = Field(description="a mode of the batch + reference clustering (written M<id> in text); "
+                                        "not an id of the report's `clusters`, which cluster the batch alone")
     batch_count: int
     reference_count: int
     batch_share: float
@@ -279,6 +291,36 @@ class ClusterShares(Section):
     over_produced: list[int] = Field(default_factory=list, description="modes flagged over or batch_only")
     untestable: list[int] = Field(default_factory=list, description="real modes too small to test")
     clusters: list[ClusterShare] = Field(default_factory=list, description="most discrepant first")
+
+    def counts(self) -> ModeCounts:
+        """How many real modes the batch covers, lacks and could not be tested on: the one count
+        `score`'s coverage line, `seeds`, `select` and the explorer all print."""
+        real = [r for r in self.clusters if r.reference_count > 0]
+        lacking = [r for r in real if r.flag in ("missing", "under")]
+        untestable = [r for r in real if r.flag == "untestable"]
+        return ModeCounts(
+            real=len(real), covered=len(real) - len(lacking) - len(untestable), lacking=len(lacking),
+            missing=sum(1 for r in lacking if r.flag == "missing"), under=sum(1 for r in lacking if r.flag == "under"),
+            untestable=len(untestable), lacking_share=sum(r.reference_share for r in lacking),
+            untestable_share=sum(r.reference_share for r in untestable),
+            batch_only=sum(1 for r in self.clusters if r.reference_count == 0))
+
+
+class ModeCounts(BaseModel):
+    """The real modes (those with a reference example) split three ways: `covered` (balanced or over),
+    `lacking` (`missing` + `under`, tested) and `untestable` (too few real examples to tell); batch-only
+    modes are no real mode and are counted apart."""
+
+    real: int
+    covered: int
+    lacking: int
+    missing: int
+    under: int
+    untestable: int
+    lacking_share: float = Field(description="share of the reference in the lacking modes")
+    untestable_share: float = Field(description="share of the reference in the untestable modes")
+    batch_only: int = 0
+
 
 class LabelShare(Section):
     """One reference label: how many batch examples the classifier gives it, against the reference."""

@@ -44,7 +44,7 @@ from clusterdiv.modes.cluster import NOISE
 from clusterdiv.modes.modespace import REFERENCE, ModeRow
 from clusterdiv.modes.scoring import ModeCount, expected_richness, mode_counts, score_labels
 from clusterdiv.modes.shares import ClusterShare, check_alpha, cluster_shares, flag_test_text, shares_section
-from clusterdiv.reports.report import ClusterSummary, RunConfig
+from clusterdiv.reports.report import ClusterSummary, RunConfig, library_warnings
 
 STAGE_TIMINGS = ("load_s", "extract_s", "embed_s", "cluster_s", "score_s", "metrics_s", "total_s")
 SIGNIFICANCE_METHOD = (
@@ -346,7 +346,9 @@ def compare(batches: Mapping[str, Any], *, config: Any = None, cache: ModelCache
             alpha=alpha, batches=results, pairwise=pairwise,
             vendi_significance_method=(VENDI_SIGNIFICANCE_METHOD.format(permutations=permutations, alpha=alpha)
                                        if vendi_pairwise else None),
-            vendi_pairwise=vendi_pairwise, warnings=disagreements(pairwise, vendi_pairwise),
+            vendi_pairwise=vendi_pairwise,
+            warnings=[*disagreements(pairwise, vendi_pairwise),  # and what a metric's library said, per batch
+                      *(f"{name}: {w}" for name in names for w in library_warnings(metric_values[name]))],
             representation=representation, flag_test=flag_test_text(config.alpha),
             versus_reference=versus_reference, modes_from=space.representation,
             reference=({"source": ref_corpus.path if ref_corpus is not None else None,

@@ -25,7 +25,7 @@ from clusterdiv.core.prompts import PromptTemplate
 from clusterdiv.core.records import (
     Example,
 )
-from clusterdiv.io.corpus import as_examples
+from clusterdiv.io.corpus import LoadedCorpus, as_examples
 from clusterdiv.llm.structured import CallStats
 from clusterdiv.modes.config import ScoreConfig
 from clusterdiv.modes.embed import Embedder, embed_texts
@@ -198,13 +198,15 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
         clusters = space.summaries(top=config.top_clusters, per_cluster=config.examples_per_cluster)
 
     shared = None
+    reference_corpus = None
     reference_label_field = (reference_load_options or {}).get("label_field")
     with run.stage("metrics"):
         metrics: dict[str, Any] = {}
         if (config.metrics or "none") != "none" or reference is not None:
             reference_examples = None
             if reference is not None:
-                reference_examples, _ = as_examples(reference, load_options=reference_load_options or {})
+                reference_examples, reference_corpus = as_examples(reference,
+                                                                   load_options=reference_load_options or {})
                 shared = build_mode_space({BATCH: examples, REFERENCE: reference_examples}, config, run,
                                           reuse=space, timed=False)
             metrics = compute_report_metrics(
@@ -219,6 +221,7 @@ def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: 
     report = Report(
         source=corpus.path if corpus is not None else None,
         content_hash=corpus.content_hash if corpus is not None else None,
+        ids=ids_note(corpus, reference_corpus),
         n_input=len(examples),
         n_samples=result.n_samples,
         n_clusters=result.n_clusters,
@@ -264,6 +267,14 @@ def coverage_by_label(shared: ModeSpace, *, config: ScoreConfig, label_field: st
                      seed=config.seed)
     return label_coverage(fit, batch_ids=[r.example.id for r in batch], reference_ids=[r.example.id for r in ref],
                           label_field=label_field, alpha=config.alpha)
+
+
+def ids_note(corpus: LoadedCorpus | None, reference: LoadedCorpus | None = None) -> str | None:
+    """The report's `ids`: where the batch's ids came from, and the reference's when one was read
+    from a file (its ids appear in the report prefixed `ref:`)."""
+    parts = ([corpus.ids] if corpus is not None and corpus.ids else []) + (
+        [f"reference {reference.ids}"] if reference is not None and reference.ids else [])
+    return "; ".join(parts) or None
 
 
 def embedding_truncations(examples: Sequence[Example], *, config: ScoreConfig, run: RunContext,

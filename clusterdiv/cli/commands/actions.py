@@ -20,6 +20,7 @@ from clusterdiv.cli.common import (
     EmbeddingModel,
     Format,
     InputFormatOpt,
+    LabelField,
     LLMTimeout,
     Model,
     OutputFormat,
@@ -55,6 +56,7 @@ class ActionOptions(InputOptions):
     output_format: Format = OutputFormat.table
     input_format: InputFormatOpt = None
     alpha: Alpha = DEFAULT_ALPHA
+    label_field: LabelField = None
 
     def real(self) -> list[str]:
         return [v.strip() for v in self.real_values.split(",") if v.strip()]
@@ -67,7 +69,8 @@ class ActionOptions(InputOptions):
                             timeout=self.timeout, alpha=self.alpha)
 
     def load_options(self) -> dict[str, Any]:
-        return super().load_options(format=self.input_format.value if self.input_format else None)
+        return super().load_options(format=self.input_format.value if self.input_format else None,
+                                    label_field=self.label_field)
 
 
 def register(app: typer.Typer) -> None:
@@ -105,7 +108,7 @@ def register(app: typer.Typer) -> None:
                     progress=bars, load_options=opts.load_options(),
                     reference_load_options={"text_field": opts.text_field, "skip_invalid": opts.skip_invalid})
             write_examples(result.examples, target, fmt=out_format(target, result.input_format),
-                           text_field=result.text_field, id_field=opts.id_field)
+                           text_field=result.text_field, id_field=opts.id_field, label_field=opts.label_field)
             stderr.print(f"{result.n_selected} examples written to {target}", highlight=False)
             if opts.output_format is OutputFormat.json:
                 sys.stdout.write(json.dumps({**result.model_dump(mode="json"), "out": str(target)}, indent=2) + "\n")
@@ -154,8 +157,8 @@ def register(app: typer.Typer) -> None:
                     batch, reference=reference, per_mode=per_mode, against=list(against or []),
                     source_field=opts.source_field, real_values=opts.real(), include_under=not missing_only,
                     config=opts.config(), cache=cache, progress=bars,
-                    load_options=opts.load_options(), reference_load_options=opts.load_options(),
-                    reference_label_field=reference_label_field)
+                    load_options={**opts.load_options(), "label_field": None},  # labels: the reference's
+                    reference_load_options=opts.load_options(), reference_label_field=reference_label_field)
             text = write_seeds(result, out)
             stderr.print(seeds_summary(result), highlight=False, soft_wrap=True)
             if result.by_label is not None:  # issue 31 item 3: the lines written are the lacking labels'

@@ -57,7 +57,10 @@ def build(
         raise empty_input(shown)
     field = choose_fields(parsed.fields, parsed.plain, shown=shown, text_field=text_field,
                           id_field=id_field, label_field=label_field)
+    # An implicit `id` stays in meta too, so whatever writes rows back (select, the explorer's
+    # downloads) keeps the column without being told which field it was.
     not_meta = {name for name in (field, id_field, label_field) if name is not None}
+    id_field, ids = _id_source(parsed, id_field, text_field=field)
 
     examples: list[Example] = []
     skipped: list[SkippedRow] = []
@@ -109,7 +112,41 @@ def build(
         examples=examples,
         skipped=skipped,
         content_hash=_content_hash(examples),
+        ids=ids,
     )
+
+
+DEFAULT_ID_FIELD = "id"
+CONTENT_IDS = "made up (content hash)"
+
+
+def _id_source(parsed: Parsed, id_field: str | None, *, text_field: str | None) -> tuple[str | None, str]:
+    """The id field to read (None: content-hash ids) and how the report describes the ids.
+
+    A field named `id` is the id without a flag, because that is what the user means by it and a
+    report full of `t36c...` hashes cannot be joined back to their data. Unlike a named
+    `--id-field` (strict: a missing or duplicate id is a bad row), the implicit one is taken only
+    when every record has a usable, distinct value; otherwise the ids are made up and the note says
+    why, so a file whose `id` column is not an id still loads as it did before.
+    """
+    if id_field is not None:
+        return id_field, f"from the {id_field!r} field"
+    if parsed.plain:
+        return None, f"{CONTENT_IDS}: plain strings have no id field"
+    if DEFAULT_ID_FIELD not in parsed.fields or text_field == DEFAULT_ID_FIELD:
+        return None, f"{CONTENT_IDS}: no {DEFAULT_ID_FIELD!r} field"
+    seen: set[str] = set()
+    for row in parsed.rows:
+        if row.error is not None or not isinstance(row.value, dict):
+            continue
+        value, reason = _id_value(row.value.get(DEFAULT_ID_FIELD, _MISSING), DEFAULT_ID_FIELD)
+        if reason is None and value in seen:
+            reason = f"duplicate id {value!r}"
+        if reason is not None:
+            where = f" (line {row.line})" if row.line is not None else ""
+            return None, f"{CONTENT_IDS}: {reason}{where}"
+        seen.add(value)  # type: ignore[arg-type]
+    return DEFAULT_ID_FIELD, f"from the {DEFAULT_ID_FIELD!r} field"
 
 
 def empty_input(shown: str) -> CorpusError:

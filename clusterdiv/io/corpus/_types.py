@@ -32,6 +32,7 @@ class LoadedCorpus(BaseModel):
     examples: list[Example]
     skipped: list[SkippedRow] = Field(default_factory=list)
     content_hash: str = Field(description="sha256 over the ordered (id, text) pairs")
+    ids: str = Field(default="", description="where the ids came from: a field, or made up and why")
 
 
 @dataclass(slots=True)

@@ -37,4 +37,16 @@ def seeds_summary(result: SeedsResult) -> str:
             f"{result.reference_share_lacking:.1%} of the real data); {result.n_untestable} real modes too small "
             f"to test ({result.reference_share_untestable:.1%} of the real data, no seeds); "
             f"{sum(len(m.seeds) for m in result.modes)} seeds; reference rows excluded as possibly "
-            f"synthetic: {excluded}")
+            f"synthetic: {excluded_text(result) or excluded}")
+
+
+def excluded_text(result: SeedsResult, limit: int = 5) -> str:
+    """The excluded reference rows by reason, with their first ids so they can be checked (each mode's
+    line lists its own, `excluded_rows` every one)."""
+    by_reason: dict[str, list[str]] = {}
+    for row in result.excluded_rows:
+        key = row.reason.split("=")[0] + "=..." if "=" in row.reason else row.reason
+        by_reason.setdefault(key, []).append(row.id)
+    return ", ".join(f"{reason}: {len(ids)} (" + ", ".join(ids[:limit])
+                     + (f", and {len(ids) - limit} more" if len(ids) > limit else "") + ")"
+                     for reason, ids in sorted(by_reason.items()))

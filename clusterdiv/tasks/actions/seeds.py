@@ -21,7 +21,7 @@ No synthetic example is ever emitted as a seed. A reference row is excluded when
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from clusterdiv.core.errors import InputError
 from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
 from clusterdiv.modes.shares import LACKING
+from clusterdiv.reports.report import ValueCount
 from clusterdiv.reports.sections import LabelCoverage
 from clusterdiv.tasks.actions._space import REF_PREFIX, ModeArrays, build_space, spread_order, top_criteria
 from clusterdiv.tasks.actions.write import open_output
@@ -44,6 +45,14 @@ SYNTHETIC_SEED_VALUES = ("synthetic", "generated", "model", "llm")
 class Seed(BaseModel):
     id: str
     text: str
+    label: str | None = Field(default=None, exclude_if=lambda v: v is None)  # with --label-field
+
+
+class ExcludedRow(BaseModel):
+    """A real example of the mode never used as a seed, and why (see the module docstring)."""
+
+    id: str
+    reason: str
 
 
 class SeedMode(BaseModel):
@@ -53,11 +62,16 @@ class SeedMode(BaseModel):
     batch_share: float
     reference_count: int
     batch_count: int
-    name: str = ""  # the mode's extractive name (modes.names): the name the report and the explorer use
     summary: str
     criteria: dict[str, list[str]] = Field(default_factory=dict)
     seeds: list[Seed]
     note: str = ""
+    # With --label-field: the gold labels of the mode's real examples and the majority label's share
+    # (`modes.stages.label_mix`), so a prompt can say which intent the mode is; absent without labels.
+    labels: list[ValueCount] | None = Field(default=None, exclude_if=lambda v: v is None)
+    label_purity: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    excluded: list[ExcludedRow] = Field(default_factory=list,
+                                        description="the mode's real examples left out as possibly synthetic")
 
 
 class SeedLabel(BaseModel):
@@ -86,6 +100,8 @@ class SeedsResult(BaseModel):
     reference_share_untestable: float = Field(default=0.0, description="share of the reference in those modes")
     excluded: dict[str, int] = Field(description="reference rows never used as seeds, by reason")
     excluded_ids: list[str]
+    excluded_rows: list[ExcludedRow] = Field(default_factory=list,
+                                             description="every reference row never used as a seed, and why")
     modes: list[SeedMode]
     by_label: LabelCoverage | None = Field(default=None, description="coverage by the reference's labels "
                                                                      "(--reference-label-field; modes.labels)")
@@ -160,7 +176,8 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
     lacking = [r for r in space.shares.values() if r["flag"] in flags]
     untestable = [r for r in space.shares.values() if r["flag"] == "untestable"]
     text_of = {e.id: e.text for e in ref}
-    modes = seed_modes(space, lacking, excluded=set(excluded), text_of=text_of, per_mode=per_mode)
+    modes = seed_modes(space, lacking, excluded=excluded, text_of=text_of, per_mode=per_mode,
+                       label_of={e.id: e.label for e in ref})
     by_label, label_seeds = None, []
     if reference_label_field is not None:
         by_label, label_seeds = _by_label(space, ref, label_field=reference_label_field, excluded=excluded,
@@ -175,6 +192,7 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
         reference_share_lacking=sum(r["reference_share"] for r in lacking), alpha=config.alpha,
         n_untestable=len(untestable), reference_share_untestable=sum(r["reference_share"] for r in untestable),
         excluded=reasons,
+        excluded_rows=[ExcludedRow(id=i, reason=why) for i, why in excluded.items()],
         excluded_ids=sorted(excluded), modes=modes, by_label=by_label, label_seeds=label_seeds)
 
 
@@ -200,11 +218,18 @@ def _by_label(space: ModeArrays, ref: Sequence[Example], *, label_field: str, ex
                                 excluded=set(excluded), text_of=text_of, per_mode=per_mode, flags=flags)
 
 
-def seed_modes(space: ModeArrays, lacking: Sequence[dict[str, Any]], *, excluded: set[str],
-               text_of: dict[str, str], per_mode: int) -> list[SeedMode]:
+def seed_modes(space: ModeArrays, lacking: Sequence[dict[str, Any]], *, excluded: Collection[str],
+               text_of: dict[str, str], per_mode: int,
+               label_of: Mapping[str, str | None] | None = None) -> list[SeedMode]:
     """One `SeedMode` per lacking mode (`ClusterShare` dumps), most lacking first: `per_mode` real
-    examples of it in farthest-point order, none of `excluded`. `tail_seeds` is this after the flags and
-    the recursion guard; eval/seeds_within_eval.py calls it to compare flag rules on the same space."""
+    examples of it in farthest-point order, none of `excluded` (ids, or id -> reason: each mode lists
+    its own). `tail_seeds` is this after the flags and the recursion guard; eval/seeds_within_eval.py
+    calls it to compare flag rules on the same space. `label_of` (reference id -> gold label) adds
+    the mode's labels."""
+    from clusterdiv.modes.stages import label_mix
+
+    why = excluded if isinstance(excluded, Mapping) else dict.fromkeys(excluded, "excluded")
+    gold = label_of if label_of and any(v is not None for v in label_of.values()) else None
     order_of = sorted(lacking, key=lambda r: (-(r["reference_share"] - r["batch_share"]), r["cluster_id"]))
     by_mode: dict[int, list[int]] = {}
     for k, lab in enumerate(space.labels.tolist()):
@@ -213,15 +238,19 @@ def seed_modes(space: ModeArrays, lacking: Sequence[dict[str, Any]], *, excluded
     modes = []
     for r in order_of:
         m = r["cluster_id"]
-        rows = [k for k in by_mode.get(m, []) if space.ids[k][len(REF_PREFIX):] not in excluded]
+        real_ids = [space.ids[k][len(REF_PREFIX):] for k in by_mode.get(m, [])]
+        rows = [k for k, i in zip(by_mode.get(m, []), real_ids, strict=True) if i not in why]
         order = spread_order(space.vectors[rows], limit=per_mode) if rows else []
-        seeds = [Seed(id=(i := space.ids[rows[j]][len(REF_PREFIX):]), text=text_of[i]) for j in order]
+        seeds = [Seed(id=(i := space.ids[rows[j]][len(REF_PREFIX):]), text=text_of[i],
+                      label=gold.get(i) if gold is not None else None) for j in order]
         members = [space.extractions[space.ids[k]] for k in by_mode.get(m, []) if space.ids[k] in space.extractions]
         note = "" if seeds else "every real example of this mode was excluded as possibly synthetic"
         modes.append(SeedMode(
             mode_id=m, flag=r["flag"], reference_share=r["reference_share"], batch_share=r["batch_share"],
             reference_count=r["reference_count"], batch_count=r["batch_count"], summary=r["criteria_summary"],
-            name=r.get("name", ""), criteria=top_criteria(members), seeds=seeds, note=note))
+            criteria=top_criteria(members), seeds=seeds, note=note,
+            excluded=[ExcludedRow(id=i, reason=why[i]) for i in real_ids if i in why],
+            **(label_mix([gold.get(i) for i in real_ids]) if gold is not None else {})))
     return modes
 
 

@@ -9,10 +9,8 @@ The page must agree with the numbers a user already has, so nothing here is a se
   computed from, and each cluster carries its batch share, reference share and flag from
   `shares.cluster_shares`.
 
-The explorer's own stages then add what a report has no room for: a name per cluster (by default the
-mode space's extractive names, `modes.names`, the ones the report's tables use; LLM names only with
-`names="llm"` or a `naming_model`, one cached call each, see `naming.py`), 2-D map coordinates
-(`layout.py`) and a short text per point.
+The explorer's own stages then add what a report has no room for: a name per cluster (one cached
+LLM call each, see `naming.py`), 2-D map coordinates (`layout.py`) and a short text per point.
 Examples whose extraction failed have no point; they stay listed in `report.failed` (batch) and
 `reference_failed` (reference), never dropped silently.
 """
@@ -21,7 +19,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -45,16 +43,16 @@ from clusterdiv.tasks.explore.naming import (
     ClusterMember,
     ClusterName,
     centroids,
+    criteria_names,
     load_naming_prompt,
     name_clusters,
     representatives,
-    terms_names,
 )
 from clusterdiv.tasks.score import reference_key, sample_examples, score_run
 
 POINT_TEXT_CHARS = 300  # the page shows a glimpse; the full text stays with the user's data
 EXAMPLES_PER_SOURCE = 10  # representative ids per cluster and source, most central first
-NamesFrom = Literal["terms", "llm"]
+NAMING_OFF = "not asked: naming was switched off"
 
 
 def _truncate(text: str, limit: int = POINT_TEXT_CHARS) -> str:
@@ -92,7 +90,7 @@ def explore(
     load_options: dict[str, Any] | None = None,
     reference_load_options: dict[str, Any] | None = None,
     title: str | None = None,
-    names: NamesFrom | None = None,
+    name: bool = True,
     naming_model: LLMSettings | str | None = None,
     name_limit: int | None = NAME_LIMIT,
     downloads: bool = False,
@@ -102,12 +100,10 @@ def explore(
     """Score `data` and build the explorer's document (see the module docstring).
 
     `data` and `reference` take what `score()` takes (path, texts, Examples, LoadedCorpus).
-    `names` is where cluster names come from: "terms" (the default) are extractive and cost no call
-    (`modes.names`: distinctive words, plus the most central member in the description); "llm" asks
-    the LLM, grounded in the members (the default when `naming_model` is given). `naming_model` names
+    `name=False` skips the naming calls (names then come from criteria). `naming_model` names
     clusters with another model than the one that extracted criteria (few calls, so a stronger
     model is affordable); by default the extraction model names them. Only the `name_limit`
-    largest clusters are named by the LLM (None = all); the rest keep their extractive name, saying so.
+    largest clusters are named by the LLM (None = all); the rest are named from criteria, saying so.
     `downloads=True` adds the page's downloads (`downloads.py`): a diverse subset of `subset_budget`
     examples (default half the batch) and, with a reference, real seeds for the modes the batch
     lacks; `id_field` is the id field written back into the subset's records.
@@ -140,17 +136,15 @@ def explore(
         ]
         vectors = space.vectors()
 
-        by_llm = (names or ("llm" if naming_model is not None else "terms")) == "llm"
         naming = _naming_settings(naming_model, config)
-        naming_prompt = load_naming_prompt() if by_llm else None
-        extractive = space.names()  # the names the report's own tables give these modes
+        naming_prompt = load_naming_prompt() if name else None
         if naming_prompt is not None:
             with run.stage("naming"):  # in the report's timings, calls and cache hits like extraction's
-                named = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
+                names = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
                                       prompt=naming_prompt, progress=run.progress, limit=name_limit,
-                                      extractive=extractive, stats=run.stats)
+                                      stats=run.stats)
         else:
-            named = terms_names(extractive)
+            names = criteria_names(members, fields=fields, reason=NAMING_OFF)
 
         coords, map_method = layout_2d(vectors, seed=config.seed)
         points = [
@@ -163,7 +157,8 @@ def explore(
             shares = {r.cluster_id: r for r in cluster_shares(
                 [m.cluster for m in members], [m.source == "batch" for m in members],
                 [m.example_id for m in members], alpha=config.alpha)}
-        clusters = _named_clusters(members, vectors, extractions, named, shares)
+        clusters = _named_clusters(members, vectors, extractions, names, shares,
+                                   labels=space.gold_labels(reference_key))
         offered = None
         if downloads:
             offered = build_downloads(
@@ -180,7 +175,7 @@ def explore(
             points=points,
             clusters=clusters,
             has_reference=ref_examples is not None,
-            naming_model=naming.model if by_llm else None,
+            naming_model=naming.model if name else None,
             naming_prompt_sha256=naming_prompt.content_hash if naming_prompt is not None else None,
             reference_failed=_reference_failures(space) if ref_examples is not None else None,
             reference_source=getattr(ref_corpus, "path", None),
@@ -195,13 +190,16 @@ def _reference_failures(space: ModeSpace) -> Failures:
 
 
 def _named_clusters(members: list[ClusterMember], vectors: np.ndarray, extractions: list[Extraction],
-                    names: list[ClusterName], shares: dict[int, ClusterShare] | None) -> list[NamedCluster]:
-    """One NamedCluster per cluster (noise is no mode with a name), largest first (batch + reference)."""
+                    names: list[ClusterName], shares: dict[int, ClusterShare] | None, *,
+                    labels: dict[str, str | None] | None = None) -> list[NamedCluster]:
+    """One NamedCluster per cluster (noise is no mode with a name), largest first (batch + reference);
+    with gold `labels` (member id -> label) each gets its top labels and purity."""
     reps = representatives(members, vectors, centroids(members, vectors))
     n_batch = sum(1 for m in members if m.source == "batch")
-    summaries = {s.cluster_id: s.criteria_summary for s in summarize_clusters(
+    summarized = {s.cluster_id: s for s in summarize_clusters(
         [ClusterAssignment(example_id=m.example_id, cluster=m.cluster) for m in members], extractions,
-        top=10**6, per_cluster=1, texts={m.example_id: m.text for m in members})}
+        top=10**6, per_cluster=1, texts={m.example_id: m.text for m in members}, labels=labels)}
+    summaries = {c: s.criteria_summary for c, s in summarized.items()}
     out = []
     for named in names:
         c = named.cluster_id
@@ -216,11 +214,14 @@ def _named_clusters(members: list[ClusterMember], vectors: np.ndarray, extractio
             reference_share=row.reference_share if row is not None else None,
             flag=row.flag if row is not None and row.flag != "balanced" else None,
             name=named.name,
-            description=named.description,
+            # a replaced description without criteria to summarise (text modes) falls back to the summary
+            description=(named.description or summaries.get(c, "")) if named.description_error else named.description,
             named_by=named.named_by,
             naming_error=named.naming_error,
             description_error=named.description_error,
             criteria_summary=summaries.get(c, ""),
             example_ids=batch_ids[:EXAMPLES_PER_SOURCE] + ref_ids[:EXAMPLES_PER_SOURCE],
+            labels=summarized[c].labels if c in summarized else None,
+            label_purity=summarized[c].label_purity if c in summarized else None,
         ))
     return sorted(out, key=lambda nc: (-(nc.size + (nc.reference_size or 0)), nc.cluster_id))

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from clusterdiv.reports.report import Failures, Report
+from clusterdiv.reports.report import Failures, Report, ValueCount
 from clusterdiv.tasks.explore.downloads import Downloads
 
 Source = Literal["batch", "reference"]
@@ -40,15 +40,17 @@ class NamedCluster(BaseModel):
     flag: ShareFlag | None = None  # only with a reference
     name: str
     description: str = ""
-    # "terms": extractive (modes.names; the default, or the LLM's name was refused: `naming_error` says
-    # why); "llm": asked for and grounded; "criteria": documents written before extractive names
-    named_by: Literal["terms", "llm", "criteria"]
+    named_by: Literal["llm", "criteria"]  # "criteria" = the LLM failed; `naming_error` says why
     naming_error: str | None = None
     # The LLM's description was not about the cluster's members and was replaced (naming.Grounding);
     # left out of the JSON when None, so documents without a replacement read as before.
     description_error: str | None = Field(default=None, exclude_if=lambda v: v is None)
     criteria_summary: str = ""
     example_ids: list[str] = Field(default_factory=list)
+    # With --label-field: the cluster's top gold labels and purity (`modes.stages.label_mix`); left
+    # out of the JSON without labels.
+    labels: list[ValueCount] | None = Field(default=None, exclude_if=lambda v: v is None)
+    label_purity: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Exploration(BaseModel):
