@@ -349,11 +349,12 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
     if shares is not None:
         lines += ["", "## Modes versus the reference (shared clustering)", "",
                   *([f"_flags: {md_text(shares.flag_test)}_", ""] if shares.flag_test else []),
-                  "| cluster | batch share | reference share | flag | q (lacking) | criteria |",
-                  "| ---: | ---: | ---: | --- | ---: | --- |"]
+                  "| cluster | name | batch share | reference share | flag | q (lacking) | criteria |",
+                  "| ---: | --- | ---: | ---: | --- | ---: | --- |"]
         for row in shares.clusters[:top]:
-            lines.append(f"| {row.cluster_id} | {row.batch_share:.1%} | {row.reference_share:.1%} | "
-                         f"{row.flag} | {_q_text(row.q_value)} | {md_text(row.criteria_summary)} |")
+            lines.append(f"| {row.cluster_id} | {md_text(row.name)} | {row.batch_share:.1%} | "
+                         f"{row.reference_share:.1%} | {row.flag} | {_q_text(row.q_value)} | "
+                         f"{md_text(row.criteria_summary)} |")
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- {md_code(f.example_id)}: {md_text(f.reason)}" for f in report.failed.reasons[:20]]
@@ -452,10 +453,10 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     shares = report.cluster_shares
     if shares is not None:
         st = Table(title="Modes versus the reference (most discrepant first)", caption=shares.flag_test or None)
-        for col in ("cluster", "batch", "reference", "flag", "q (lacking)", "mode"):
+        for col in ("cluster", "name", "batch", "reference", "flag", "q (lacking)", "mode"):
             st.add_column(col)
         for row in shares.clusters[:top]:
-            st.add_row(str(row.cluster_id), f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
+            st.add_row(str(row.cluster_id), row.name, f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
                        row.flag, _q_text(row.q_value), row.criteria_summary)
         console.print(st)
     if report.failed.count:

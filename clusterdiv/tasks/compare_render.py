@@ -114,10 +114,10 @@ def render_comparison_table(report: ComparisonReport, console: Any) -> None:
     for title, rep, rows, other in _flagged_sections(report):
         rt = Table(title=f"{rep.batch}: clusters over/under-represented {title}",
                    caption=_flag_caption(report, rep))
-        for col in ("cluster", rep.batch, other, "flag", "criteria"):
+        for col in ("cluster", "name", rep.batch, other, "flag", "criteria"):
             rt.add_column(col)
         for c in rows:
-            rt.add_row(str(c.cluster_id), f"{c.batch_share:.1%}", f"{c.reference_share:.1%}", c.flag,
+            rt.add_row(str(c.cluster_id), c.name, f"{c.batch_share:.1%}", f"{c.reference_share:.1%}", c.flag,
                        c.criteria_summary)
         console.print(rt)
     if rows := _label_rows(report):
@@ -154,8 +154,9 @@ def render_comparison_markdown(report: ComparisonReport) -> str:
     for title, rep, rows, other in _flagged_sections(report):
         lines += ["", f"## {md_text(rep.batch)}: clusters over/under-represented {title}", "",
                   *([f"_{md_text(caption)}_", ""] if (caption := _flag_caption(report, rep)) else []),
-                  f"| cluster | {md_text(rep.batch)} | {other} | flag | criteria |", "| ---: | ---: | ---: | --- | --- |"]
-        lines += [f"| {c.cluster_id} | {c.batch_share:.1%} | {c.reference_share:.1%} | {c.flag} | "
+                  f"| cluster | name | {md_text(rep.batch)} | {other} | flag | criteria |",
+                  "| ---: | --- | ---: | ---: | --- | --- |"]
+        lines += [f"| {c.cluster_id} | {md_text(c.name)} | {c.batch_share:.1%} | {c.reference_share:.1%} | {c.flag} | "
                   f"{md_text(c.criteria_summary)} |" for c in rows]
     if label_rows := _label_rows(report):
         lines += ["", "## Largest shared clusters: gold labels", "", "| cluster | size | labels (purity) |",
@@ -193,12 +194,14 @@ def plot_comparison(report: ComparisonReport, path: Path, *, top: int = 8) -> Pa
     left.grid(alpha=0.3, axis="x")
 
     shown = [c.cluster_id for c in report.clusters[:top]]
+    label_of = {c.cluster_id: f"cluster {c.cluster_id}: {c.name}" if c.name else f"cluster {c.cluster_id}"
+                for c in report.clusters[:top]}  # the mode's extractive name, as the tables give it
     cmap = plt.get_cmap("tab10")
     for i, b in enumerate(batches):
         counts = report.cluster_counts.get(b.name, {})
         total = sum(counts.values()) or 1
         start = 0.0
-        segments = [(f"cluster {c}", counts.get(c, 0) / total, cmap(k % 10)) for k, c in enumerate(shown)]
+        segments = [(label_of[c], counts.get(c, 0) / total, cmap(k % 10)) for k, c in enumerate(shown)]
         rest = sum(v for c, v in counts.items() if c not in shown and c != NOISE) / total
         segments += [("other clusters", rest, "lightgrey"), ("noise", counts.get(NOISE, 0) / total, "white")]
         for label, share, color in segments:

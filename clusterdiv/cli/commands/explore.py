@@ -1,12 +1,13 @@
 """`clusterdiv explore`: the collapsed-mode explorer as one self-contained HTML page (and/or JSON).
 
-Scores the batch exactly like `score` (same options, same cache), names every cluster, lays the
-examples out in 2-D and writes a page that opens offline. With `--reference` the clusters are the
+Scores the batch exactly like `score` (same options, same cache), names every cluster (by its
+distinctive words unless `--names llm` or `--naming-model` asks the LLM), lays the examples out in 2-D and writes a page that opens offline. With `--reference` the clusters are the
 shared clustering of batch and reference, flagged over/under/missing/batch_only.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,12 @@ import typer
 
 from clusterdiv.cli.common import Reference, check_outputs, handle_errors
 from clusterdiv.cli.options import ScoreOptions, shared_options, vary
+
+
+class NamesChoice(str, Enum):
+    terms = "terms"
+    llm = "llm"
+
 
 ExploreSample = Annotated[int | None, typer.Option(help="Explore a seeded random sample of N examples")]
 
@@ -26,11 +33,15 @@ def explore_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the Exploration JSON here")] = None,
     reference: Reference = None,
     title: Annotated[str | None, typer.Option(help="Page title (default: the file name)")] = None,
-    names: Annotated[bool, typer.Option(help="Name clusters with the LLM (--no-names: from criteria)")] = True,
+    names: Annotated[NamesChoice | None, typer.Option(
+        help="Where cluster names come from: 'terms' (default: each cluster's most distinctive words, no LLM "
+             "call) or 'llm' (one call per cluster; a name with a word absent from the members is refused)",
+        show_default=False)] = None,
     naming_model: Annotated[str | None, typer.Option(
-        help="Another litellm model for the cluster names (default: --model)")] = None,
+        help="Another litellm model for the cluster names (implies --names llm; default: --model)")] = None,
     name_limit: Annotated[int, typer.Option(
-        help="Name only the N largest clusters with the LLM (the rest from criteria)", min=0)] = 100,
+        help="With --names llm: name only the N largest clusters with the LLM (the rest by their words)",
+        min=0)] = 100,
     downloads: Annotated[bool, typer.Option(
         help="Offer a diverse subset (and, with --reference, real seeds for lacking modes) on the page")] = True,
     subset_budget: Annotated[int | None, typer.Option(
@@ -51,7 +62,7 @@ def explore_command(
         with opts.session() as (cache, bars):
             exploration = explore(
                 file, reference=reference, config=config, cache=cache, progress=bars, title=title,
-                name=names, naming_model=naming_model, name_limit=name_limit,
+                names=names.value if names is not None else None, naming_model=naming_model, name_limit=name_limit,
                 downloads=downloads, subset_budget=subset_budget, id_field=opts.id_field,
                 load_options=opts.load_options(), reference_load_options=opts.reference_load_options(),
             )
@@ -61,12 +72,15 @@ def explore_command(
         if html is not None:
             html.write_text(render_explorer_html(exploration), encoding="utf-8")
             stderr.print(f"explorer page written to {html}")
-        by_criteria = sum(1 for c in exploration.clusters if c.named_by == "criteria")
+        refused = sum(1 for c in exploration.clusters if c.named_by == "terms" and c.naming_error)
         replaced = sum(1 for c in exploration.clusters if c.description_error)
         stderr.print(
             f"{len(exploration.clusters)} clusters, {len(exploration.points)} points on the map "
             f"({exploration.map_method}); {exploration.report.failed.count} failed extraction"
-            + (f"; {by_criteria} named from criteria" if by_criteria else "")
+            + ("; names by " + exploration.naming_model if exploration.naming_model else
+               "; names from each cluster's distinctive words")
+            + (f"; {refused} kept their distinctive-word name (the LLM's failed or was not grounded)"
+               if refused else "")
             + (f"; {replaced} LLM descriptions not about their cluster, replaced by criteria" if replaced else ""),
             highlight=False,
         )

@@ -10,8 +10,9 @@ in the report), `batch_share` and `reference_share` say whether the example's mo
 under-represented relative to the real data. `text` and `label` (the `--label-field` value; empty
 without one) are the row's own, so the file can be read, filtered or joined without the input.
 
-Modes have no LLM-written names here (naming is the explorer's extra LLM call); `mode_summary` is
-the report's summary of the mode: its most common criteria, or one member's text for `text`.
+`mode_name` is the mode's extractive name (`modes.names`: its most distinctive words, the name the
+report, `seeds` and the explorer give it; none for noise); `mode_summary` is the report's summary of
+the mode: its most common criteria, or one member's text for `text`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Any
 from clusterdiv.core.cache import ModelCache
 from clusterdiv.core.errors import InputError
 
-COLUMNS = ["row", "id", "text", "label", "source_line", "status", "reason", "mode_id", "mode_size", "mode_summary",
-           "criteria"]
+COLUMNS = ["row", "id", "text", "label", "source_line", "status", "reason", "mode_id", "mode_size", "mode_name",
+           "mode_summary", "criteria"]
 REFERENCE_COLUMNS = ["shared_mode_id", "mode_flag", "batch_share", "reference_share"]
 
 
@@ -69,7 +70,7 @@ def assign_modes(data: Any, *, config: Any = None, cache: ModelCache | None = No
         ext = space.extractions.get(e.id)
         row: dict[str, Any] = {"id": e.id, "text": e.text, "label": e.label, "source_line": e.source_line,
                                "criteria": None, "reason": None,
-                               "mode_id": None, "mode_size": None, "mode_summary": None}
+                               "mode_id": None, "mode_size": None, "mode_name": None, "mode_summary": None}
         if ext is not None and ext.ok:
             row["criteria"] = dict(ext.criteria or {})
         if e.id not in in_sample:
@@ -77,6 +78,7 @@ def assign_modes(data: Any, *, config: Any = None, cache: ModelCache | None = No
         elif e.id in mode_of:
             mode = mode_of[e.id]
             row.update(status="scored", mode_id=mode, mode_size=1 if mode < 0 else sizes[mode],
+                       mode_name=None if mode < 0 else space.names.get(mode, ""),
                        mode_summary="(noise: a mode of its own)" if mode < 0 else space.summaries.get(mode, ""))
             if ext is not None and not ext.ok:
                 row["reason"] = f"extraction failed ({ext.error}); clustered by its text"
@@ -93,7 +95,7 @@ def assign_modes(data: Any, *, config: Any = None, cache: ModelCache | None = No
     skipped = list(corpus.skipped) if corpus is not None else []
     for s in skipped:
         row = {"id": None, "text": None, "label": None, "source_line": s.line, "status": "skipped", "reason": s.reason, "mode_id": None,
-               "mode_size": None, "mode_summary": None, "criteria": None}
+               "mode_size": None, "mode_name": None, "mode_summary": None, "criteria": None}
         if shared is not None:
             row.update(shared_mode_id=None, mode_flag=None, batch_share=None, reference_share=None)
         records.append((float(s.line) if s.line is not None else float("inf"), row))

@@ -62,6 +62,7 @@ class SeedMode(BaseModel):
     batch_share: float
     reference_count: int
     batch_count: int
+    name: str = ""  # the mode's extractive name (modes.names): the name the report and the explorer use
     summary: str
     criteria: dict[str, list[str]] = Field(default_factory=dict)
     seeds: list[Seed]
@@ -248,7 +249,7 @@ def seed_modes(space: ModeArrays, lacking: Sequence[dict[str, Any]], *, excluded
         modes.append(SeedMode(
             mode_id=m, flag=r["flag"], reference_share=r["reference_share"], batch_share=r["batch_share"],
             reference_count=r["reference_count"], batch_count=r["batch_count"], summary=r["criteria_summary"],
-            criteria=top_criteria(members), seeds=seeds, note=note,
+            name=r.get("name", ""), criteria=top_criteria(members), seeds=seeds, note=note,
             excluded=[ExcludedRow(id=i, reason=why[i]) for i in real_ids if i in why],
             **(label_mix([gold.get(i) for i in real_ids]) if gold is not None else {})))
     return modes

@@ -12,6 +12,10 @@ The rule, in order:
    shares follow the real data's; modes the reference lacks (`batch_only`, batch noise) only fill
    seats once every real mode is exhausted. `max_share` caps any one mode at that share of the budget.
    Ties go to a seeded order of the modes, so the subset is a function of the data and the seed.
+   With `cover_modes` every mode first gets one seat (largest weight first) while the budget lasts, and
+   the rule above apportions the rest: weighting by the real shares alone leaves small modes seatless,
+   so a subset could cover fewer modes than the batch it came from (the explorer's download did:
+   7 -> 5 modes); covering first, a subset covers every mode of the batch whenever the budget allows.
 3. **Which examples in a mode.** Farthest-point order in the embedding space: the member nearest the
    mode's centroid first, then each next one the member least similar to those taken (near
    duplicates come last). With `real_share` (and a `source_field` telling real from synthetic rows),
@@ -102,12 +106,13 @@ def is_real_flags(examples: Sequence[Example], source_field: str, real_values: S
 
 
 def apportion(mode_of: Sequence[int], vectors: np.ndarray, *, budget: int, weights: dict[int, float] | None,
-              is_real: Sequence[bool] | None, real_cap: int | None, mode_cap: int | None, seed: int
-              ) -> list[int]:
+              is_real: Sequence[bool] | None, real_cap: int | None, mode_cap: int | None, seed: int,
+              cover_modes: bool = False) -> list[int]:
     """Indices (into `mode_of`) of the chosen examples, in the order they were chosen.
 
     `mode_of` gives each candidate's mode key (noise points get keys of their own); `weights` the
-    target weight per mode key (None = every mode 1; missing keys weigh 0 and fill last).
+    target weight per mode key (None = every mode 1; missing keys weigh 0 and fill last);
+    `cover_modes` seats one example of every mode first (see the module docstring).
     """
     members: dict[int, list[int]] = {}
     for i, m in enumerate(mode_of):
@@ -136,29 +141,42 @@ def apportion(mode_of: Sequence[int], vectors: np.ndarray, *, budget: int, weigh
         prio = (taken[m] + 1) / w if w > 0 else float(taken[m] + 1)
         heapq.heappush(heap, (prio, rank[m], m))
 
+    def take(m: int) -> bool | None:
+        """Seat the next example of mode m; None when it may give none, else whether it may give more."""
+        nonlocal real_taken
+        q = queues[m]
+        pick = None
+        if is_real is None:
+            if q[0]:
+                pick = q[0].pop()
+        elif q[0] and (real_cap is None or real_taken < real_cap):
+            pick = q[0].pop()
+            real_taken += 1
+        elif q[1]:
+            pick = q[1].pop()
+        if pick is None:
+            return None
+        chosen.append(pick)
+        taken[m] += 1
+        more = bool(q[0]) if is_real is None else bool((q[0] and (real_cap is None or real_taken < real_cap)) or q[1])
+        return more and (mode_cap is None or taken[m] < mode_cap)
+
     tiers: list[list[tuple[float, int, int]]] = [[], []]
-    for m in modes:
+    open_modes = modes
+    if cover_modes:
+        open_modes = []
+        for m in sorted(modes, key=lambda m: (-weight(m), rank[m])):
+            if len(chosen) >= budget:
+                open_modes.append(m)
+            elif take(m):
+                open_modes.append(m)
+    for m in open_modes:
         push(tiers[0 if weight(m) > 0 else 1], m)
     for heap in tiers:
         while heap and len(chosen) < budget:
             _, _, m = heapq.heappop(heap)
-            q = queues[m]
-            pick = None
-            if is_real is None:
-                if q[0]:
-                    pick = q[0].pop()
-            elif q[0] and (real_cap is None or real_taken < real_cap):
-                pick = q[0].pop()
-                real_taken += 1
-            elif q[1]:
-                pick = q[1].pop()
-            if pick is None:
-                continue  # nothing this mode may still give: drop it
-            chosen.append(pick)
-            taken[m] += 1
-            more = bool(q[0]) if is_real is None else bool(
-                (q[0] and (real_cap is None or real_taken < real_cap)) or q[1])
-            if more and (mode_cap is None or taken[m] < mode_cap):
+            more = take(m)
+            if more:
                 push(heap, m)
     return chosen
 
@@ -199,7 +217,8 @@ def _figures(space: ModeArrays, batch_rows: np.ndarray, *, batch_labels: np.ndar
 
 def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: float | None = None,
                   source_field: str = "source", real_values: Sequence[str] = DEFAULT_REAL_VALUES,
-                  max_share: float | None = None, config: Any = None, cache: ModelCache | None = None,
+                  max_share: float | None = None, cover_modes: bool = False, config: Any = None,
+                  cache: ModelCache | None = None,
                   progress: ProgressReporter | None = None,
                   load_options: dict[str, Any] | None = None, reference_load_options: dict[str, Any] | None = None,
                   **overrides: Any) -> SelectResult:
@@ -241,7 +260,7 @@ def select_subset(data: Any, *, budget: int, reference: Any = None, real_share: 
     real_cap = math.floor(real_share * budget + 1e-9) if real_share is not None else None
     mode_cap = max(1, math.floor(max_share * budget + 1e-9)) if max_share is not None else None
     picks = apportion(mode_of, space.vectors[batch_rows], budget=budget, weights=weights, is_real=sub_real,
-                      real_cap=real_cap, mode_cap=mode_cap, seed=config.seed)
+                      real_cap=real_cap, mode_cap=mode_cap, seed=config.seed, cover_modes=cover_modes)
     picks_sorted = np.array(sorted(picks), dtype=np.int64)  # input order in the output
     batch_labels = np.array([m if m >= 0 else -1 for m in mode_of], dtype=np.int64)
     before = _figures(space, batch_rows, batch_labels=batch_labels, is_real=sub_real, config=config,

@@ -9,8 +9,10 @@ The page must agree with the numbers a user already has, so nothing here is a se
   computed from, and each cluster carries its batch share, reference share and flag from
   `shares.cluster_shares`.
 
-The explorer's own stages then add what a report has no room for: a name per cluster (one cached
-LLM call each, see `naming.py`), 2-D map coordinates (`layout.py`) and a short text per point.
+The explorer's own stages then add what a report has no room for: a name per cluster (by default the
+mode space's extractive names, `modes.names`, the ones the report's tables use; LLM names only with
+`names="llm"` or a `naming_model`, one cached call each, see `naming.py`), 2-D map coordinates
+(`layout.py`) and a short text per point.
 Examples whose extraction failed have no point; they stay listed in `report.failed` (batch) and
 `reference_failed` (reference), never dropped silently.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,16 +45,17 @@ from clusterdiv.tasks.explore.naming import (
     ClusterMember,
     ClusterName,
     centroids,
-    criteria_names,
     load_naming_prompt,
     name_clusters,
     representatives,
+    terms_names,
 )
 from clusterdiv.tasks.score import reference_key, sample_examples, score_run
 
+EMBEDDED = {"text": "raw-text", "criteria": "LLM-criteria", "hybrid": "raw-text + LLM-criteria"}
 POINT_TEXT_CHARS = 300  # the page shows a glimpse; the full text stays with the user's data
 EXAMPLES_PER_SOURCE = 10  # representative ids per cluster and source, most central first
-NAMING_OFF = "not asked: naming was switched off"
+NamesFrom = Literal["terms", "llm"]
 
 
 def _truncate(text: str, limit: int = POINT_TEXT_CHARS) -> str:
@@ -90,7 +93,7 @@ def explore(
     load_options: dict[str, Any] | None = None,
     reference_load_options: dict[str, Any] | None = None,
     title: str | None = None,
-    name: bool = True,
+    names: NamesFrom | None = None,
     naming_model: LLMSettings | str | None = None,
     name_limit: int | None = NAME_LIMIT,
     downloads: bool = False,
@@ -100,10 +103,12 @@ def explore(
     """Score `data` and build the explorer's document (see the module docstring).
 
     `data` and `reference` take what `score()` takes (path, texts, Examples, LoadedCorpus).
-    `name=False` skips the naming calls (names then come from criteria). `naming_model` names
+    `names` is where cluster names come from: "terms" (the default) are extractive and cost no call
+    (`modes.names`: distinctive words, plus the most central member in the description); "llm" asks
+    the LLM, grounded in the members (the default when `naming_model` is given). `naming_model` names
     clusters with another model than the one that extracted criteria (few calls, so a stronger
     model is affordable); by default the extraction model names them. Only the `name_limit`
-    largest clusters are named by the LLM (None = all); the rest are named from criteria, saying so.
+    largest clusters are named by the LLM (None = all); the rest keep their extractive name, saying so.
     `downloads=True` adds the page's downloads (`downloads.py`): a diverse subset of `subset_budget`
     examples (default half the batch) and, with a reference, real seeds for the modes the batch
     lacks; `id_field` is the id field written back into the subset's records.
@@ -136,17 +141,23 @@ def explore(
         ]
         vectors = space.vectors()
 
+        by_llm = (names or ("llm" if naming_model is not None else "terms")) == "llm"
         naming = _naming_settings(naming_model, config)
-        naming_prompt = load_naming_prompt() if name else None
+        naming_prompt = load_naming_prompt() if by_llm else None
+        extractive = space.names()  # the names the report's own tables give these modes
         if naming_prompt is not None:
             with run.stage("naming"):  # in the report's timings, calls and cache hits like extraction's
-                names = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
+                named = name_clusters(members, vectors, fields=fields, model=naming, cache=run.cache,
                                       prompt=naming_prompt, progress=run.progress, limit=name_limit,
-                                      stats=run.stats)
+                                      extractive=extractive, stats=run.stats)
         else:
-            names = criteria_names(members, fields=fields, reason=NAMING_OFF)
+            named = terms_names(extractive)
 
         coords, map_method = layout_2d(vectors, seed=config.seed)
+        kind = space.representation.kind
+        map_caption = (f"{'UMAP' if map_method == 'umap' else map_method.upper()} of the "
+                       f"{EMBEDDED.get(kind, kind)} embeddings the modes were clustered from "
+                       "(a picture; counts come from the clustering)")
         points = [
             MapPoint(example_id=m.example_id, source=m.source, cluster=m.cluster, x=float(x), y=float(y),
                      text=_truncate(m.text), criteria=m.criteria)
@@ -157,8 +168,9 @@ def explore(
             shares = {r.cluster_id: r for r in cluster_shares(
                 [m.cluster for m in members], [m.source == "batch" for m in members],
                 [m.example_id for m in members], alpha=config.alpha)}
-        clusters = _named_clusters(members, vectors, extractions, names, shares,
+        clusters = _named_clusters(members, vectors, extractions, named, shares,
                                    labels=space.gold_labels(reference_key))
+        _place_labels(clusters, members, coords)
         offered = None
         if downloads:
             offered = build_downloads(
@@ -172,15 +184,27 @@ def explore(
             report=report.model_copy(update={"timings": run.finish()}),  # the score's, plus naming and the page
             clustering_method=space.clustering.method,
             map_method=map_method,
+            map_caption=map_caption,
             points=points,
             clusters=clusters,
             has_reference=ref_examples is not None,
-            naming_model=naming.model if name else None,
+            naming_model=naming.model if by_llm else None,
             naming_prompt_sha256=naming_prompt.content_hash if naming_prompt is not None else None,
             reference_failed=_reference_failures(space) if ref_examples is not None else None,
             reference_source=getattr(ref_corpus, "path", None),
             downloads=offered,
         )
+
+
+def _place_labels(clusters: list[NamedCluster], members: list[ClusterMember], coords: np.ndarray) -> None:
+    """Each cluster's name position on the map: the median of its points, robust to a stray member."""
+    at: dict[int, list[int]] = {}
+    for i, m in enumerate(members):
+        at.setdefault(m.cluster, []).append(i)
+    for c in clusters:
+        if c.cluster_id in at:
+            x, y = np.median(coords[at[c.cluster_id]], axis=0).tolist()
+            c.label_x, c.label_y = float(x), float(y)
 
 
 def _reference_failures(space: ModeSpace) -> Failures:
@@ -214,8 +238,7 @@ def _named_clusters(members: list[ClusterMember], vectors: np.ndarray, extractio
             reference_share=row.reference_share if row is not None else None,
             flag=row.flag if row is not None and row.flag != "balanced" else None,
             name=named.name,
-            # a replaced description without criteria to summarise (text modes) falls back to the summary
-            description=(named.description or summaries.get(c, "")) if named.description_error else named.description,
+            description=named.description,
             named_by=named.named_by,
             naming_error=named.naming_error,
             description_error=named.description_error,

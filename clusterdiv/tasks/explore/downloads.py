@@ -64,14 +64,17 @@ def build_downloads(examples: Sequence[Example], reference: Sequence[Example] | 
     budget = default_budget(len(examples)) if budget is None else budget
     overrides = {"sample": "all"}  # the examples are already the explored sample
     chosen = select_subset(list(examples), budget=budget, reference=list(reference) if reference else None,
-                           config=config, cache=cache, **overrides)
+                           config=config, cache=cache, cover_modes=True, **overrides)
     after, before = chosen.after, chosen.before
     subset = Download(
         filename=f"{stem}.subset.jsonl", rows=chosen.n_selected,
         content=_jsonl([record_of(e, text_field=text_field, id_field=id_field) for e in chosen.examples]),
         summary=(f"a diverse subset: {chosen.n_selected} of {chosen.n_input} examples (budget {budget}); "
                  f"modes covered {before.n_modes} -> {after.n_modes}, normalised diversity "
-                 f"{before.score_normalized:.3f} -> {after.score_normalized:.3f}"))
+                 f"{before.score_normalized:.3f} -> {after.score_normalized:.3f}"
+                 # every mode gets a seat first (cover_modes): only a budget below the mode count drops one
+                 + (f" (the budget of {budget} is below the batch's {before.n_modes} modes)"
+                    if after.n_modes < before.n_modes else "")))
     seeds = None
     if reference:
         found = tail_seeds(list(examples), reference=list(reference), per_mode=per_mode, config=config,

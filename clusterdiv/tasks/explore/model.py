@@ -40,13 +40,18 @@ class NamedCluster(BaseModel):
     flag: ShareFlag | None = None  # only with a reference
     name: str
     description: str = ""
-    named_by: Literal["llm", "criteria"]  # "criteria" = the LLM failed; `naming_error` says why
+    # "terms": extractive (modes.names; the default, or the LLM's name was refused: `naming_error` says
+    # why); "llm": asked for and grounded; "criteria": documents written before extractive names
+    named_by: Literal["terms", "llm", "criteria"]
     naming_error: str | None = None
     # The LLM's description was not about the cluster's members and was replaced (naming.Grounding);
     # left out of the JSON when None, so documents without a replacement read as before.
     description_error: str | None = Field(default=None, exclude_if=lambda v: v is None)
     criteria_summary: str = ""
     example_ids: list[str] = Field(default_factory=list)
+    # Where the page writes the name on the map: the median of the cluster's points (batch and reference).
+    label_x: float | None = None
+    label_y: float | None = None
     # With --label-field: the cluster's top gold labels and purity (`modes.stages.label_mix`); left
     # out of the JSON without labels.
     labels: list[ValueCount] | None = Field(default=None, exclude_if=lambda v: v is None)
@@ -60,6 +65,7 @@ class Exploration(BaseModel):
     report: Report  # the ordinary `score` report of the batch alone
     clustering_method: str  # of the explorer's clustering (batch + reference together when given)
     map_method: str  # e.g. "umap" or "pca" (tiny sets)
+    map_caption: str = ""  # what the map is a picture of, true to the run's representation
     points: list[MapPoint]
     clusters: list[NamedCluster]  # largest first
     has_reference: bool = False
