@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from clusterdiv.core.records import RepresentationInfo
+from clusterdiv.core.records import MIN_TO_CLUSTER, RepresentationInfo
 from clusterdiv.reports.markdown import md_code, md_text
 from clusterdiv.reports.sections import (
     CLUSTER_SHARES,
@@ -17,6 +17,7 @@ from clusterdiv.reports.sections import (
     Lineage,
     MixBudget,
     TailAudit,
+    mode_ref,
 )
 
 MIN_SAMPLES_FOR_INTERVAL = 3
@@ -107,6 +108,12 @@ def count_embedding_truncations(examples: Any, cut: list[bool], limit_tokens: in
     return EmbeddingTruncations(count=len(ids), limit_tokens=limit_tokens if ids else None, example_ids=ids[:20])
 
 
+def library_warnings(metrics: dict[str, Any]) -> list[str]:
+    """What the metrics' libraries said while computing them (`details["warnings"]`, `core.capture`)."""
+    return [str(w) for m in (metrics or {}).values() if isinstance(m, dict)
+            for w in (m.get("details") or {}).get("warnings") or []]
+
+
 def metric_warnings(metrics: dict[str, Any]) -> list[str]:
     """One line per set metric that is undefined (n/a) for this input, or whose interval is."""
     out = []
@@ -114,6 +121,7 @@ def metric_warnings(metrics: dict[str, Any]) -> list[str]:
         if not isinstance(m, dict) or "value" not in m:
             continue
         details = m.get("details") or {}
+        out += library_warnings({name: m})
         if m.get("value") is None:
             out.append(f"{name} is n/a: {details.get('reason', 'undefined for this input')}")
         elif details.get("ci_skipped") and str(details["ci_skipped"]).startswith("n="):
@@ -250,6 +258,11 @@ class Report(BaseModel):
         """Too few samples for an interval, undefined metrics, truncations: n/a and a warning each."""
         notes = list(self.warnings)
         n = self.n_samples
+        if self.command == "score" and n is not None and 0 < n < MIN_TO_CLUSTER:
+            notes.append(f"only {n} scored example{'s' if n != 1 else ''}: the clustering groups no fewer than "
+                         f"{MIN_TO_CLUSTER} (below that each example is its own mode), so the score "
+                         f"{self.score if self.score is not None else float('nan'):.3f} is set by the count, "
+                         "not by the data's diversity: score more examples")
         if self.command == "score" and n is not None and n < MIN_SAMPLES_FOR_INTERVAL and (
                 self.ci95 is not None or self.ci95_normalized is not None):
             self.ci95 = self.ci95_normalized = None
@@ -303,7 +316,32 @@ def made_up_ids(report: Report) -> bool:
     return bool(report.ids) and "made up" in report.ids  # type: ignore[operator]
 
 
-def render_markdown(report: Report, *, top: int = 10) -> str:
+def llm_used(report: Report) -> bool:
+    """Whether an LLM (and so the prompt) took part in the run: a report names the model and prompt
+    only then, so a raw-text run does not print a model it never called (issue 32)."""
+    t = report.timings
+    return report.modes_from is None or report.modes_from.kind != "text" or bool(t.llm_calls or t.llm_cache_hits)
+
+
+def summary_header(report: Report) -> str:
+    """The name of the column holding `criteria_summary`: the modes' most common criteria, or (raw-text
+    modes, no criteria) one member's text and how many are like it."""
+    return "example text" if report.modes_from is not None and report.modes_from.kind == "text" else "top criteria"
+
+
+def shown_modes(shares: ClusterShares, top: int | None) -> tuple[list[Any], str | None]:
+    """The shares table's rows (all with `top=None`) and, when some are left out, the line saying how
+    many and how many of those are lacking, so no lacking mode is silently off the table."""
+    rows = shares.clusters if top is None else shares.clusters[:top]
+    hidden = shares.clusters[len(rows):]
+    if not hidden:
+        return rows, None
+    lacking = sum(1 for r in hidden if r.flag in ("missing", "under"))
+    return rows, (f"... and {len(hidden)} more modes ({lacking} of them lacking): rerun with --all-modes, "
+                  "or read cluster_shares in --format json")
+
+
+def render_markdown(report: Report, *, top: int = 10, all_modes: bool = False) -> str:
     labelled = any(c.labels is not None for c in report.clusters)
     lines = [
         "# clusterdiv report",
@@ -320,16 +358,17 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
         + (f" (longer than {report.truncated.limit_chars} characters)" if report.truncated.count else ""),
         *([f"- texts cut for the embedding model: {cut.count} (longer than {cut.limit_tokens} word pieces)"]
           if (cut := report.embedding_truncated).count else []),
-        f"- model {md_code(report.config.model)}, embeddings {md_code(report.config.embedding_model)}, "
-        f"prompt sha256 `{report.config.prompt_sha256[:12]}`, seed {report.config.seed}, "
-        f"clustering {report.config.clustering_method}",
+        "- " + (f"model {md_code(report.config.model)}, " if llm_used(report) else "")
+        + f"embeddings {md_code(report.config.embedding_model)}, "
+        + (f"prompt sha256 `{report.config.prompt_sha256[:12]}`, " if llm_used(report) else "")
+        + f"seed {report.config.seed}, clustering {report.config.clustering_method}",
         *([f"- {md_text(representation_line(report))}"] if report.modes_from is not None else []),
         *([f"- **{md_text(line)}**"] if (line := _coverage(report)) else []),  # issue 17: lead with what is missing
         *([f"- **{md_text(line)}**"] if (line := _label_coverage(report)) else []),  # issue 31 item 3
         "",
-        "## Largest clusters",
+        "## Largest clusters" + (" (the batch clustered alone)" if report.cluster_shares is not None else ""),
         "",
-        "| cluster | size | share | criteria | example ids |" + (" labels (purity) |" if labelled else ""),
+        f"| cluster | size | share | {summary_header(report)} | example ids |" + (" labels (purity) |" if labelled else ""),
         "| ---: | ---: | ---: | --- | --- |" + (" --- |" if labelled else ""),
     ]
     for c in report.clusters[:top]:
@@ -347,14 +386,17 @@ def render_markdown(report: Report, *, top: int = 10) -> str:
             lines.append(f"| {md_text(name)} | {value_text} | {ci_text} | {md_text(m.get('meaning', ''))} |")
     shares = report.cluster_shares
     if shares is not None:
-        lines += ["", "## Modes versus the reference (shared clustering)", "",
+        rows, more = shown_modes(shares, None if all_modes else top)
+        lines += ["", "## Modes versus the reference (batch + reference clustered together: modes M0, M1, ...)", "",
                   *([f"_flags: {md_text(shares.flag_test)}_", ""] if shares.flag_test else []),
-                  "| cluster | name | batch share | reference share | flag | q (lacking) | criteria |",
+                  f"| mode | name | batch share | reference share | flag | q (lacking) | {summary_header(report)} |",
                   "| ---: | --- | ---: | ---: | --- | ---: | --- |"]
-        for row in shares.clusters[:top]:
-            lines.append(f"| {row.cluster_id} | {md_text(row.name)} | {row.batch_share:.1%} | "
+        for row in rows:
+            lines.append(f"| {mode_ref(row.cluster_id)} | {md_text(row.name)} | {row.batch_share:.1%} | "
                          f"{row.reference_share:.1%} | {row.flag} | {_q_text(row.q_value)} | "
                          f"{md_text(row.criteria_summary)} |")
+        if more:
+            lines += ["", md_text(more)]
     if report.failed.count:
         lines += ["", f"## Failed extractions ({report.failed.count})", ""]
         lines += [f"- {md_code(f.example_id)}: {md_text(f.reason)}" for f in report.failed.reasons[:20]]
@@ -406,7 +448,7 @@ def representation_line(report: Report) -> str:
     return line
 
 
-def render_table(report: Report, console: Any, *, top: int = 10) -> None:
+def render_table(report: Report, console: Any, *, top: int = 10, all_modes: bool = False) -> None:
     """Rich terminal view: headline, largest clusters, metrics, failures, cost."""
     from rich.table import Table
 
@@ -431,9 +473,10 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     if made_up_ids(report):
         console.print(f"ids: {report.ids}", highlight=False, soft_wrap=True)
     labelled = any(c.labels is not None for c in report.clusters)
-    table = Table(title="Largest clusters", show_lines=False)
+    table = Table(title="Largest clusters" + (" (the batch clustered alone)" if report.cluster_shares is not None
+                                              else ""), show_lines=False)
     for col, justify in (("cluster", "right"), ("size", "right"), ("share", "right"),
-                         ("mode", "left"), ("example ids", "left"),
+                         (summary_header(report), "left"), ("example ids", "left"),
                          *((("labels (purity)", "left"),) if labelled else ())):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for c in report.clusters[:top]:
@@ -452,13 +495,17 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
         console.print(mt)
     shares = report.cluster_shares
     if shares is not None:
-        st = Table(title="Modes versus the reference (most discrepant first)", caption=shares.flag_test or None)
-        for col in ("cluster", "name", "batch", "reference", "flag", "q (lacking)", "mode"):
+        rows, more = shown_modes(shares, None if all_modes else top)
+        st = Table(title="Modes versus the reference (batch + reference clustered together; most discrepant first)",
+                   caption=shares.flag_test or None)
+        for col in ("mode", "name", "batch", "reference", "flag", "q (lacking)", summary_header(report)):
             st.add_column(col)
-        for row in shares.clusters[:top]:
-            st.add_row(str(row.cluster_id), row.name, f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
+        for row in rows:
+            st.add_row(mode_ref(row.cluster_id), row.name, f"{row.batch_share:.1%}", f"{row.reference_share:.1%}",
                        row.flag, _q_text(row.q_value), row.criteria_summary)
         console.print(st)
+        if more:
+            console.print(more, highlight=False, soft_wrap=True)
     if report.failed.count:
         console.print(f"[yellow]{report.failed.count} examples failed extraction[/yellow], e.g. "
                       + "; ".join(f"{f.example_id}: {f.reason}" for f in report.failed.reasons[:3]))
@@ -467,6 +514,7 @@ def render_table(report: Report, console: Any, *, top: int = 10) -> None:
     t = report.timings
     console.print(
         f"[dim]total {t.total_s:.1f}s | LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}) | "
-        f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits}) | "
-        f"model {report.config.model} | prompt {report.config.prompt_sha256[:12]}[/dim]"
+        f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits})"
+        + (f" | model {report.config.model} | prompt {report.config.prompt_sha256[:12]}" if llm_used(report) else "")
+        + "[/dim]"
     )
