@@ -187,7 +187,22 @@ def score(data: Any, *, config: ScoreConfig | None = None, cache: ModelCache | N
 
 def score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: dict[str, Any] | None = None,
               reference: Any = None, reference_load_options: dict[str, Any] | None = None) -> ScoreResult:
-    """`score` in a run the caller holds; returns the mode spaces with the report."""
+    """`score` in a run the caller holds; returns the mode spaces with the report.
+
+    Python warnings raised on the way (a library's, or the cache's) are the report's `warnings`, not
+    stderr's (`core.capture`): the JSON, the service and history see them too."""
+    from clusterdiv.core.capture import collected_warnings
+
+    with collected_warnings() as raised:
+        scored = _score_run(data, config=config, run=run, load_options=load_options, reference=reference,
+                            reference_load_options=reference_load_options)
+    if raised:
+        scored.report.warnings = list(dict.fromkeys([*scored.report.warnings, *raised]))
+    return scored
+
+
+def _score_run(data: Any, *, config: ScoreConfig, run: RunContext, load_options: dict[str, Any] | None = None,
+               reference: Any = None, reference_load_options: dict[str, Any] | None = None) -> ScoreResult:
     with run.stage("load"):
         examples, corpus = as_examples(data, load_options=load_options or {})
         if not examples:

@@ -32,12 +32,11 @@ def select_markdown(result: SelectResult) -> str:
 
 def seeds_summary(result: SeedsResult) -> str:
     excluded = ", ".join(f"{k}: {v}" for k, v in sorted(result.excluded.items())) or "none"
-    return (f"{result.n_lacking} of {result.n_modes} real modes lacking in the batch ({result.n_missing} missing, "
-            f"{result.n_lacking - result.n_missing} under-covered, false discovery rate {result.alpha:g}; "
-            f"{result.reference_share_lacking:.1%} of the real data); {result.n_untestable} real modes too small "
-            f"to test ({result.reference_share_untestable:.1%} of the real data, no seeds); "
-            f"{sum(len(m.seeds) for m in result.modes)} seeds; reference rows excluded as possibly "
-            f"synthetic: {excluded_text(result) or excluded}")
+    """The report's coverage line of the same mode space (same counts, same words), then the seeds."""
+    coverage = result.coverage or (f"{result.n_lacking} of {result.n_modes} real modes lacking "
+                                   f"({result.reference_share_lacking:.1%} of the real data)")
+    return (f"{coverage}; {sum(len(m.seeds) for m in result.modes)} seeds for {len(result.modes)} modes "
+            f"(none for modes too small to test); reference rows excluded as possibly synthetic: {excluded_text(result) or excluded}")
 
 
 def excluded_text(result: SeedsResult, limit: int = 5) -> str:

@@ -33,6 +33,7 @@ from clusterdiv.core.errors import InputError
 from clusterdiv.core.progress import ProgressReporter
 from clusterdiv.core.records import Example
 from clusterdiv.modes.shares import LACKING
+from clusterdiv.reports.coverage import coverage_line
 from clusterdiv.reports.report import ValueCount
 from clusterdiv.reports.sections import LabelCoverage
 from clusterdiv.tasks.actions._space import REF_PREFIX, ModeArrays, build_space, spread_order, top_criteria
@@ -92,8 +93,11 @@ class SeedsResult(BaseModel):
     n_batch: int
     n_reference: int
     per_mode: int
-    n_modes: int
-    n_lacking: int = Field(description="shared modes the batch lacks (missing) or under-covers (under)")
+    n_modes: int = Field(description="real modes: modes of the batch + reference clustering with a reference "
+                                     "example (batch-only modes are none), as `score`'s coverage line counts them")
+    n_covered: int = Field(default=0, description="real modes neither lacking nor too small to test")
+    n_lacking: int = Field(description="real modes the batch lacks (missing) or under-covers (under); with "
+                                       "missing_only the seeded `modes` are the missing ones among them")
     n_missing: int
     reference_share_lacking: float = Field(description="share of the reference in those modes")
     alpha: float = Field(default=0.05, description="false discovery rate of the flags' test (modes.shares)")
@@ -104,6 +108,9 @@ class SeedsResult(BaseModel):
     excluded_rows: list[ExcludedRow] = Field(default_factory=list,
                                              description="every reference row never used as a seed, and why")
     modes: list[SeedMode]
+    coverage: str | None = Field(default=None, description="the report's coverage line of the same mode space "
+                                                           "(reports.coverage), word for word")
+
     by_label: LabelCoverage | None = Field(default=None, description="coverage by the reference's labels "
                                                                      "(--reference-label-field; modes.labels)")
     label_seeds: list[SeedLabel] = Field(default_factory=list, description="seeds per lacking label")
@@ -175,7 +182,8 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
 
     flags = LACKING if include_under else ("missing",)
     lacking = [r for r in space.shares.values() if r["flag"] in flags]
-    untestable = [r for r in space.shares.values() if r["flag"] == "untestable"]
+    assert space.section is not None  # built with a reference
+    counts = space.section.counts()  # the coverage line's counts, whatever `include_under` seeds
     text_of = {e.id: e.text for e in ref}
     modes = seed_modes(space, lacking, excluded=excluded, text_of=text_of, per_mode=per_mode,
                        label_of={e.id: e.label for e in ref})
@@ -188,16 +196,16 @@ def tail_seeds(batch: Any, *, reference: Any, per_mode: int = 5, against: Sequen
         key = why.split("=")[0] + "=..." if "=" in why else why
         reasons[key] = reasons.get(key, 0) + 1
     return SeedsResult(
-        n_batch=len(examples), n_reference=len(ref), per_mode=per_mode, n_modes=len(space.shares),
-        n_lacking=len(lacking), n_missing=sum(1 for r in lacking if r["flag"] == "missing"),
-        reference_share_lacking=sum(r["reference_share"] for r in lacking), alpha=config.alpha,
-        n_untestable=len(untestable), reference_share_untestable=sum(r["reference_share"] for r in untestable),
-        excluded=reasons,
-        excluded_rows=[ExcludedRow(id=i, reason=why) for i, why in excluded.items()],
-        excluded_ids=sorted(excluded), modes=modes, by_label=by_label, label_seeds=label_seeds)
+        n_batch=len(examples), n_reference=len(ref), per_mode=per_mode, n_modes=counts.real,
+        n_covered=counts.covered, n_lacking=counts.lacking, n_missing=counts.missing,
+        reference_share_lacking=counts.lacking_share, alpha=config.alpha,
+        n_untestable=counts.untestable, reference_share_untestable=counts.untestable_share,
+        excluded=reasons, excluded_rows=[ExcludedRow(id=i, reason=why) for i, why in excluded.items()],
+        excluded_ids=sorted(excluded), modes=modes, coverage=coverage_line(space.section), by_label=by_label,
+        label_seeds=label_seeds)
 
 
-def _by_label(space: ModeArrays, ref: Sequence[Example], *, label_field: str, excluded: Sequence[str] | dict[str, str],
+def _by_label(space: ModeArrays, ref: Sequence[Example], *, label_field: str, excluded: Collection[str],
               text_of: dict[str, str], per_mode: int, flags: Sequence[str],
               config: Any) -> tuple[LabelCoverage, list[SeedLabel]]:
     """Coverage by the reference's labels on the space's vectors, and seeds for each lacking label."""
