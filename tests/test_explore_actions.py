@@ -60,6 +60,8 @@ def test_grounding_needs_shared_words_and_the_cluster_among_the_best_fits():
 
 
 def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache, fake_llm):
+    from markupsafe import escape
+
     from clusterdiv.reports.coverage import coverage_line
     from clusterdiv.tasks.explore import render_explorer_html
 
@@ -74,7 +76,7 @@ def test_with_a_reference_the_header_opens_with_the_reports_coverage_line(cache,
     html = render_explorer_html(result)
     header = html.split("<header>", 1)[1].split("</header>", 1)[0]
     assert header.index('id="title"') < header.index('id="coverage"') < header.index('id="score"')
-    assert f'<div id="coverage">{line}</div>' in header
+    assert f'<div id="coverage">{escape(line)}</div>' in header  # autoescaped: mode names are quoted
     # without a reference there is no coverage line
     alone = render_explorer_html(explore(batch, config=config(), cache=cache))
     assert 'id="coverage"' not in alone.split("<header>", 1)[1].split("</header>", 1)[0]
