@@ -70,7 +70,7 @@ def test_explore_reads_the_reports_space_and_runs_no_stage_again(cache, fake_llm
 
     texts = ["set an alarm for 6am", "set an alarm for noon", "play some jazz music", "play some rock music"]
     config = ScoreConfig(llm=LLMSettings(model="fake/echo"), metrics="none", bootstrap=5)
-    exploration = explore(texts, config=config, cache=cache, name=False)
+    exploration = explore(texts, config=config, cache=cache)
     # every text embedded once, by score: the explorer asked the cache for nothing again
     assert cache.hits["embedding"] == 0 and exploration.report.timings.embedding_calls == len(texts)
     assert [p.cluster for p in exploration.points] == [c for c in _labels(exploration)]

@@ -148,4 +148,4 @@ def test_explore_criteria_with_reference(cache):
 
 
 def test_explore_text(cache):
-    check("explore_text", explore(BATCH, config=text_config(metrics="none"), cache=cache, name=False))
+    check("explore_text", explore(BATCH, config=text_config(metrics="none"), cache=cache))

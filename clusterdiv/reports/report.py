@@ -244,8 +244,9 @@ class Report(BaseModel):
     mix: MixBudget | None = None
     lineage: Lineage | None = None
     drift: Drift | None = None
-    label_coverage: LabelCoverage | None = Field(
-        default=None, description="coverage by the reference's labels (--reference-label-field; modes.labels)")
+    label_coverage: LabelCoverage | None = Field(  # left out of the JSON without --reference-label-field
+        default=None, exclude_if=lambda v: v is None,
+        description="coverage by the reference's labels (--reference-label-field; modes.labels)")
     config: RunConfig | None = None
     sampling: Sampling | None = None
     truncated: Truncations = Field(default_factory=Truncations)
