@@ -59,6 +59,33 @@ def study(ds, *, reps: int, cache) -> dict[str, Any]:
     return {"dataset": ds.name, "rows": rows}
 
 
+def guidance(results: list[dict[str, Any]], group) -> list[str]:
+    """Issue 31 item 4: per family, which number ranks sets better on RESULTS.md's datasets (the seen group:
+    the headline's threshold was chosen out of sample on them), so the guidance leads with it."""
+    import statistics
+
+    from eval.corpora import FAMILIES
+    from eval.representations import family_spearman
+
+    label, keep = group
+    lead, trail = [], []
+    for f in FAMILIES:
+        mean = {}
+        for m in ("headline", "vendi"):
+            vals = [v for r in results if keep(r["dataset"])
+                    if (v := family_spearman(r["rows"], lambda row, m=m: row[m]).get(f)) is not None]
+            mean[m] = statistics.fmean(vals) if vals else None
+        if mean["headline"] is None or mean["vendi"] is None:
+            continue
+        (lead if mean["headline"] >= mean["vendi"] else trail).append(
+            f"{f} ({mean['headline']:.2f} vs {mean['vendi']:.2f})")
+    return [f"**Which number to read first** ({label}, headline vs Vendi): the headline ranks sets at least as well "
+            f"as Vendi on {len(lead)} of {len(lead) + len(trail)} families"
+            + (f" ({'; '.join(lead)})" if lead else "")
+            + (f" and trails it on {'; '.join(trail)}: for those families lead with `vendi_normalized` and read "
+               "the modes for what is missing, not for the ranking." if trail else ".")]
+
+
 def render(results: list[dict[str, Any]]) -> str:
     from eval.size_eval import FRESH, family_table
 
@@ -69,7 +96,7 @@ def render(results: list[dict[str, Any]]) -> str:
              "HWU64 scenarios, equal sizes per dataset. `headline`: expected distinct modes at 100 / 100 (order 0); "
              "`hill_1`: exp(entropy of the mode shares) / n; `hill_2`: inverse Simpson / n; `vendi` for reference. "
              "Spearman with the known order, mean over datasets. Nothing tuned; no default changed.", "",
-             *family_table(results, METRICS, groups)]
+             *family_table(results, METRICS, groups), "", *guidance(results, groups[0])]
     text = "\n".join(lines) + "\n"
     (RESULTS / "hill.md").write_text(text, encoding="utf-8")
     return text

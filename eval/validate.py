@@ -423,7 +423,7 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], markdown: Path, 
     (out / "analysis.json").write_text(json.dumps(analysis, indent=1, default=str))
     text = write_markdown(results, analysis, meta)
     for extra in ("compare_within.md", "compare_null.md", "tail_within.md", "tail_within_llm.md", "lineage_within.md",
-                  "tail_audit.md", "tail_audit_llm.md", "size.md", "hill.md"):
+                  "tail_audit.md", "tail_audit_llm.md", "size.md", "hill.md", "seeds_within.md"):
         if (out / extra).exists():
             text += "\n" + (out / extra).read_text(encoding="utf-8")
     markdown.write_text(text, encoding="utf-8")

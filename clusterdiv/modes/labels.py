@@ -35,6 +35,9 @@ CANDIDATES = ("knn", "logistic")
 MAX_FOLDS = 5
 KNN_K = 10
 LOW_CONFIDENCE = 0.5
+DEFAULT_MIN_CONFIDENCE = 0.5
+"""Batch and reference assignments below this top-class probability count for no label (see `label_coverage`);
+chosen on eval/seeds_within_eval.py's five sources (its LOSO figures are the out-of-sample ones)."""
 
 
 def _classifier(name: str, seed: int):
@@ -46,14 +49,15 @@ def _classifier(name: str, seed: int):
     return LogisticRegression(C=10.0, max_iter=2000, random_state=seed)
 
 
-def _out_of_fold(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def _out_of_fold(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = int(max(2, min(MAX_FOLDS, np.bincount(y).max())))
     with warnings.catch_warnings():  # a label of fewer rows than folds: sklearn warns, the fold still runs
         warnings.simplefilter("ignore")
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        return cross_val_predict(_classifier(name, seed), x, y, cv=splitter)
+        proba = cross_val_predict(_classifier(name, seed), x, y, cv=splitter, method="predict_proba")
+    return np.argmax(proba, axis=1), proba.max(axis=1)  # classes are 0..k-1 and every one is in some fold
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class LabelFit:
     out_of_fold: np.ndarray
     predicted: np.ndarray
     confidence: np.ndarray
+    out_of_fold_confidence: np.ndarray
     chosen: str
     scores: dict[str, float]
 
@@ -82,26 +87,33 @@ def fit_labels(batch_vectors: np.ndarray, reference_vectors: np.ndarray, referen
         raise InputError("the batch is empty")
     code = {n: k for k, n in enumerate(names)}
     y = np.array([code[v] for v in reference_labels], dtype=np.int64)
-    scores, oof = {}, {}
+    scores, oof, oof_conf = {}, {}, {}
     for name in CANDIDATES:
-        oof[name] = _out_of_fold(name, reference_vectors, y, seed)
+        oof[name], oof_conf[name] = _out_of_fold(name, reference_vectors, y, seed)
         scores[name] = float(f1_score(y, oof[name], average="macro"))
     chosen = max(CANDIDATES, key=lambda n: (scores[n], n == "knn"))
     model = _classifier(chosen, seed).fit(reference_vectors, y)
     proba = model.predict_proba(batch_vectors)
     return LabelFit(names=names, reference_codes=y, out_of_fold=oof[chosen],
                     predicted=model.classes_[np.argmax(proba, axis=1)], confidence=proba.max(axis=1),
+                    out_of_fold_confidence=oof_conf[chosen],
                     chosen=chosen, scores=scores)
 
 
 def label_coverage(fit: LabelFit, *, batch_ids: Sequence[str], reference_ids: Sequence[str], label_field: str,
-                   alpha: float, per_label: int = 3) -> LabelCoverage:
-    """The `label_coverage` section of a fit at false discovery rate `alpha`: see the module docstring."""
+                   alpha: float, per_label: int = 3,
+                   min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> LabelCoverage:
+    """The `label_coverage` section of a fit at false discovery rate `alpha`: see the module docstring.
+    An assignment below `min_confidence` counts for no label, on both sides alike (the reference's by its
+    out-of-fold confidence), as a noise point counts for no mode."""
+    from clusterdiv.modes.cluster import NOISE
     from clusterdiv.modes.shares import LACKING, cluster_shares, flag_test_text
 
     names, y, predicted, confidence = fit.names, fit.reference_codes, fit.predicted, fit.confidence
     ids = [*batch_ids, *reference_ids]
-    rows = cluster_shares([*predicted.tolist(), *fit.out_of_fold.tolist()],
+    batch_codes = np.where(confidence >= min_confidence, predicted, NOISE)
+    ref_codes = np.where(fit.out_of_fold_confidence >= min_confidence, fit.out_of_fold, NOISE)
+    rows = cluster_shares([*batch_codes.tolist(), *ref_codes.tolist()],
                           [True] * len(batch_ids) + [False] * len(reference_ids), ids,
                           alpha=alpha, per_cluster=per_label)
     true_count = np.bincount(y, minlength=len(names))
