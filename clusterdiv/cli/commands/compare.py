@@ -35,7 +35,7 @@ def compare_command(
     permutations: Annotated[int, typer.Option(help="Permutations per pairwise test", min=99)] = 1000,
     output_format: Format = OutputFormat.table,
     output: Annotated[Path | None, typer.Option(help="Write the comparison here instead of stdout")] = None,
-    opts: Annotated[ScoreOptions, vary("sample", "sample_width", "api_key", "reference", "input_format")],
+    opts: Annotated[ScoreOptions, vary("sample", "sample_width", "api_key", "reference", "input_format", "reference_label_field")],
 ) -> None:
     """Compare batches (e.g. generators): scores with intervals, significance, over/under-represented modes."""
     with handle_errors(opts.debug):

@@ -46,8 +46,8 @@ def explore_command(
         help="Offer a diverse subset (and, with --reference, real seeds for lacking modes) on the page")] = True,
     subset_budget: Annotated[int | None, typer.Option(
         help="Size of the page's diverse subset (default: half the batch)", min=1)] = None,
-    opts: Annotated[ScoreOptions, vary("sample_width", "api_key", "reference",
-                                       "input_format", sample=ExploreSample)],
+    opts: Annotated[ScoreOptions, vary("sample_width", "api_key", "reference", "input_format",
+                                       "reference_label_field", sample=ExploreSample)],
 ) -> None:
     """Explore a batch's semantic modes: named clusters on a 2-D map, one offline HTML page."""
     with handle_errors(opts.debug):
