@@ -51,6 +51,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the model-response cache.")
 app.add_typer(cache_app, name="cache")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from clusterdiv import __version__
+
+        typer.echo(f"clusterdiv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version, help="Print the version and exit")] = False) -> None:
+    """Measure the diversity of text datasets by LLM semantic clustering."""
+
 SEED_MAX = 2**32 - 1  # numpy's and most providers' seed range
 
 
