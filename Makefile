@@ -12,10 +12,11 @@ NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)')
 
 install: system-packages
-	# CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then llama.cpp, then the rest.
+	# CPU build of torch first (an unpinned torch pulls a multi-GB CUDA build), then llama.cpp (the local-llm
+	# extra's compiled part, built without AMX), then the rest: everything, extras included.
 	$(PIP) install torch==2.13.0
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir 'llama-cpp-python>=0.3.7'
-	$(PIP) install -e '.[dev,ray]'
+	$(PIP) install -e '.[dev,ray,local-llm]'
 
 # PostgreSQL server binaries let the history tests run against a real server, and Debian's
 # Chromium lets the explorer's browser test drive a real page (both skip when absent).

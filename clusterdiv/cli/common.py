@@ -50,7 +50,9 @@ def fail(exc: BaseException, debug: bool) -> NoReturn:
         message = f"{type(exc).__name__}: {message}"
     elif getattr(exc, "option", None) and flag_for(exc.option) not in message:
         message = f"{message} ({flag_for(exc.option)})"
-    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # a message holding [brackets] (an extra, a list) is text, not markup
+
+    stderr.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

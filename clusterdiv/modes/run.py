@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from clusterdiv.core.errors import InputError
 from clusterdiv.core.progress import NullProgress, ProgressReporter
 from clusterdiv.llm.structured import CallStats
 from clusterdiv.reports.report import RunConfig, Timings
@@ -124,9 +125,15 @@ class RunContext:
         from clusterdiv.llm.plugins import get_registry
 
         embedder = self.embedder(config.embedding_model)
+        try:
+            model_fingerprint = get_registry().fingerprint(config.llm.model)
+        except InputError:  # a run that called no LLM records its model even where it is not installed
+            if config.representation.uses_llm:
+                raise
+            model_fingerprint = f"{config.llm.model} (not installed; no call made)"
         return RunConfig(
             model=config.llm.model,
-            model_fingerprint=get_registry().fingerprint(config.llm.model),
+            model_fingerprint=model_fingerprint,
             embedding_model=embedder.spec.name,
             embedding_fingerprint=embedder.spec.fingerprint,
             prompt_file=space.prompt.source if config.prompt_file else BUNDLED_PROMPT,
