@@ -16,6 +16,8 @@ Model names choose a behaviour:
   fake/rawnewline  like echo, but with a raw (unescaped) newline inside the first string, as small local
                    models emit despite the grammar
   fake/yesman      a judge that says "yes" to every membership question (as the 135M model nearly does)
+  fake/metered     like echo, but reports usage (prompt and completion tokens by litellm's counter on the
+                   messages and the reply), as a real server does: what a run's spend is read from
   fake/ramble      like echo, but its cluster descriptions are a generic ramble about credit card fraud,
                    about none of the group's messages (as the 135M model writes); names stay "<word>"
 Naming: every model that answers at all (junk never does; picky not when a shown text has "#junk")
@@ -145,6 +147,13 @@ class FakeLLM:
             content = json.dumps(echo_criteria(text))
         model_response.choices[0].message.content = content
         model_response.model = f"fake/{model}"
+        if model == "metered":
+            from litellm.types.utils import Usage
+
+            prompt_tokens = litellm.token_counter(model="gpt-4o-mini", messages=messages)
+            completion_tokens = litellm.token_counter(model="gpt-4o-mini", text=content)
+            model_response.usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                         total_tokens=prompt_tokens + completion_tokens)
         return model_response
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> Any:

@@ -56,13 +56,49 @@ def fail(exc: BaseException, debug: bool) -> NoReturn:
     raise typer.Exit(code)
 
 
+def print_plan(plan: Any, output_format: OutputFormat | None) -> None:
+    """A dry run's plan on stdout: JSON, or a table (markdown and table alike)."""
+    if output_format is OutputFormat.json:
+        sys.stdout.write(plan.to_json() + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="LLM plan (dry run: no model was called)", title_justify="left")
+    for column in ("step", "model", "calls", "cached", "prompt tokens", "completion ≤", "cost ≤"):
+        table.add_column(column, justify="left" if column in ("step", "model") else "right", no_wrap=True)
+
+    def cost(value: float | None, calls: int) -> str:
+        return "$0" if not calls else "unknown price" if value is None else f"${value:.4f}"
+
+    for step in plan.steps:
+        table.add_row(step.stage, step.model, str(step.calls), str(step.cached), f"{step.prompt_tokens:,}",
+                      f"{step.completion_tokens_max:,}", cost(step.cost_usd_max, step.calls))
+    totals = plan.totals()
+    if len(plan.steps) != 1:
+        table.add_row("total", "", str(totals["calls"]), str(totals["cached"]), f"{totals['prompt_tokens']:,}",
+                      f"{totals['completion_tokens_max']:,}", cost(totals["cost_usd_max"], totals["calls"]))
+    console = Console()
+    console.print(table)
+    if not plan.steps:
+        console.print("no LLM step: a real run makes no LLM call", highlight=False)
+    if plan.note:
+        console.print(plan.note, highlight=False)
+
+
 @contextlib.contextmanager
-def handle_errors(debug: bool) -> Iterator[None]:
-    """The CLI's error contract around a command body (see the module docstring)."""
+def handle_errors(debug: bool, output_format: OutputFormat | None = None) -> Iterator[None]:
+    """The CLI's error contract around a command body (see the module docstring); a dry run's plan
+    (`PlanReady`, raised before any LLM call) is printed in `output_format` and exits 0."""
+    from clusterdiv.llm.structured import PlanReady  # litellm is imported only on a call
+
     try:
         yield
     except typer.Exit:
         raise
+    except PlanReady as ready:
+        print_plan(ready.plan, output_format)
+        raise typer.Exit(0) from None
     except KeyboardInterrupt:
         stderr.print("[yellow]interrupted[/yellow]: every answer received so far is cached; rerun to resume")
         raise typer.Exit(130) from None
@@ -245,6 +281,18 @@ Reference = Annotated[Path | None, typer.Option(help="Real data to compare again
 CacheDir = Annotated[Path | None, typer.Option(help="Cache directory (or $CLUSTERDIV_CACHE_DIR)")]
 Progress = Annotated[bool, typer.Option(help="Show progress bars on stderr")]
 Debug = Annotated[bool, typer.Option(help="Show tracebacks")]
+DryRun = Annotated[bool, typer.Option(
+    "--dry-run", help="Say what the LLM steps would send (calls = cache misses, prompt tokens counted on the "
+                      "real prompts, the most it can cost from litellm's offline price list) and call no model")]
+MaxCalls = Annotated[int | None, typer.Option(
+    min=0, help="Budget: refuse to start an LLM step whose plan needs more calls than are left; stop asking "
+                "once this many calls are made (answers paid for are cached: a rerun resumes)")]
+MaxCost = Annotated[float | None, typer.Option(
+    min=0.0, metavar="USD", help="Budget in US dollars (litellm's price of the usage the provider reports; "
+                                 "a model it does not price is not bounded): refused and stopped as --max-calls")]
+Partial = Annotated[bool, typer.Option(
+    help="With --max-calls/--max-cost: spend the budget even when the plan exceeds it, and stop there "
+         "(the report says how far it got; a rerun resumes from the cache)")]
 HistoryDb = Annotated[str | None, typer.Option(
     help="History database: a file path or SQLAlchemy URL (or $CLUSTERDIV_HISTORY_DB)")]
 Owner = Annotated[str | None, typer.Option(help="Who owns this dataset / produced this batch")]
@@ -257,7 +305,8 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
                  reference_size: int, metrics: str, representation: RepresentationChoice | None = None,
                  text_weight: float | None = None, threshold: float | None = None,
                  api_key: str | None = None, sample_width: float | None = None,
-                 timeout: float | None = None, alpha: float | None = None) -> Any:
+                 timeout: float | None = None, alpha: float | None = None,
+                 spend: dict[str, Any] | None = None) -> Any:
     """The ScoreConfig `score` would build from the same options (metric names validated)."""
     from clusterdiv.core.errors import InputError
     from clusterdiv.llm.structured import LLMSettings
@@ -270,7 +319,7 @@ def build_config(*, model: str, embedding_model: str, seed: int, sample: int | s
         raise InputError(str(exc)) from exc
     return ScoreConfig(
         llm=LLMSettings(model=model, seed=seed, api_base=api_base, api_key=api_key, concurrency=concurrency,
-                        **({"timeout": timeout} if timeout is not None else {})),
+                        **({"timeout": timeout} if timeout is not None else {}), **(spend or {})),
         embedding_model=embedding_model,
         prompt_file=str(prompt_file) if prompt_file else None,
         criteria=[c.strip() for c in criteria.split(",") if c.strip()] if criteria else None,

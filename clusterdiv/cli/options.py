@@ -24,13 +24,17 @@ from clusterdiv.cli.common import (
     Concurrency,
     Criteria,
     Debug,
+    DryRun,
     EmbeddingModel,
     IdField,
     InputFormatOpt,
     LabelField,
     LLMTimeout,
+    MaxCalls,
+    MaxCost,
     Metrics,
     Model,
+    Partial,
     Progress,
     PromptFile,
     Reference,
@@ -151,7 +155,24 @@ class InputOptions(OptionGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoreOptions(InputOptions):
+class SpendOptions(OptionGroup):
+    """What a command that can call an LLM may spend: a plan instead of a run (`--dry-run`) and a
+    budget (`--max-calls`, `--max-cost`, `--partial`). Every group with `--model` takes these, so
+    every LLM command plans and budgets alike (`llm.structured`: `announce_calls`, `budget_left`)."""
+
+    dry_run: DryRun = False
+    max_calls: MaxCalls = None
+    max_cost: MaxCost = None
+    partial: Partial = False
+
+    def spend(self) -> dict[str, Any]:
+        """The `LLMSettings` fields these options set."""
+        return {"dry_run": self.dry_run, "max_calls": self.max_calls, "max_cost": self.max_cost,
+                "partial": self.partial}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreOptions(SpendOptions, InputOptions):
     """What `score` needs to read the input and build the modes; `check`, `compare`, `explore` take it too."""
 
     model: Model = "local/smollm2"
@@ -184,7 +205,8 @@ class ScoreOptions(InputOptions):
                             api_key=self.api_key, concurrency=self.concurrency, timeout=self.timeout,
                             reference_size=self.reference_size, metrics=self.metrics,
                             representation=self.representation, text_weight=self.text_weight,
-                            threshold=self.threshold, sample_width=self.sample_width, alpha=self.alpha)
+                            threshold=self.threshold, sample_width=self.sample_width, alpha=self.alpha,
+                            spend=self.spend())
 
     def load_options(self) -> dict[str, Any]:
         """`load_corpus` options for the input."""

@@ -96,7 +96,7 @@ def score(
         help="Ray cluster to join (host:port, ray://host:10001 or auto); default: start one here")] = None,
 ) -> None:
     """Score the diversity of a dataset and print the report."""
-    with handle_errors(opts.debug):
+    with handle_errors(opts.debug, output_format):
         from clusterdiv.reports.report import render_markdown, render_table
         from clusterdiv.tasks.score import score as run_score
 

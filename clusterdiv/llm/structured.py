@@ -54,6 +54,13 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, repr=False)
     concurrency: int = Field(default=4, ge=1, le=256)
     max_input_chars: int = Field(default=1200, ge=50)
+    # What the run may spend (never part of the cache key: they decide whether to ask, not the answer).
+    # `dry_run`: plan only, no call. `max_calls` / `max_cost` (USD): a step whose plan exceeds what is
+    # left is refused before its first call unless `partial`, and a run stops asking once spent.
+    dry_run: bool = False
+    max_calls: int | None = Field(default=None, ge=0)
+    max_cost: float | None = Field(default=None, ge=0)
+    partial: bool = False
 
     def answer_affecting(self) -> dict[str, Any]:
         """The parameters that can change a model's answer (concurrency and retries cannot)."""
@@ -88,6 +95,12 @@ class CallStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache_hits: int = 0
+    cost_usd: float = 0.0  # litellm's price of the usage the provider reported, for priced models
+    unpriced_calls: int = 0  # answered calls whose model litellm's cost map does not price
+    not_asked: int = 0  # examples left unasked because the budget was spent
+    stopped: str | None = None  # why the run stopped asking (its budget), or None
+    plan: list[StepPlan] = field(default_factory=list)  # each LLM step's plan, in order
+    dry_run: bool = False  # a dry run reached an LLM step: the run context ends it with the plan
     errors: list[str] = field(default_factory=list)
     last_error: str | None = None  # the signature of the previous example's final error, to spot systematic ones
     error_streak: int = 0  # examples in a row that ended with that same error
@@ -298,9 +311,6 @@ def llm_cache_key(prompt: PromptTemplate, variables: dict[str, Any], schema: typ
     )
 
 
-_CHARS_PER_TOKEN = 4  # the usual English rule of thumb; an estimate before any call, not a bill
-
-
 def _seconds_per_call(settings: LLMSettings) -> float | None:
     """A measured rate for the bundled model; None for any other (its speed is the server's)."""
     from clusterdiv.llm.local import SECONDS_PER_CALL
@@ -309,48 +319,169 @@ def _seconds_per_call(settings: LLMSettings) -> float | None:
     return SECONDS_PER_CALL if provider == "local" and name in {"smollm2", "SmolLM2", "smollm2-135m"} else None
 
 
-def _cost_bound(settings: LLMSettings, prompt: PromptTemplate, asked: list[dict[str, Any]]) -> float | None:
-    """Dollars at most, when litellm's offline cost map prices the model: prompts estimated from their
-    characters, every answer at `max_tokens`. None for in-process, self-hosted or unpriced models."""
+def price(settings: LLMSettings, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """Dollars for these tokens from litellm's offline cost map; None where it has no price: an
+    in-process or self-hosted model (`api_base`: the map's price is the vendor's, not the server's)
+    or a model the map does not know. The one pricing rule of plans, budgets and spend."""
     if settings.api_base or get_registry().handler_for(settings.model) is not None:
         return None
-    import litellm  # the calls about to be made import it anyway
+    import litellm
 
-    chars = sum(len(str(m.get("content", ""))) for v in asked for m in prompt.messages(**v))
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
-            model=settings.model, prompt_tokens=chars // _CHARS_PER_TOKEN,
-            completion_tokens=len(asked) * settings.max_tokens)
+            model=settings.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     except Exception:  # not in the cost map: litellm raises, in several ways
         return None
-    total = float(prompt_cost) + float(completion_cost)
-    return total if total > 0 else None
+    return float(prompt_cost) + float(completion_cost)
+
+
+def count_prompt_tokens(settings: LLMSettings, schema: type[BaseModel], messages: list[dict[str, Any]]) -> int:
+    """The prompt tokens one request will send, by litellm's token counter for the model (its own
+    tokenizer where litellm knows one, else tiktoken's cl100k), on the messages exactly as sent."""
+    import litellm
+
+    _, sent = _request_format(response_format_mode(settings), schema, messages)
+    return int(litellm.token_counter(model=settings.model, messages=sent))
+
+
+class StepPlan(BaseModel):
+    """What one LLM step will send before it sends it: calls are its cache misses (one per example;
+    a retry or a re-ask is a further call, so the actual count can only be higher), prompt tokens
+    counted on the real prompts, completion tokens at most `max_tokens` per call."""
+
+    stage: str
+    model: str
+    calls: int
+    cached: int
+    prompt_tokens: int
+    completion_tokens_max: int
+    cost_usd_max: float | None  # None: litellm's cost map has no price for the model ("unknown price")
+
+
+class LLMPlan(BaseModel):
+    """A dry run's answer: each LLM step reached, and whether the plan covers the whole run."""
+
+    steps: list[StepPlan]
+    complete: bool  # False: a later step's inputs depend on answers this plan has not bought
+    note: str | None = None
+
+    @property
+    def calls(self) -> int:
+        return sum(s.calls for s in self.steps)
+
+    def totals(self) -> dict[str, Any]:
+        costs = [s.cost_usd_max for s in self.steps if s.calls]
+        return {"calls": self.calls, "cached": sum(s.cached for s in self.steps),
+                "prompt_tokens": sum(s.prompt_tokens for s in self.steps),
+                "completion_tokens_max": sum(s.completion_tokens_max for s in self.steps),
+                "cost_usd_max": None if any(c is None for c in costs) else round(sum(c or 0.0 for c in costs), 6)}
+
+    def to_json(self) -> str:
+        return json.dumps({**self.model_dump(mode="json"), "totals": self.totals()}, indent=2)
+
+
+class PlanReady(ClusterdivError):  # noqa: N818  (a signal, not a failure)
+    """Raised by a dry run at its first step with cache misses, before any call: carries the plan.
+    Exit 0 (the CLI renders the plan); a step whose answers are all cached is planned and run."""
+
+    exit_code = 0
+
+    def __init__(self, plan: LLMPlan):
+        super().__init__(f"plan: {plan.calls} LLM calls")
+        self.plan = plan
+
+
+class BudgetExceeded(ClusterdivError):
+    """A step's plan exceeds what is left of the budget: refused before its first call (exit 2)."""
+
+    exit_code = 2
+
+
+class _BudgetSpent(Exception):
+    """Inside `agenerate_structured`: the budget is spent, so this example is not asked."""
+
+
+def budget_left(settings: LLMSettings, stats: CallStats) -> str | None:
+    """Why no further call may be sent (the budget is spent), or None."""
+    if settings.max_calls is not None and stats.calls >= settings.max_calls:
+        return f"stopped at its budget of {settings.max_calls} calls"
+    if settings.max_cost is not None and stats.cost_usd >= settings.max_cost:
+        return f"stopped at its budget of ${settings.max_cost:g} (spent ${stats.cost_usd:.4f})"
+    return None
+
+
+def plan_calls(stage: str, prompt: PromptTemplate, inputs: list[dict[str, Any]], schema: type[BaseModel], *,
+               settings: LLMSettings, cache: Any) -> StepPlan | None:
+    """A step's plan from its cache misses (looked up without counting as reads: `ModelCache.stored`);
+    None when `cache` cannot be looked into (an engine worker's recorder)."""
+    stored = getattr(cache, "stored", None)
+    if stored is None:
+        return None
+    keys = [llm_cache_key(prompt, v, schema, settings=settings) for v in inputs]
+    found = stored(keys) if keys else set()
+    asked = [v for k, v in zip(keys, inputs, strict=True) if k not in found]
+    prompt_tokens = sum(count_prompt_tokens(settings, schema, prompt.messages(**v)) for v in asked) if asked else 0
+    completion_max = len(asked) * settings.max_tokens
+    cost = price(settings, prompt_tokens, completion_max) if asked else 0.0
+    return StepPlan(stage=stage, model=settings.model, calls=len(asked), cached=len(inputs) - len(asked),
+                    prompt_tokens=prompt_tokens, completion_tokens_max=completion_max,
+                    cost_usd_max=None if cost is None else round(cost, 6))
+
+
+def _check_budget(plan: StepPlan, settings: LLMSettings, stats: CallStats) -> None:
+    """Refuse a step whose plan exceeds what is left of the budget (unless spending it in parts)."""
+    if settings.partial:
+        return
+    if settings.max_calls is not None and stats.calls + plan.calls > settings.max_calls:
+        raise BudgetExceeded(
+            f"the plan exceeds the budget: {plan.stage} needs {plan.calls} calls ({plan.cached} cached), "
+            f"{settings.max_calls} allowed, {stats.calls} already made; nothing was sent for this step "
+            "(raise the budget, or spend it in parts and rerun to resume)", option="max_calls")
+    if settings.max_cost is not None and plan.cost_usd_max is not None \
+            and stats.cost_usd + plan.cost_usd_max > settings.max_cost:
+        raise BudgetExceeded(
+            f"the plan exceeds the budget: {plan.stage} costs at most ${plan.cost_usd_max:.4f} "
+            f"({plan.calls} calls, {plan.prompt_tokens} prompt tokens, {plan.completion_tokens_max} completion "
+            f"tokens at most), ${settings.max_cost:g} allowed, ${stats.cost_usd:.4f} already spent; nothing was "
+            "sent for this step (raise the budget, or spend it in parts and rerun to resume)", option="max_cost")
 
 
 def announce_calls(progress: Any, stage: str, prompt: PromptTemplate, inputs: list[dict[str, Any]],
-                   schema: type[BaseModel], *, settings: LLMSettings, cache: Any, workers: int = 1) -> int | None:
-    """Before a step's first LLM call, one line on `progress`: the model, the calls the step will send
-    (its cache misses), the expected time and, for a priced model, the most it can cost:
+                   schema: type[BaseModel], *, settings: LLMSettings, cache: Any, workers: int = 1,
+                   stats: CallStats | None = None) -> int | None:
+    """Before a step's first LLM call: its plan (`plan_calls`), checked against the budget, and one
+    line on `progress`: the model, the calls the step will send (its cache misses), the prompt tokens,
+    the expected time and, for a priced model, the most it can cost:
 
-        LLM: local/smollm2 · criteria · 289 calls (12 cached) · about 3 min 22 s
+        LLM: local/smollm2 · criteria · 289 calls (12 cached) · 41,310 prompt tokens · about 3 min 22 s
 
     Every LLM step calls this once, so no step pays for minutes of calls without saying so first;
-    nothing is said when every answer is cached. Returns the calls counted (None when `progress` takes
-    no announcements or `cache` cannot be looked into, e.g. an engine worker's recorder)."""
-    stored = getattr(cache, "stored", None)
-    if not announces(progress) or stored is None or not inputs:
+    nothing is said when every answer is cached. A dry run (`settings.dry_run`) stops here with the
+    plan (`PlanReady`) at the first step with misses. Returns the calls counted (None when `cache`
+    cannot be looked into, e.g. an engine worker's recorder)."""
+    stats = stats if stats is not None else CallStats()
+    if not inputs and not settings.dry_run:
         return None
-    keys = [llm_cache_key(prompt, v, schema, settings=settings) for v in inputs]
-    found = stored(keys)
-    asked = {k: v for k, v in zip(keys, inputs, strict=True) if k not in found}
-    if not asked:
+    plan = plan_calls(stage, prompt, inputs, schema, settings=settings, cache=cache)
+    if plan is None:
+        return None
+    stats.plan.append(plan)
+    if settings.dry_run:
+        stats.dry_run = True
+        if plan.calls:
+            raise PlanReady(LLMPlan(steps=stats.plan, complete=False,
+                                    note=f"stopped planning at {stage}: any later LLM step needs its answers"))
         return 0
-    calls = len(asked)
-    parts = [f"LLM: {settings.model}", stage, f"{calls} call{'s' if calls != 1 else ''} ({len(inputs) - calls} cached)"]
+    _check_budget(plan, settings, stats)
+    if not plan.calls or not announces(progress):
+        return plan.calls
+    calls = plan.calls
+    parts = [f"LLM: {settings.model}", stage, f"{calls} call{'s' if calls != 1 else ''} ({plan.cached} cached)",
+             f"{plan.prompt_tokens:,} prompt tokens"]
     rate = _seconds_per_call(settings)
     parts.append(f"about {format_duration(calls * rate / max(1, workers))}" if rate is not None else "time unknown")
-    cost = _cost_bound(settings, prompt, list(asked.values()))
-    if cost is not None:
+    cost = plan.cost_usd_max
+    if cost:
         parts.append(f"at most ${cost:.2f}" if cost >= 0.01 else "under $0.01")
     progress.announce(" · ".join(parts))
     return calls
@@ -375,6 +506,14 @@ async def agenerate_structured(
             stats.cache_hits += 1
             return cached
         cache.reject(key)  # damaged or foreign entry: counted as corrupt, asked again below
+
+    if model.dry_run:  # a step that planned nothing (no announcement) still sends nothing
+        raise PlanReady(LLMPlan(steps=stats.plan, complete=False, note="an LLM step was reached unplanned"))
+    stopped = budget_left(model, stats)
+    if stopped is not None:
+        # Not asked, not cached, not a failure of the example: a rerun (with budget left) asks it.
+        stats.stopped, stats.not_asked = stopped, stats.not_asked + 1
+        return LLMOutcome(error=f"not asked: the run {stopped}")
 
     import litellm  # only on a cache miss: importing it takes seconds
 
@@ -422,6 +561,9 @@ async def agenerate_structured(
                         kwargs["response_format"] = response_format
                     if not start_call():  # Ctrl-C: nothing new is sent; answers already asked for still arrive
                         raise asyncio.CancelledError
+                    spent = budget_left(model, stats)  # checked and counted with no await between
+                    if spent is not None:
+                        raise _BudgetSpent(spent)
                     stats.calls += 1
                     try:
                         if executor is not None:
@@ -438,8 +580,14 @@ async def agenerate_structured(
                         raise
                 usage = getattr(response, "usage", None)
                 if usage is not None:
-                    stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-                    stats.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+                    used = (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
+                    stats.prompt_tokens += used[0]
+                    stats.completion_tokens += used[1]
+                    cost = price(model, *used)
+                    if cost is None:
+                        stats.unpriced_calls += 1
+                    else:
+                        stats.cost_usd += cost
                 content = response.choices[0].message.content
                 try:
                     value = _parse(content, schema)
@@ -462,6 +610,9 @@ async def agenerate_structured(
         outcome = LLMOutcome(error=f"invalid answer after {attempts} attempts: {exc}", attempts=attempts)
         cache.set(key, outcome.model_dump(exclude={"cached"}))
         stats.failures += 1
+    except _BudgetSpent as exc:  # mid-example (a retry): what it paid for is counted, nothing is cached
+        stats.stopped, stats.not_asked = str(exc), stats.not_asked + 1
+        outcome = LLMOutcome(error=f"not asked: the run {exc}", attempts=attempts - 1)
     except FatalLLMError:
         raise
     except Exception as exc:

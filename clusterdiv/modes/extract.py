@@ -52,7 +52,7 @@ async def aextract_criteria(
     schema = prompt.output_model
     semaphore = asyncio.Semaphore(model.concurrency)
     announce_calls(progress, "criteria", prompt, [prompt_variables(e, model) for e in examples], schema,
-                   settings=model, cache=cache)
+                   settings=model, cache=cache, stats=stats)
     progress.start("extract", len(examples))
 
     async def one(example: Example) -> Extraction:
@@ -140,7 +140,7 @@ def _extract_on(distributed: Engine, examples: Sequence[Example], *, model: LLMS
 
     schema = prompt.output_model
     announce_calls(progress, "criteria", prompt, [prompt_variables(e, model) for e in examples], schema,
-                   settings=model, cache=cache, workers=distributed.settings.workers or 1)
+                   settings=model, cache=cache, workers=distributed.settings.workers or 1, stats=stats)
     keys = [llm_cache_key(prompt, prompt_variables(e, model), schema, settings=model) for e in examples]
     stored = cache.get_many(keys)
     hits = [k for k, v in enumerate(stored) if v is not None]

@@ -169,6 +169,8 @@ def build_mode_space(groups: Mapping[str, Sequence[Example]], config: Any, run: 
     """
     from clusterdiv.modes.stages import cluster_examples, represent_examples
 
+    if config.llm.dry_run:  # a run with no LLM step to plan still ends with its (empty) plan
+        run.stats.dry_run = True
     if prompt is None:
         prompt, resolved = resolve_prompt(config)
         fields = resolved if fields is None else fields
@@ -237,7 +239,7 @@ def _extract_by_group(todo: list[int], members: list[tuple[str, Example]], stage
         from clusterdiv.modes.extract import prompt_variables
 
         announce_calls(run.progress, "criteria", prompt, [prompt_variables(staged[k], config.llm) for k in todo],
-                       prompt.output_model, settings=config.llm, cache=run.cache)
+                       prompt.output_model, settings=config.llm, cache=run.cache, stats=run.stats)
     run.progress.start("extract", len(todo))
     try:
         for group in dict.fromkeys(members[k][0] for k in todo):

@@ -83,8 +83,14 @@ class RunContext:
     def __enter__(self) -> RunContext:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close()
+        if exc_type is None and self.stats.dry_run:
+            # A dry run that got to the end: every LLM step it reached was cached, so its plan is the
+            # whole run's (0 calls), and what it computed is not the answer it was asked for.
+            from clusterdiv.llm.structured import LLMPlan, PlanReady
+
+            raise PlanReady(LLMPlan(steps=self.stats.plan, complete=True))
 
     # ------------------------------------------------------------ measurement
 
@@ -113,6 +119,10 @@ class RunContext:
         if tokens:
             t.prompt_tokens = self.stats.prompt_tokens
             t.completion_tokens = self.stats.completion_tokens
+        if llm:
+            t.llm_cost_usd = round(self.stats.cost_usd, 6)
+            t.llm_unpriced_calls = self.stats.unpriced_calls
+            t.llm_stopped, t.llm_not_asked = self.stats.stopped, self.stats.not_asked
         t.embedding_calls = sum(e.calls for e in {id(e): e for e in self._embedders.values()}.values())
         if self._cache is not None:
             t.embedding_cache_hits = self._cache.saved_hits("embedding") - self._embedding_hits  # not its own writes

@@ -209,6 +209,29 @@ class Timings(BaseModel):
     embedding_cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Spend: litellm's price of the usage each provider reported (0 when every call was unpriced or
+    # cached), the answered calls it could not price (a local server, an unknown model), and, for a
+    # run that stopped at its budget, why and how many examples were left unasked (a rerun asks them).
+    llm_cost_usd: float = 0.0
+    llm_unpriced_calls: int = 0
+    llm_stopped: str | None = None
+    llm_not_asked: int = 0
+
+    @property
+    def spent(self) -> bool:
+        """Whether there is any spend to show (a call made, or a run stopped at its budget)."""
+        return bool(self.llm_calls or self.llm_stopped)
+
+    def spend(self) -> str:
+        """The spend in one phrase, for the renderers: tokens, cost, and where the run stopped."""
+        cost = f"${self.llm_cost_usd:.4f}" if self.llm_cost_usd else "$0"
+        if self.llm_unpriced_calls:
+            cost += f" (+{self.llm_unpriced_calls} calls at unknown price)"
+        text = f"tokens {self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion, cost {cost}"
+        if self.llm_stopped:
+            text += (f"; the run {self.llm_stopped} after {self.llm_calls} calls: {self.llm_not_asked} "
+                     "examples not asked (every answer paid for is cached; rerun to resume)")
+        return text
 
 
 class Report(BaseModel):
@@ -410,7 +433,8 @@ def render_markdown(report: Report, *, top: int = 10, all_modes: bool = False) -
         "",
         f"_timings: total {t.total_s:.1f}s (extract {t.extract_s:.1f}s, embed {t.embed_s:.1f}s, "
         f"cluster {t.cluster_s:.1f}s); LLM calls {t.llm_calls}, LLM cache hits {t.llm_cache_hits}, "
-        f"embeddings computed {t.embedding_calls}, embedding cache hits {t.embedding_cache_hits}_",
+        f"embeddings computed {t.embedding_calls}, embedding cache hits {t.embedding_cache_hits}"
+        + (f"; LLM {t.spend()}" if t.spent else "") + "_",
     ]
     return "\n".join(lines) + "\n"
 
@@ -519,3 +543,13 @@ def render_table(report: Report, console: Any, *, top: int = 10, all_modes: bool
         + (f" | model {report.config.model} | prompt {report.config.prompt_sha256[:12]}" if llm_used(report) else "")
         + "[/dim]"
     )
+    print_spend(t, console)
+
+
+def print_spend(t: Timings, console: Any) -> None:
+    """The LLM spend under a table; a run that stopped at its budget says so in colour."""
+    if t.spent:
+        from rich.markup import escape
+
+        console.print(f"[{'yellow' if t.llm_stopped else 'dim'}]LLM {escape(t.spend())}[/]", highlight=False,
+                      soft_wrap=True)

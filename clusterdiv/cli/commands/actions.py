@@ -32,7 +32,7 @@ from clusterdiv.cli.common import (
     check_outputs,
     handle_errors,
 )
-from clusterdiv.cli.options import InputOptions, shared_options, vary
+from clusterdiv.cli.options import InputOptions, SpendOptions, shared_options, vary
 from clusterdiv.core.records import REFERENCE_SIZE
 from clusterdiv.modes.shares import DEFAULT_ALPHA
 from clusterdiv.tasks.actions.render import pct, seeds_summary, select_markdown
@@ -42,7 +42,7 @@ RealValues = Annotated[str, typer.Option(help="Comma-separated source values tha
 
 
 @dataclasses.dataclass(frozen=True)
-class ActionOptions(InputOptions):
+class ActionOptions(SpendOptions, InputOptions):
     """What `select` and `seeds` share: how real rows are told apart, how the modes are built, the input."""
 
     source_field: SourceField = "source"
@@ -66,7 +66,7 @@ class ActionOptions(InputOptions):
         return build_config(model=self.model, embedding_model=self.embedding_model, seed=self.seed, sample=None,
                             prompt_file=None, criteria=None, api_base=None, concurrency=4, reference_size=REFERENCE_SIZE,
                             metrics="none", representation=self.representation, threshold=self.threshold,
-                            timeout=self.timeout, alpha=self.alpha)
+                            timeout=self.timeout, alpha=self.alpha, spend=self.spend())
 
     def load_options(self) -> dict[str, Any]:
         return super().load_options(format=self.input_format.value if self.input_format else None,
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """A subset of N examples that covers the modes, follows the reference and keeps the mix budget."""
 
-        with handle_errors(opts.debug):
+        with handle_errors(opts.debug, opts.output_format):
             from clusterdiv.cli.common import stderr
             from clusterdiv.tasks.actions.select import select_subset
             from clusterdiv.tasks.actions.write import default_output, write_examples

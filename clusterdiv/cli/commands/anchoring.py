@@ -29,7 +29,7 @@ from clusterdiv.cli.common import (
     handle_errors,
     stderr,
 )
-from clusterdiv.cli.options import InputOptions, shared_options, vary
+from clusterdiv.cli.options import InputOptions, SpendOptions, shared_options, vary
 from clusterdiv.modes.shares import DEFAULT_ALPHA
 
 
@@ -52,7 +52,7 @@ class MixClusterOn(str, Enum):  # a mix without labels is always grouped by some
 
 
 @dataclasses.dataclass(frozen=True)
-class AnchoringOptions(InputOptions):
+class AnchoringOptions(SpendOptions, InputOptions):
     """The options every anchoring command shares (`lineage` calls no LLM: it takes them without those)."""
 
     model: Model = "local/smollm2"
@@ -72,7 +72,7 @@ class AnchoringOptions(InputOptions):
         from clusterdiv.llm.structured import LLMSettings
 
         return LLMSettings(model=self.model, seed=self.seed, api_base=self.api_base, concurrency=self.concurrency,
-                           **({"timeout": self.timeout} if self.timeout is not None else {}))
+                           **({"timeout": self.timeout} if self.timeout is not None else {}), **self.spend())
 
     def reference_load_options(self, **extra: Any) -> dict[str, Any]:
         """The batch's ids are not the reference's: `--id-field` applies to the batch only."""
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Count the batch examples covering each tail entry; the uncovered ones come first, in red."""
 
-        with handle_errors(opts.debug):
+        with handle_errors(opts.debug, opts.output_format):
             from clusterdiv.core.errors import InputError
             from clusterdiv.tasks.anchoring.tail import audit_tail
 
@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Real versus synthetic counts and token shares, overall and per label or cluster, vs a target."""
 
-        with handle_errors(opts.debug):
+        with handle_errors(opts.debug, opts.output_format):
             from clusterdiv.tasks.anchoring.mix import mix_budget
 
             opts.check_output(dataset)
@@ -200,11 +200,12 @@ def register(app: typer.Typer) -> None:
                                                             "is the share of fresh real data falsely flagged; "
                                                             "default 97)")] = None,
         near_dup_jaccard: Annotated[float, typer.Option(help="Shingle Jaccard of a near duplicate")] = 0.8,
-        opts: Annotated[AnchoringOptions, vary("model", "api_base", "concurrency", "timeout", "seed")],
+        opts: Annotated[AnchoringOptions, vary("model", "api_base", "concurrency", "timeout", "seed",
+                                                         "dry_run", "max_calls", "max_cost", "partial")],
     ) -> None:
         """Flag batch examples copied or paraphrased from earlier synthetic batches rather than real data."""
 
-        with handle_errors(opts.debug):
+        with handle_errors(opts.debug, opts.output_format):
             from clusterdiv.core.errors import InputError
             from clusterdiv.tasks.anchoring.lineage import DEFAULT_REAL_PERCENTILE, check_lineage
 
@@ -239,7 +240,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Shelf life: MAUVE, recall, coverage and per-mode share shifts vs fresh real data; a verdict."""
 
-        with handle_errors(opts.debug):
+        with handle_errors(opts.debug, opts.output_format):
             from clusterdiv.tasks.anchoring.drift import drift
 
             opts.check_output(batch, reference)

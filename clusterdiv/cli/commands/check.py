@@ -48,7 +48,7 @@ def check(
     opts: Annotated[ScoreOptions, vary("label_field")],
 ) -> None:
     """Score BATCH, record it, and exit 3 if it breaches its dataset's thresholds (see `track`)."""
-    with handle_errors(opts.debug):
+    with handle_errors(opts.debug, output_format):
         from rich.console import Console
 
         from clusterdiv.core.errors import InputError

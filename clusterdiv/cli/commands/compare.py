@@ -38,7 +38,7 @@ def compare_command(
     opts: Annotated[ScoreOptions, vary("sample", "sample_width", "api_key", "reference", "input_format", "reference_label_field")],
 ) -> None:
     """Compare batches (e.g. generators): scores with intervals, significance, over/under-represented modes."""
-    with handle_errors(opts.debug):
+    with handle_errors(opts.debug, output_format):
         from io import StringIO
 
         from rich.console import Console

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from clusterdiv.reports.markdown import md_code, md_text
-from clusterdiv.reports.report import Report
+from clusterdiv.reports.report import Report, print_spend
 from clusterdiv.reports.sections import Drift, Lineage, MixBudget, Neighbour, TailAudit
 
 SECTIONS = ("tail_audit", "mix", "lineage", "drift")
@@ -206,7 +206,8 @@ def render_markdown(report: Report) -> str:
         lines += [""] + _MD[name](section)
     t = report.timings
     lines += ["", f"_timings: total {t.total_s:.1f}s; LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}); "
-                  f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits})_"]
+                  f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits})"
+                  + (f"; LLM {t.spend()}" if t.spent else "") + "_"]
     return "\n".join(lines) + "\n"
 
 
@@ -313,3 +314,4 @@ def render_table(report: Report, console: Any) -> None:
     t = report.timings
     console.print(f"[dim]total {t.total_s:.1f}s | LLM calls {t.llm_calls} (cache hits {t.llm_cache_hits}) | "
                   f"embeddings computed {t.embedding_calls} (cache hits {t.embedding_cache_hits})[/dim]")
+    print_spend(t, console)

@@ -169,7 +169,8 @@ async def _ajudge(pairs: list[tuple[int, int]], texts: list[str], entries: list[
         reporter.advance("judge", cached=outcome.cached)
         return key, (str(outcome.value["member"]) if outcome.value else None)
 
-    announce_calls(progress, "judge", prompt, [variables(k) for k in unique], schema, settings=settings, cache=cache)
+    announce_calls(progress, "judge", prompt, [variables(k) for k in unique], schema, settings=settings, cache=cache,
+                   stats=stats)
     with stage(progress, "judge", len(unique)):
         answers = dict(await asyncio.gather(*(one(k) for k in unique)))
     return {pair: answers[key] for key, group in unique.items() for pair in group}

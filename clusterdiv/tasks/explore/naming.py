@@ -224,7 +224,7 @@ async def aname_clusters(
 
     semaphore = asyncio.Semaphore(model.concurrency)
     announce_calls(progress, "naming", prompt, [inputs[c] for c in sorted(asked)], schema, settings=model,
-                   cache=cache)
+                   cache=cache, stats=stats)
     progress.start("name", len(asked))
 
     async def one(cluster: int) -> ClusterName:
