@@ -82,8 +82,9 @@ def test_partial_budget_pays_exactly_its_calls_caches_them_and_a_rerun_resumes(f
     assert timings["llm_stopped"] == "stopped at its budget of 10 calls"
     assert timings["prompt_tokens"] > 0 and timings["llm_unpriced_calls"] == 10
 
-    table = run_cli(["score", str(fifty), "--model", "fake/metered", *CRITERIA, "--max-calls", "0", "--partial"],
-                    subprocess_env)
+    table = run_cli(["score", str(fifty), "--model", "fake/metered", "--representation", "criteria",
+                     "--max-calls", "0", "--partial"], subprocess_env)  # recorded by default: it must not be
+    assert "run not recorded in history" in table.stderr
     assert table.returncode == 0, table.stderr
     assert calls_made(subprocess_env) == 10  # a budget of nothing asks nothing
     assert "stopped at its budget of 0 calls" in table.stdout and "40 examples not asked" in table.stdout

@@ -79,6 +79,8 @@ def print_plan(plan: Any, output_format: OutputFormat | None) -> None:
         table.add_row("total", "", str(totals["calls"]), str(totals["cached"]), f"{totals['prompt_tokens']:,}",
                       f"{totals['completion_tokens_max']:,}", cost(totals["cost_usd_max"], totals["calls"]))
     console = Console()
+    if not console.is_terminal:  # a pipe or a file has no width to measure: never cut a figure
+        console = Console(width=120)
     console.print(table)
     if not plan.steps:
         console.print("no LLM step: a real run makes no LLM call", highlight=False)

@@ -62,6 +62,10 @@ def record_from_cli(report: Any, *, file: Path, dataset: str | None, batch_id: s
     """`score`'s recording step. A history failure warns instead of failing: the report the user
     asked for is already computed and still gets printed; `check` records strictly instead."""
     name = recorded_dataset(file, dataset)
+    if report.timings.llm_stopped:  # a score over the examples a budget bought is not the batch's score
+        console.print(f"[yellow]warning:[/yellow] run not recorded in history: it {report.timings.llm_stopped} "
+                      "with examples not asked; rerun to resume, then it is recorded", highlight=False)
+        return None
     try:
         run_id = record_report(report, dataset=name, batch_id=batch_id, owner=owner, tags=tags or (), db=db)
     except Exception as exc:  # noqa: BLE001 - any storage problem becomes one warning line
