@@ -16,9 +16,10 @@ REQUIRED_KEYS = {"n_samples", "n_clusters", "score", "score_normalized", "ci95",
                  "config", "timings"}
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 240,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "clusterdiv.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, cwd=cwd)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -3,12 +3,17 @@
 `real` (48 freely worded assistant requests, 12 intents) and `synthetic_collapsed` (48 examples
 from a generator that collapsed onto three intents) are scored with the default representation,
 the raw text (no LLM call), and printed side by side with the commands to try next.
+`--copy-to DIR` writes the two files into DIR first, so the commands it suggests (and the docs'
+quick start) run on short relative paths in any installation, not on a path inside site-packages.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -22,9 +27,12 @@ from clusterdiv.cli.common import (
     progress_bars,
 )
 
+CopyTo = Annotated[Path | None, typer.Option(
+    "--copy-to", metavar="DIR", help="Copy the two demo files into DIR (created if absent) and suggest commands on them")]
+
 
 def demo_command(output_format: Format = OutputFormat.table, cache_dir: CacheDir = None, progress: Progress = True,
-                 debug: Debug = False) -> None:
+                 debug: Debug = False, copy_to: CopyTo = None) -> None:
     """Score the bundled demo sets (real vs collapsed synthetic) and show what to try next."""
     with handle_errors(debug):
         from clusterdiv.core.cache import ModelCache
@@ -33,6 +41,11 @@ def demo_command(output_format: Format = OutputFormat.table, cache_dir: CacheDir
         from clusterdiv.tasks.score import score
 
         paths = {name: demo.path(name) for name in demo.DATASETS}
+        if copy_to is not None:
+            copy_to.mkdir(parents=True, exist_ok=True)
+            paths = {name: Path(shutil.copy(path, copy_to / path.name)) for name, path in paths.items()}
+            if copy_to.resolve() == Path.cwd().resolve():
+                paths = {name: Path(path.name) for name, path in paths.items()}
         with ModelCache(cache_dir) as cache, progress_bars(progress) as bars:
             reports = {name: score(path, config=ScoreConfig(), cache=cache, progress=bars,
                                    load_options={"id_field": "id", "label_field": "intent"})
