@@ -89,8 +89,64 @@ def test_partial_budget_pays_exactly_its_calls_caches_them_and_a_rerun_resumes(f
     assert calls_made(subprocess_env) == 10  # a budget of nothing asks nothing
     assert "stopped at its budget of 0 calls" in table.stdout and "40 examples not asked" in table.stdout
 
-    rerun = run_cli(["score", str(fifty), "--model", "fake/metered", *CRITERIA, "--format", "json"], subprocess_env)
+    rerun = run_cli(["score", str(fifty), "--model", "fake/metered", "--representation", "criteria",
+                     "--dataset", "budgeted", "--format", "json"], subprocess_env)
     assert rerun.returncode == 0, rerun.stderr
     assert calls_made(subprocess_env) == 50  # the 10 paid answers came from the cache
     timings = json.loads(rerun.stdout)["timings"]
     assert (timings["llm_calls"], timings["llm_cache_hits"], timings["llm_stopped"]) == (40, 10, None)
+
+    # the completed run is recorded with its spend, shown by `history`
+    shown = run_cli(["history", "budgeted", "--format", "json"], subprocess_env)
+    assert shown.returncode == 0, shown.stderr
+    [run] = json.loads(shown.stdout)["runs"]
+    assert (run["llm_calls"], run["prompt_tokens"], run["completion_tokens"]) == (
+        40, timings["prompt_tokens"], timings["completion_tokens"])
+    assert run["llm_cost_usd"] is None  # fake/metered has no price: unknown, not $0
+    table = run_cli(["history", "budgeted"], {**subprocess_env, "COLUMNS": "200"})
+    assert "LLM spend" in table.stdout and "40 calls" in table.stdout and "price unknown" in table.stdout
+
+
+def test_a_history_database_from_before_spend_is_upgraded_with_its_runs_spend(tmp_path):
+    import sqlalchemy as sa
+
+    from clusterdiv.history.migrations import LATEST, migrate
+    from clusterdiv.history.store import HistoryStore, make_engine, resolve_history_url
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = make_engine(resolve_history_url(url))
+    assert migrate(engine, target=4) == [1, 2, 3, 4]
+    old_report = json.dumps({"timings": {"llm_calls": 7, "prompt_tokens": 700, "completion_tokens": 90}})
+    with engine.begin() as conn:  # as clusterdiv 4 wrote them: no spend columns
+        conn.execute(sa.text("INSERT INTO datasets (name, created_at) VALUES ('legacy', '2026-01-01')"))
+        conn.execute(sa.text(
+            "INSERT INTO runs (dataset_id, batch_id, recorded_at, config_json, report_json) "
+            "VALUES (1, 'old', '2026-01-01', '{}', :r), (1, 'text-only', '2026-01-02', '{}', '{}')"),
+            {"r": old_report})
+    engine.dispose()
+    with HistoryStore(url) as store:
+        assert store.schema_version() == LATEST
+        old, text_only = store.runs("legacy")
+    assert (old.llm_calls, old.prompt_tokens, old.completion_tokens, old.llm_cost_usd) == (7, 700, 90, None)
+    assert old.spend() == "7 calls, 790 tokens, price unknown"
+    assert (text_only.llm_calls, text_only.spend()) == (None, "")
+
+
+def test_a_service_job_status_carries_its_spend(tmp_path):
+    from service_server import ServerProcess, wait_for_job
+
+    texts = [r["text"] for r in distinct_rows(12, seed=5)]
+    proc = ServerProcess(tmp_path, args=["--representation", "criteria", "--model", "fake/metered"]).start()
+    try:
+        with proc.client() as client:
+            job = client.post("/v1/jobs", json={"kind": "score", "texts": texts,
+                                                "options": {"metrics": "none", "bootstrap": 20}}).json()
+            done = wait_for_job(client, job["id"])
+            report = client.get(done["links"]["report"]).raise_for_status().json()
+    finally:
+        proc.stop()
+    assert done["status"] == "succeeded", done
+    spend, timings = done["spend"], report["timings"]
+    assert spend["llm_calls"] == timings["llm_calls"] == 12
+    assert spend["prompt_tokens"] == timings["prompt_tokens"] > 0
+    assert spend["llm_unpriced_calls"] == 12 and spend["llm_cost_usd"] == 0 and spend["llm_stopped"] is None

@@ -133,11 +133,32 @@ def _v4(conn: sa.Connection) -> None:
                      {"r": json.dumps(request, ensure_ascii=False), "i": job_id})
 
 
+def _v5(conn: sa.Connection) -> None:
+    """What each run spent on the LLM: calls, prompt and completion tokens, and its price in dollars.
+
+    Runs recorded before carry their calls and tokens in their stored report's timings, so they are
+    read from there; their price was never recorded and stays NULL (unknown), never 0.
+    """
+    for name, type_ in (("llm_calls", sa.Integer()), ("prompt_tokens", sa.Integer()),
+                        ("completion_tokens", sa.Integer()), ("llm_cost_usd", sa.Float())):
+        _add_column(conn, "runs", name, type_)
+    for run_id, report_json in conn.execute(sa.text("SELECT id, report_json FROM runs")).all():
+        try:
+            timings = json.loads(report_json).get("timings") or {}
+        except (ValueError, AttributeError):
+            continue
+        conn.execute(sa.text("UPDATE runs SET llm_calls = :c, prompt_tokens = :p, completion_tokens = :o "
+                             "WHERE id = :i"),
+                     {"c": timings.get("llm_calls"), "p": timings.get("prompt_tokens"),
+                      "o": timings.get("completion_tokens"), "i": run_id})
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
     (1, "datasets, runs, run_metrics", _v1),
     (2, "run_tags, thresholds, drop rule, gate_status", _v2),
     (3, "service jobs", _v3),
     (4, "the tail-audit job kind is audit-tail", _v4),
+    (5, "runs record their LLM spend", _v5),
 ]
 LATEST = MIGRATIONS[-1][0]
 

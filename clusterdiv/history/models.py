@@ -117,6 +117,10 @@ runs = sa.Table(
     sa.Column("config_json", sa.Text, nullable=False),
     sa.Column("report_json", sa.Text, nullable=False),
     sa.Column("gate_status", sa.String(16)),  # migration 2
+    sa.Column("llm_calls", sa.Integer),  # migration 5
+    sa.Column("prompt_tokens", sa.Integer),  # migration 5
+    sa.Column("completion_tokens", sa.Integer),  # migration 5
+    sa.Column("llm_cost_usd", sa.Float),  # migration 5: None = unknown (a run recorded before it)
     sa.Index("ix_runs_dataset_recorded", "dataset_id", "recorded_at"),
 )
 
@@ -165,6 +169,19 @@ class RunRecord(BaseModel):
     gate_status: Literal["passed", "breached"] | None = None
     clusterdiv_version: str | None = None
     metrics: dict[str, MetricRecord] = Field(default_factory=dict)
+    # The batch's LLM spend (the report's timings): None where not known (recorded before migration 5).
+    llm_calls: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    llm_cost_usd: float | None = None
+
+    def spend(self) -> str:
+        """The spend in a table cell: calls, tokens and dollars ('' for a run with no LLM call)."""
+        if not self.llm_calls:
+            return ""
+        cost = "price unknown" if self.llm_cost_usd is None else f"${self.llm_cost_usd:.4f}"
+        return (f"{self.llm_calls} calls, {(self.prompt_tokens or 0) + (self.completion_tokens or 0):,} tokens, "
+                f"{cost}")
 
     def value(self, metric: str) -> float | None:
         m = self.metrics.get(metric)

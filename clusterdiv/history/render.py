@@ -83,12 +83,13 @@ def render_history_table(console: Any, *, dataset: str, tracking: Tracking | Non
                       _last_change(t), _rule_text(t), str(len(t.breaches)) or "", str(len(t.drops)))
     console.print(table)
     rt = Table(title="Runs")
-    for col in ("run", "recorded (UTC)", "batch", "owner", "tags", "n", "score_normalized", "gate", "flags"):
+    for col in ("run", "recorded (UTC)", "batch", "owner", "tags", "n", "score_normalized", "gate", "LLM spend",
+                "flags"):
         rt.add_column(col, no_wrap=col in ("run", "batch"))
     for r in runs:
         rt.add_row(str(r.id), r.recorded_at.strftime("%Y-%m-%d %H:%M"), r.batch_id, r.owner or "",
                    ",".join(r.tags), str(r.n_samples or ""), _fmt(r.value("score_normalized")),
-                   r.gate_status or "", _flags(r, trends))
+                   r.gate_status or "", r.spend(), _flags(r, trends))
     console.print(rt)
     for line in flag_lines(trends, drop_share, window):
         console.print(f"[yellow]flag[/yellow] {line}", highlight=False)
@@ -107,12 +108,12 @@ def render_history_markdown(*, dataset: str, tracking: Tracking | None, runs: Se
         lines.append(f"| {md_text(t.metric)} | `{sparkline(t.values)}` | {_fmt(t.points[0].value if t.points else None)} | "
                      f"{_fmt(last.value if last else None)} | {_fmt(last.baseline if last else None)} | "
                      f"{_last_change(t)} | {md_text(_rule_text(t))} | {len(t.breaches)} | {len(t.drops)} |")
-    lines += ["", "| run | recorded (UTC) | batch | owner | tags | score_normalized | gate | flags |",
-              "| ---: | --- | --- | --- | --- | ---: | --- | --- |"]
+    lines += ["", "| run | recorded (UTC) | batch | owner | tags | score_normalized | gate | LLM spend | flags |",
+              "| ---: | --- | --- | --- | --- | ---: | --- | --- | --- |"]
     for r in runs:
         lines.append(f"| {r.id} | {r.recorded_at:%Y-%m-%d %H:%M} | {md_text(r.batch_id)} | {md_text(r.owner or '')} | "
                      f"{md_text(','.join(r.tags))} | {_fmt(r.value('score_normalized'))} | {r.gate_status or ''} | "
-                     f"{md_text(_flags(r, trends))} |")
+                     f"{md_text(r.spend())} | {md_text(_flags(r, trends))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -149,6 +149,17 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _spend(report: Any) -> dict[str, Any]:
+    """A run's LLM spend columns from its report's timings. The price is None (unknown) when some
+    answered call had no price in litellm's map, since a partial sum would read as the whole bill."""
+    t = getattr(report, "timings", None)
+    if t is None:
+        return {}
+    cost = None if getattr(t, "llm_unpriced_calls", 0) else getattr(t, "llm_cost_usd", None)
+    return {"llm_calls": t.llm_calls, "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
+            "llm_cost_usd": cost}
+
+
 def flatten_metrics(report: Any) -> dict[str, MetricRecord]:
     """Headline scores and every numeric `metrics[name].value` of a Report, by name."""
     out = {
@@ -239,7 +250,7 @@ class HistoryStore:
                 score_normalized=report.score_normalized,
                 clusterdiv_version=config.get("clusterdiv_version"),
                 config_json=json.dumps(config, sort_keys=True), report_json=report.to_json(indent=None),
-                gate_status=gate_status,
+                gate_status=gate_status, **_spend(report),
             ).returning(runs.c.id)).scalar_one()
             if pause > 0:
                 print(PAUSE_MARKER, flush=True)
@@ -335,6 +346,8 @@ class HistoryStore:
             started_at=_utc(r["started_at"]), recorded_at=_utc(r["recorded_at"]),
             n_samples=r["n_samples"], gate_status=r["gate_status"],
             clusterdiv_version=r["clusterdiv_version"], metrics=metrics.get(r["id"], {}),
+            llm_calls=r["llm_calls"], prompt_tokens=r["prompt_tokens"], completion_tokens=r["completion_tokens"],
+            llm_cost_usd=r["llm_cost_usd"],
         ) for r in rows]
 
     def report_json(self, run_id: int) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from clusterdiv.service.schemas import (
     JobRequest,
     JobView,
     ScoreJob,
+    Spend,
 )
 from clusterdiv.service.security import (
     BodySizeLimit,
@@ -103,14 +104,26 @@ def _summary(kind: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _view(job: JobRecord, store: JobStore, base: str = "/v1/jobs") -> JobView:
     links = {"self": f"{base}/{job.id}"}
-    summary = None
+    summary = spend = None
     if job.status == "succeeded":
         links |= {"report": f"{base}/{job.id}/report", "markdown": f"{base}/{job.id}/report?format=markdown",
                   "html": f"{base}/{job.id}/report?format=html"}
         if job.kind == "score":
             links["explorer"] = f"{base}/{job.id}/explorer"
-        summary = _summary(job.kind, store.report(job.id))
-    return JobView(**job.model_dump(exclude={"worker", "heartbeat_at"}), summary=summary, links=links)
+        report = store.report(job.id)
+        summary = _summary(job.kind, report)
+        spend = Spend.from_timings(_timings(report))
+    return JobView(**job.model_dump(exclude={"worker", "heartbeat_at"}), summary=summary, links=links, spend=spend)
+
+
+def _timings(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job result's timings: the report's own, or (select's before/after) its first report's."""
+    if not isinstance(result, dict):
+        return None
+    if isinstance(result.get("timings"), dict):
+        return result["timings"]
+    return next((v["timings"] for v in result.values() if isinstance(v, dict) and isinstance(v.get("timings"), dict)),
+                None)
 
 
 def _markdown_page(title: str, markdown: str) -> str:

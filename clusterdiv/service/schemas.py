@@ -227,10 +227,30 @@ class JobFields(BaseModel):
     run_id: int | None = Field(default=None, description="history run id, when recorded")
 
 
+class Spend(BaseModel):
+    """What a finished job spent on the LLM (its report's timings): the provider's usage, priced by
+    litellm's offline cost map; calls it could not price (a local model) are counted, not priced."""
+
+    llm_calls: int = 0
+    llm_cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_cost_usd: float = 0.0
+    llm_unpriced_calls: int = 0
+    llm_stopped: str | None = None
+
+    @classmethod
+    def from_timings(cls, timings: dict[str, Any] | None) -> Spend | None:
+        if not isinstance(timings, dict):
+            return None
+        return cls.model_validate({k: timings[k] for k in cls.model_fields if timings.get(k) is not None})
+
+
 class JobView(JobFields):
     """What a client sees of a job: poll it until `status` is succeeded or failed."""
 
     summary: dict[str, Any] | None = Field(default=None, description="headline numbers once finished")
+    spend: Spend | None = Field(default=None, description="LLM calls, tokens and cost, once finished")
     links: dict[str, str] = Field(default_factory=dict)
 
 
