@@ -1,4 +1,4 @@
-"""mkdocs hook: pages include README.md's sections, and the nav picks up the paid-model page.
+"""mkdocs hook: pages include README.md's sections.
 
 README.md is what GitHub and PyPI show, so its set-up, quick start and real run are written once,
 there, between `<!-- docs:NAME -->` and `<!-- /docs:NAME -->` markers; a page says
@@ -18,8 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 INCLUDE = re.compile(r"^<!-- include: (?P<file>\S+) (?P<name>[\w-]+) -->$", re.MULTILINE)
 LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
-# issue 34's user docs; listed under the LLM pages when the file exists
-PAID_MODEL_PAGE = "using-a-paid-model.md"
 
 
 def section(text: str, name: str) -> str:
@@ -68,24 +66,3 @@ def expand(markdown: str, page_path: str, root: Path = ROOT) -> str:
 def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 (mkdocs' hook signature)
     return expand(markdown, page.file.src_uri)
 
-
-def _in_nav(nav, target: str) -> bool:
-    for item in nav or []:
-        value = next(iter(item.values())) if isinstance(item, dict) else item
-        if value == target or (isinstance(value, list) and _in_nav(value, target)):
-            return True
-    return False
-
-
-def on_config(config):
-    docs = Path(config["docs_dir"])
-    nav = config["nav"]
-    if (docs / PAID_MODEL_PAGE).is_file() and not _in_nav(nav, PAID_MODEL_PAGE):
-        for item in nav:
-            if isinstance(item, dict) and isinstance(next(iter(item.values())), list):
-                entries = next(iter(item.values()))
-                if _in_nav(entries, "using-other-llms.md"):
-                    at = next(i for i, e in enumerate(entries) if _in_nav([e], "using-other-llms.md"))
-                    entries.insert(at + 1, {"Use a paid model": PAID_MODEL_PAGE})
-                    break
-    return config
