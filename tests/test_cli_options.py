@@ -56,10 +56,11 @@ def test_score_check_compare_and_explore_share_the_score_options():
     assert taken["score"] == group
     assert taken["check"] == group - {"label_field"}
     # compare and explore have their own --reference (and compare its own --sample) and take no
-    # --label-field, --api-key or --input-format, as before the groups; nor --sample-width (compare
-    # scores at one common size, explore every example)
-    assert taken["compare"] == taken["explore"] == group - {"label_field", "api_key", "input_format",
-                                                            "sample_width"}
+    # --api-key or --input-format, as before the groups; nor --sample-width (compare scores at one common
+    # size, explore every example), nor --reference-label-field (no coverage by label there); --label-field
+    # gives their modes' labels and purity (issue 32)
+    assert taken["compare"] == taken["explore"] == group - {"api_key", "input_format", "sample_width",
+                                                            "reference_label_field"}
     helps = {name: next(p.help for p in command.commands[name].params if p.name == "sample")
              for name in ("score", "compare", "explore")}
     from clusterdiv.cli.common import Sample

@@ -38,6 +38,11 @@ def warning_text(message: Warning | str, category: type[Warning]) -> str:
     return f"{category.__name__}: {str(message).strip()}"
 
 
+_NOT_ABOUT_THE_RUN = (DeprecationWarning, PendingDeprecationWarning)
+"""A library's deprecations are for its developers, not facts about the run (Ray Data raises them on every
+`--engine ray` run): they keep Python's own handling, and the same data gives the same report on any engine."""
+
+
 class _Hook:
     def __init__(self, fallback: Any):
         self.fallback = fallback
@@ -45,7 +50,7 @@ class _Hook:
     def __call__(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
                  file: Any = None, line: str | None = None) -> None:
         sink = _COLLECTOR.get()
-        if sink is None:
+        if sink is None or issubclass(category, _NOT_ABOUT_THE_RUN):
             self.fallback(message, category, filename, lineno, file, line)
         else:
             sink.append(warning_text(message, category))
