@@ -158,7 +158,7 @@ def test_demo_copies_its_files_and_suggests_commands_on_the_copies(tmp_path, sub
 
 
 def test_mkdocs_build_strict_builds_every_page_api_name_and_command(tmp_path):
-    for module in ("mkdocs", "material", "mkdocstrings_handlers.python"):
+    for module in ("mkdocs", "material", "mkdocstrings_handlers.python", "griffe_pydantic"):
         if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed (the dev extra installs it)")
     site = tmp_path / "site"
