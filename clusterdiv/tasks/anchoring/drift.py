@@ -20,13 +20,15 @@ Verdict thresholds (`VERDICT_THRESHOLDS`; the verdict is the worst of the indica
 ==================  ========  ==========  =====================================================
 indicator           fresh if  drifting if stale otherwise
 ==================  ========  ==========  =====================================================
-mauve               >= 0.80   >= 0.40     same-distribution samples of a few hundred score
+mauve               >= 0.90   >= 0.50     same-distribution samples of a few hundred score
                                           0.9-1.0; a quarter of the batch off-distribution
-                                          drops MAUVE well below 0.8
+                                          drops MAUVE well below 0.9
+precision           >= 0.70   >= 0.40     k-NN precision: batch examples inside the fresh
+                                          real manifold
 coverage            >= 0.70   >= 0.40     share of fresh real examples with a batch example
                                           among their 5 nearest neighbours
 recall              >= 0.60   >= 0.30     k-NN recall of the fresh real manifold
-share_shift (TV)    <= 0.20   <= 0.40     half the summed absolute share differences per mode
+share_shift (TV)    <= 0.08   <= 0.25     half the summed absolute share differences per mode
 ==================  ========  ==========  =====================================================
 
 MAUVE is noisy on small sets (it k-means-quantises both sets; the seed is recorded); below 50
