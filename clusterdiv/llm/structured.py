@@ -419,7 +419,8 @@ def plan_calls(stage: str, prompt: PromptTemplate, inputs: list[dict[str, Any]],
         return None
     keys = [llm_cache_key(prompt, v, schema, settings=settings) for v in inputs]
     found = stored(keys) if keys else set()
-    asked = [v for k, v in zip(keys, inputs, strict=True) if k not in found]
+    # one call per distinct miss: a text given twice is asked once, and the second finds it cached
+    asked = list({k: v for k, v in zip(keys, inputs, strict=True) if k not in found}.values())
     prompt_tokens = sum(count_prompt_tokens(settings, schema, prompt.messages(**v)) for v in asked) if asked else 0
     completion_max = len(asked) * settings.max_tokens
     cost = price(settings, prompt_tokens, completion_max) if asked else 0.0
@@ -450,15 +451,15 @@ def announce_calls(progress: Any, stage: str, prompt: PromptTemplate, inputs: li
                    schema: type[BaseModel], *, settings: LLMSettings, cache: Any, workers: int = 1,
                    stats: CallStats | None = None) -> int | None:
     """Before a step's first LLM call: its plan (`plan_calls`), checked against the budget, and one
-    line on `progress`: the model, the calls the step will send (its cache misses), the prompt tokens,
-    the expected time and, for a priced model, the most it can cost:
+    line on `progress`: the model, the calls the step will send (its cache misses), the expected time
+    and, for a priced model, the most it can cost (the prompt tokens are the dry run's to show):
 
-        LLM: local/smollm2 · criteria · 289 calls (12 cached) · 41,310 prompt tokens · about 3 min 22 s
+        LLM: local/smollm2 · criteria · 289 calls (12 cached) · about 3 min 22 s
 
     Every LLM step calls this once, so no step pays for minutes of calls without saying so first;
     nothing is said when every answer is cached. A dry run (`settings.dry_run`) stops here with the
     plan (`PlanReady`) at the first step with misses. Returns the calls counted (None when `cache`
-    cannot be looked into, e.g. an engine worker's recorder)."""
+    cannot be looked into, e.g. an engine worker's recorder, or `progress` takes no announcements)."""
     stats = stats if stats is not None else CallStats()
     if not inputs and not settings.dry_run:
         return None
@@ -473,11 +474,12 @@ def announce_calls(progress: Any, stage: str, prompt: PromptTemplate, inputs: li
                                     note=f"stopped planning at {stage}: any later LLM step needs its answers"))
         return 0
     _check_budget(plan, settings, stats)
-    if not plan.calls or not announces(progress):
-        return plan.calls
+    if not announces(progress):
+        return None
+    if not plan.calls:
+        return 0
     calls = plan.calls
-    parts = [f"LLM: {settings.model}", stage, f"{calls} call{'s' if calls != 1 else ''} ({plan.cached} cached)",
-             f"{plan.prompt_tokens:,} prompt tokens"]
+    parts = [f"LLM: {settings.model}", stage, f"{calls} call{'s' if calls != 1 else ''} ({plan.cached} cached)"]
     rate = _seconds_per_call(settings)
     parts.append(f"about {format_duration(calls * rate / max(1, workers))}" if rate is not None else "time unknown")
     cost = plan.cost_usd_max
