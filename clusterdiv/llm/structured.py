@@ -362,7 +362,7 @@ class LLMPlan(BaseModel):
     """A dry run's answer: each LLM step reached, and whether the plan covers the whole run."""
 
     steps: list[StepPlan]
-    complete: bool  # False: a later step's inputs depend on answers this plan has not bought
+    complete: bool  # True: the run went to its end (every step planned); False: planning stopped at a step with calls
     note: str | None = None
 
     @property
@@ -471,7 +471,7 @@ def announce_calls(progress: Any, stage: str, prompt: PromptTemplate, inputs: li
         stats.dry_run = True
         if plan.calls:
             raise PlanReady(LLMPlan(steps=stats.plan, complete=False,
-                                    note=f"stopped planning at {stage}: any later LLM step needs its answers"))
+                                    note=f"planned up to {stage}, the first step with calls to make: a later LLM step, if the command has one, depends on its answers"))
         return 0
     _check_budget(plan, settings, stats)
     if not announces(progress):
