@@ -69,12 +69,11 @@ def fake_llm():
 
 @pytest.fixture
 def subprocess_env(cache_dir: Path, tmp_path: Path) -> dict[str, str]:
-    """Environment for CLI subprocesses: isolated cache, fake plugin importable, call log."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
-    env["CLUSTERDIV_CACHE_DIR"] = str(cache_dir)
-    env["FAKE_LLM_CALL_LOG"] = str(tmp_path / "calls.log")
-    return env
+    """Environment for CLI subprocesses: isolated cache, fake plugin importable, call log (test_cli.cli_env;
+    the history database stays `_isolated_history`'s)."""
+    from test_cli import cli_env
+
+    return cli_env(tmp_path, cache=cache_dir, history=False)
 
 
 @pytest.fixture(autouse=True)

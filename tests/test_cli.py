@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,19 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 240,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "clusterdiv.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout, cwd=cwd)
+
+
+def cli_env(root: Path, *, cache: Path | None = None, extra_path: tuple[Path, ...] = (),
+            history: bool = True) -> dict[str, str]:
+    """Environment for CLI subprocesses (what the `subprocess_env` fixture gives, for module-scoped fixtures
+    too): the fake plugin importable, an isolated cache, call log and history database under `root`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *map(str, extra_path), env.get("PYTHONPATH", "")])
+    env["CLUSTERDIV_CACHE_DIR"] = str(cache if cache is not None else root / "cache")
+    env["FAKE_LLM_CALL_LOG"] = str(root / "calls.log")
+    if history:  # else the caller's own (the per-test `_isolated_history` database)
+        env["CLUSTERDIV_HISTORY_DB"] = str(root / "history.sqlite")
+    return env
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

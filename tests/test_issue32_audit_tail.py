@@ -11,14 +11,12 @@ description's keywords (tests/fake_llm.py).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import TESTS_DIR
 from corpora import intent_corpus
 from service_server import ServerProcess, wait_for_job
-from test_cli import run_cli, write_jsonl
+from test_cli import cli_env, run_cli, write_jsonl
 
 from clusterdiv.reports.report import Report
 from clusterdiv.tasks.anchoring import render_markdown
@@ -45,13 +43,7 @@ def spec_file(path: Path, entries: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     """One isolated cache and call log for the module's CLI runs (as conftest's subprocess_env, shared)."""
-    root = tmp_path_factory.mktemp("issue32_tail")
-    out = dict(os.environ)
-    out["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), out.get("PYTHONPATH", "")])
-    out["CLUSTERDIV_CACHE_DIR"] = str(root / "cache")
-    out["CLUSTERDIV_HISTORY_DB"] = str(root / "history.sqlite")
-    out["FAKE_LLM_CALL_LOG"] = str(root / "calls.log")
-    return out
+    return cli_env(tmp_path_factory.mktemp("issue32_tail"))
 
 
 @pytest.fixture(scope="module")

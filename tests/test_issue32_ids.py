@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from corpora import intent_corpus
 from service_server import ServerProcess, wait_for_job
-from test_cli import run_cli, write_jsonl
+from test_cli import cli_env, run_cli, write_jsonl
 
 KEPT = ["weather", "alarm", "transfer", "recipe"]
 
@@ -39,15 +38,7 @@ def data(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     """`subprocess_env` at module scope, so the CLI runs below are shared by several tests."""
-    import os
-
-    root = tmp_path_factory.mktemp("ids-env")
-    out = dict(os.environ)
-    out["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), out.get("PYTHONPATH", "")])
-    out["CLUSTERDIV_CACHE_DIR"] = str(root / "cache")
-    out["FAKE_LLM_CALL_LOG"] = str(root / "calls.log")
-    out["CLUSTERDIV_HISTORY_DB"] = str(root / "history.sqlite")
-    return out
+    return cli_env(tmp_path_factory.mktemp("ids-env"))
 
 
 @pytest.fixture(scope="module")

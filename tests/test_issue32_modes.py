@@ -9,13 +9,11 @@ report must say its numbers unambiguously and put what the libraries say into it
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
-from conftest import TESTS_DIR
 from corpora import intent_corpus
-from test_cli import run_cli, write_jsonl
+from test_cli import cli_env, run_cli, write_jsonl
 
 from clusterdiv.reports.coverage import coverage_line
 from clusterdiv.reports.report import Report
@@ -41,11 +39,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("issue32")
     batch = [*intent_corpus(["weather", "music", "alarm"], 75, seed=4), *intent_corpus(["balance"], 15, seed=5)]
     real = intent_corpus(REAL, 150, seed=3)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), str(root), env.get("PYTHONPATH", "")])
-    env["CLUSTERDIV_CACHE_DIR"] = str(root / "cache")  # fresh: the first run is a cold one
-    env["CLUSTERDIV_HISTORY_DB"] = str(root / "history.sqlite")
-    env["FAKE_LLM_CALL_LOG"] = str(root / "calls.log")
+    env = cli_env(root, extra_path=(root,))  # a fresh cache: the first run is a cold one
     return {
         "root": root, "env": env,
         "batch": write_jsonl(root / "batch.jsonl", [{"id": f"b{i}", "text": t} for i, (t, _) in enumerate(batch)]),

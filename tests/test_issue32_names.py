@@ -8,27 +8,19 @@ batch and reference shared by the whole module (every subprocess costs seconds o
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-from conftest import TESTS_DIR
 from corpora import intent_corpus
-from test_cli import run_cli, write_jsonl
+from test_cli import cli_env, run_cli, write_jsonl
 
 WORD = re.compile(r"\w+")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("names-env")
-    out = dict(os.environ)
-    out["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), out.get("PYTHONPATH", "")])
-    out["CLUSTERDIV_CACHE_DIR"] = str(base / "cache")
-    out["FAKE_LLM_CALL_LOG"] = str(base / "calls.log")
-    out["CLUSTERDIV_HISTORY_DB"] = str(base / "history.sqlite")
-    return out
+    return cli_env(tmp_path_factory.mktemp("names-env"))
 
 
 @pytest.fixture(scope="module")
